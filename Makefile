@@ -1,0 +1,50 @@
+# rag-engine: one Makefile for the whole monorepo. See README.md.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+LIBS := libs/schema libs/eventbus libs/jobqueue libs/storage libs/embedding libs/observability libs/devstack
+SERVICES := services/api services/parse-worker services/ingest-worker
+PACKAGES := $(LIBS) $(SERVICES)
+EDITABLES := $(foreach p,$(PACKAGES),-e $(p))
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint dev bench k8s-check images constraints clean
+
+install: $(STAMP)
+
+$(STAMP): constraints.txt requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt pip setuptools wheel
+	$(BIN)/pip install -q --disable-pip-version-check --no-build-isolation -c constraints.txt -r requirements-dev.txt $(EDITABLES) \
+		|| { echo "error: make install failed (see pip's message above)" >&2; exit 1; }
+	@touch $(STAMP)
+
+# Re-resolve every dependency to its newest version and pin it (versions only).
+constraints: install
+	$(BIN)/pip freeze --exclude-editable | grep -v '^-e' | grep -v ' @ ' | sort -f > constraints.txt
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+dev: install
+	$(BIN)/python -m rag_devstack.dev
+
+bench: install
+	$(BIN)/python -m bench
+
+k8s-check: install
+	$(BIN)/python -m rag_devstack.k8s_check
+
+images:
+	docker build -f services/api/Dockerfile -t rag-engine/api .
+	docker build -f services/parse-worker/Dockerfile -t rag-engine/parse-worker .
+	docker build -f services/ingest-worker/Dockerfile -t rag-engine/ingest-worker .
+
+clean:
+	rm -rf $(VENV) .dev .mypy_cache .ruff_cache .pytest_cache

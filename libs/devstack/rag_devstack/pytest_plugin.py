@@ -1,0 +1,88 @@
+"""Pytest fixtures: a real Postgres with pgvector for every test run.
+
+`TEST_DATABASE_URL` (a superuser DSN to a server that has pgvector) is used when
+set; otherwise an embedded Postgres is started once per session. Every test gets
+its own database, cloned from a migrated template, so tests never see each
+other's rows and may kill connections or restart at will.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from rag_devstack.postgres import EmbeddedPostgres
+from rag_schema.migrate import migrate
+
+TEMPLATE_DB = "rag_test_template"
+
+
+def with_dbname(dsn: str, dbname: str) -> str:
+    return make_conninfo(dsn, dbname=dbname)
+
+
+def _create_template(admin_dsn: str) -> None:
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE_DB)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE_DB)))
+    migrate(with_dbname(admin_dsn, TEMPLATE_DB))
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres | None]:
+    """The embedded server when one was started (tests that restart it need it), else None."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        yield None
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn(pg_server: EmbeddedPostgres | None) -> Iterator[str]:
+    """Superuser DSN of the test server, with a migrated template database ready."""
+    dsn = os.environ.get("TEST_DATABASE_URL") or (pg_server.dsn if pg_server else "")
+    _create_template(dsn)
+    yield dsn
+
+
+@pytest.fixture
+def database_url(pg_admin_dsn: str) -> Iterator[str]:
+    """A fresh, migrated database for this test only."""
+    name = f"rag_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(TEMPLATE_DB))
+        )
+    yield with_dbname(pg_admin_dsn, name)
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def empty_database_url(pg_admin_dsn: str) -> Iterator[str]:
+    """A fresh database with no schema at all (for migration tests)."""
+    name = f"rag_empty_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield with_dbname(pg_admin_dsn, name)
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+__all__ = ["conninfo_to_dict", "with_dbname"]

@@ -1,0 +1,25 @@
+"""Postgres LISTEN/NOTIFY event bus.
+
+- `publish`: number and store events inside the caller's transaction, ring the doorbell.
+- `listener`: one dedicated LISTEN connection that reconnects by itself.
+- `wakeup`: the workers' doorbell, an `asyncio.Event` set by NOTIFY.
+- `log`: replay a user's events after an id; retention pruning.
+"""
+
+from rag_eventbus.listener import Listener, ListenerState
+from rag_eventbus.log import EventLog, ResyncRequired
+from rag_eventbus.publish import REALTIME_CHANNEL, Notice, decode_notice, publish
+from rag_eventbus.wakeup import notify_job, wakeup_listener
+
+__all__ = [
+    "REALTIME_CHANNEL",
+    "EventLog",
+    "Listener",
+    "ListenerState",
+    "Notice",
+    "ResyncRequired",
+    "decode_notice",
+    "notify_job",
+    "publish",
+    "wakeup_listener",
+]

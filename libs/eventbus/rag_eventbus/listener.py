@@ -1,0 +1,153 @@
+"""One dedicated LISTEN connection that survives restarts of the database.
+
+LISTEN is session state, so the connection is never taken from a pool (and must be
+session-mode: `EVENTBUS_DATABASE_URL` when the pool goes through pgbouncer). While
+`notifies()` iterates it holds the connection, so nothing else runs on it; handlers
+are plain functions that must not block: they set an event or fill a queue.
+
+After every (re)connection `on_reconnect` runs: whatever was notified while the
+connection was down is lost, and the owner re-reads it from Postgres (workers poll,
+the api replays each socket's gap from the event log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import psycopg
+import structlog
+from psycopg import AsyncConnection, sql
+
+log = structlog.get_logger("rag_eventbus.listener")
+
+Handler = Callable[[str], None]
+ReconnectHook = Callable[[], Awaitable[None] | None]
+
+# A dead peer is noticed by TCP keepalives and by the periodic health query.
+KEEPALIVE_PARAMS: Mapping[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "connect_timeout": 10,
+}
+
+
+class ListenerState(enum.Enum):
+    STOPPED = "stopped"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+
+
+class Listener:
+    """LISTEN on `handlers`' channels; reconnect with exponential backoff and jitter."""
+
+    def __init__(
+        self,
+        dsn: str,
+        handlers: Mapping[str, Handler],
+        *,
+        on_reconnect: ReconnectHook | None = None,
+        health_interval: float = 15.0,
+        backoff_initial: float = 0.1,
+        backoff_max: float = 10.0,
+        name: str = "listener",
+    ) -> None:
+        self._dsn = dsn
+        self._handlers = dict(handlers)
+        self._on_reconnect = on_reconnect
+        self._health_interval = health_interval
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._name = name
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self.state = ListenerState.STOPPED
+        self.connects = 0  # successful connections, the first included
+        self.notifications = 0
+
+    @property
+    def reconnects(self) -> int:
+        return max(0, self.connects - 1)
+
+    @property
+    def is_connected(self) -> bool:
+        return self.state is ListenerState.CONNECTED
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"{self._name}-loop")
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self._connected.wait(), timeout)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.state = ListenerState.STOPPED
+        self._connected.clear()
+
+    async def __aenter__(self) -> Listener:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _run(self) -> None:
+        delay = self._backoff_initial
+        while True:
+            self.state = ListenerState.CONNECTING
+            try:
+                async with await AsyncConnection.connect(
+                    self._dsn, autocommit=True, **KEEPALIVE_PARAMS
+                ) as conn:
+                    for channel in self._handlers:
+                        await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    self.state = ListenerState.CONNECTED
+                    self.connects += 1
+                    self._connected.set()
+                    delay = self._backoff_initial
+                    log.info("listener_connected", listener=self._name, connects=self.connects)
+                    await self._after_connect()
+                    await self._consume(conn)
+            except asyncio.CancelledError:
+                raise
+            except (psycopg.Error, OSError) as exc:
+                log.warning("listener_disconnected", listener=self._name, error=str(exc))
+            self._connected.clear()
+            self.state = ListenerState.CONNECTING
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, self._backoff_max)
+
+    async def _after_connect(self) -> None:
+        if self._on_reconnect is None:
+            return
+        try:
+            result = self._on_reconnect()
+            if result is not None:
+                await result
+        except Exception:  # a hook's bug must not kill the listener
+            log.exception("listener_on_reconnect_failed", listener=self._name)
+
+    async def _consume(self, conn: AsyncConnection[Any]) -> None:
+        while True:
+            async for notify in conn.notifies(timeout=self._health_interval):
+                self.notifications += 1
+                handler = self._handlers.get(notify.channel)
+                if handler is None:
+                    continue
+                try:
+                    handler(notify.payload)
+                except Exception:
+                    log.exception("listener_handler_failed", channel=notify.channel)
+            # Quiet for a while: prove the connection is alive.
+            await conn.execute("SELECT 1")

@@ -1,0 +1,1 @@
+"""rag-engine's shared contract: event models, settings and SQL migrations."""

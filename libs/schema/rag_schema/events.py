@@ -1,0 +1,161 @@
+"""The realtime event contract (CONTRACT.md §5) as pydantic models.
+
+Producers build one of the payload models and wrap it in `Event`; the bus stores
+`payload` as JSON and delivers `{"id", "type", "payload", "created_at"}` frames.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+EventType = Literal[
+    "document.created",
+    "document.status_updated",
+    "document.deleted",
+    "job.status_updated",
+    "message.created",
+    "message.status_updated",
+]
+DocumentStatus = Literal["queued", "parsing", "parsed", "ingesting", "ingested", "error"]
+JobStatus = Literal["queued", "running", "success", "failed"]
+JobType = Literal["parse", "ingest"]
+MessageStatus = Literal["pending", "streaming", "completed", "failed"]
+MessageRole = Literal["user", "assistant"]
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    workspace_id: UUID
+
+
+class DocumentCreated(_Payload):
+    document_id: UUID
+    filename: str
+    status: DocumentStatus
+
+
+class DocumentStatusUpdated(_Payload):
+    document_id: UUID
+    status: DocumentStatus
+    error: str | None = None
+
+
+class DocumentDeleted(_Payload):
+    document_id: UUID
+
+
+class JobProgress(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    done: int
+    total: int
+
+
+class JobStatusUpdated(_Payload):
+    job_id: UUID
+    job_type: JobType
+    document_id: UUID
+    status: JobStatus
+    attempt: int
+    max_attempts: int
+    error: str | None = None
+    run_at: datetime | None = None
+    progress: JobProgress | None = None
+
+
+class Citation(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    document_id: UUID
+    chunk_id: int
+    filename: str
+    ordinal: int
+
+
+class MessageCreated(_Payload):
+    message_id: UUID
+    conversation_id: UUID
+    role: MessageRole
+    status: MessageStatus
+    content: str
+
+
+class MessageStatusUpdated(_Payload):
+    message_id: UUID
+    conversation_id: UUID
+    status: MessageStatus
+    content: str
+    delta: str = ""
+    citations: list[Citation] | None = None
+    error: str | None = None
+
+
+Payload = (
+    DocumentCreated
+    | DocumentStatusUpdated
+    | DocumentDeleted
+    | JobStatusUpdated
+    | MessageCreated
+    | MessageStatusUpdated
+)
+
+PAYLOAD_TYPES: dict[EventType, type[_Payload]] = {
+    "document.created": DocumentCreated,
+    "document.status_updated": DocumentStatusUpdated,
+    "document.deleted": DocumentDeleted,
+    "job.status_updated": JobStatusUpdated,
+    "message.created": MessageCreated,
+    "message.status_updated": MessageStatusUpdated,
+}
+_TYPE_OF: dict[type[_Payload], EventType] = {v: k for k, v in PAYLOAD_TYPES.items()}
+
+
+class Event(BaseModel):
+    """An event before it is published: a type and its payload, not yet numbered."""
+
+    model_config = ConfigDict(frozen=True)
+    type: EventType
+    payload: dict[str, Any]
+
+    @classmethod
+    def of(cls, payload: Payload) -> Event:
+        """Wrap a typed payload; optional fields left unset (e.g. `progress`) are omitted."""
+        body = payload.model_dump(mode="json", exclude_none=False)
+        if isinstance(payload, JobStatusUpdated) and payload.progress is None:
+            body.pop("progress")
+        if isinstance(payload, MessageStatusUpdated):
+            if payload.citations is None:
+                body.pop("citations")
+        return cls(type=_TYPE_OF[type(payload)], payload=body)
+
+    @property
+    def workspace_id(self) -> UUID:
+        return UUID(str(self.payload["workspace_id"]))
+
+
+class DeliveredEvent(BaseModel):
+    """An event as a user receives it: numbered in that user's own stream."""
+
+    model_config = ConfigDict(frozen=True)
+    id: int
+    type: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+    def to_frame(self) -> bytes:
+        return orjson.dumps(
+            {
+                "id": self.id,
+                "type": self.type,
+                "payload": self.payload,
+                "created_at": self.created_at,
+            }
+        )
+
+
+def parse_payload(event_type: EventType, payload: dict[str, Any]) -> _Payload:
+    """Validate a stored or received payload against the contract."""
+    return PAYLOAD_TYPES[event_type].model_validate(payload)
