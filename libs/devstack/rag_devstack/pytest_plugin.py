@@ -67,7 +67,9 @@ def database_url(pg_admin_dsn: str) -> Iterator[str]:
     name = f"rag_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
         conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(TEMPLATE_DB))
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(TEMPLATE_DB)
+            )
         )
     yield with_dbname(pg_admin_dsn, name)
     with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:

@@ -80,13 +80,9 @@ class EventLog:
         cur = await self._conn.execute(
             SELECT_AFTER, {"user_id": user_id, "after": after, "upto": upto, "limit": limit}
         )
-        return [
-            DeliveredEvent(id=i, type=t, payload=p, created_at=c) for i, t, p, c in await cur.fetchall()
-        ]
+        return [DeliveredEvent(id=i, type=t, payload=p, created_at=c) for i, t, p, c in await cur.fetchall()]
 
     async def prune(self, max_age_seconds: float, max_per_user: int) -> int:
         """Delete events past either limit; return how many rows went."""
-        cur = await self._conn.execute(
-            PRUNE, {"max_age": max_age_seconds, "max_per_user": max_per_user}
-        )
+        cur = await self._conn.execute(PRUNE, {"max_age": max_age_seconds, "max_per_user": max_per_user})
         return cur.rowcount

@@ -85,9 +85,7 @@ async def publish(conn: AsyncConnection[Any], events: Sequence[Event]) -> dict[U
         return {}
 
     users = sorted(per_user)
-    cur = await conn.execute(
-        ALLOCATE_IDS, {"users": users, "counts": [len(per_user[u]) for u in users]}
-    )
+    cur = await conn.execute(ALLOCATE_IDS, {"users": users, "counts": [len(per_user[u]) for u in users]})
     last_ids = {user_id: last_id for user_id, last_id in await cur.fetchall()}
 
     row_users: list[UUID] = []

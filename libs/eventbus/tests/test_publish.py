@@ -1,0 +1,120 @@
+"""publish(): per-user consecutive ids in commit order, under real concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+
+import psycopg
+import pytest
+from psycopg import AsyncConnection
+
+from rag_eventbus import EventLog, publish
+from rag_schema.events import DocumentDeleted, Event
+
+from .conftest import make_workspace, user_event_ids
+
+pytestmark = pytest.mark.anyio
+
+
+def deleted(workspace_id: uuid.UUID) -> Event:
+    return Event.of(DocumentDeleted(workspace_id=workspace_id, document_id=uuid.uuid4()))
+
+
+async def test_concurrent_publishers_give_consecutive_ids_and_resumable_streams(database_url: str) -> None:
+    users = [uuid.uuid4() for _ in range(6)]
+    # Overlapping memberships: every workspace shares users with others.
+    workspaces = [
+        make_workspace(database_url, [users[i], users[(i + 1) % 6], users[(i + 3) % 6]]) for i in range(6)
+    ]
+    publishers, per_publisher = 20, 200
+    done = asyncio.Event()
+    seen: dict[uuid.UUID, list[int]] = {u: [] for u in users}
+
+    async def publisher(n: int) -> None:
+        rng = random.Random(n)
+        async with await AsyncConnection.connect(database_url) as conn:
+            for _ in range(per_publisher):
+                async with conn.transaction():
+                    await publish(conn, [deleted(rng.choice(workspaces))])
+
+    async def resuming_reader(user_id: uuid.UUID) -> None:
+        """Resume "after k" at random moments: must see every id exactly once, in order."""
+        rng = random.Random(str(user_id))
+        async with await AsyncConnection.connect(database_url, autocommit=True) as conn:
+            log = EventLog(conn)
+            after = 0
+            while True:
+                finished = done.is_set()
+                batch = await log.read_after(user_id, after, limit=rng.randint(1, 50))
+                for event in batch:
+                    seen[user_id].append(event.id)
+                    after = event.id
+                if finished and not batch:
+                    return
+                await asyncio.sleep(rng.random() * 0.01)
+
+    readers = [asyncio.create_task(resuming_reader(u)) for u in users]
+    await asyncio.gather(*(publisher(n) for n in range(publishers)))
+    done.set()
+    await asyncio.gather(*readers)
+
+    total = 0
+    for user_id in users:
+        ids = user_event_ids(database_url, user_id)
+        assert ids == list(range(1, len(ids) + 1)), "gap or duplicate in the stored stream"
+        assert seen[user_id] == ids, "a resuming reader missed or repeated an event"
+        total += len(ids)
+    # Each event went to the 3 members of its workspace.
+    assert total == publishers * per_publisher * 3
+
+
+async def test_rolled_back_publish_leaves_no_event_and_no_gap(database_url: str) -> None:
+    user = uuid.uuid4()
+    workspace = make_workspace(database_url, [user])
+    async with await AsyncConnection.connect(database_url) as conn:
+        async with conn.transaction():
+            await publish(conn, [deleted(workspace)])
+        with pytest.raises(RuntimeError):
+            async with conn.transaction():
+                await publish(conn, [deleted(workspace), deleted(workspace)])
+                raise RuntimeError("the caller's work failed")
+        async with conn.transaction():
+            ids = await publish(conn, [deleted(workspace)])
+    assert ids == {user: [2]}
+    assert user_event_ids(database_url, user) == [1, 2]
+
+
+async def test_events_reach_only_members_of_their_workspace(database_url: str) -> None:
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    ws_alice = make_workspace(database_url, [alice])
+    ws_bob = make_workspace(database_url, [bob])
+    async with await AsyncConnection.connect(database_url) as conn:
+        async with conn.transaction():
+            await publish(conn, [deleted(ws_alice), deleted(ws_alice), deleted(ws_bob)])
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT user_id, payload->>'workspace_id' FROM events").fetchall()
+    assert sorted((u, w) for u, w in rows) == sorted(
+        [(alice, str(ws_alice)), (alice, str(ws_alice)), (bob, str(ws_bob))]
+    )
+
+
+async def test_one_notification_per_publish_with_numbered_events(database_url: str) -> None:
+    user = uuid.uuid4()
+    workspace = make_workspace(database_url, [user])
+    async with await AsyncConnection.connect(database_url, autocommit=True) as listen:
+        await listen.execute("LISTEN rag_realtime")
+        async with await AsyncConnection.connect(database_url) as conn:
+            async with conn.transaction():
+                await publish(conn, [deleted(workspace) for _ in range(3)])
+        got = [n async for n in listen.notifies(timeout=1.0)]
+    from rag_eventbus import decode_notice
+
+    assert len(got) == 1
+    notice = decode_notice(got[0].payload)
+    assert [(u, e.id, e.type) for u, e in notice.events] == [
+        (user, 1, "document.deleted"),
+        (user, 2, "document.deleted"),
+        (user, 3, "document.deleted"),
+    ]
