@@ -15,9 +15,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 from rag_devstack.postgres import EmbeddedPostgres
+from rag_devstack.s3 import DEV_ACCESS_KEY, DEV_SECRET_KEY, MotoServer
 from rag_schema.migrate import migrate
 
 TEMPLATE_DB = "rag_test_template"
@@ -87,4 +88,38 @@ def empty_database_url(pg_admin_dsn: str) -> Iterator[str]:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-__all__ = ["conninfo_to_dict", "with_dbname"]
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Endpoint URL of a moto S3 server for the session (`TEST_S3_ENDPOINT_URL` if set)."""
+    if os.environ.get("TEST_S3_ENDPOINT_URL"):
+        yield os.environ["TEST_S3_ENDPOINT_URL"]
+        return
+    server = MotoServer(log_file=tmp_path_factory.mktemp("s3") / "moto.log")
+    server.start()
+    try:
+        yield server.endpoint_url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_server: str) -> dict[str, str]:
+    """S3_* variables for a fresh, existing bucket private to this test."""
+    bucket = f"rag-test-{uuid.uuid4().hex[:12]}"
+    env = {
+        "S3_ENDPOINT_URL": s3_server,
+        "S3_BUCKET": bucket,
+        "S3_REGION": "us-east-1",
+        "S3_ACCESS_KEY_ID": DEV_ACCESS_KEY,
+        "S3_SECRET_ACCESS_KEY": DEV_SECRET_KEY,
+    }
+    import boto3  # moto[server] depends on boto3; sync is simplest in a fixture
+
+    boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        region_name="us-east-1",
+        aws_access_key_id=DEV_ACCESS_KEY,
+        aws_secret_access_key=DEV_SECRET_KEY,
+    ).create_bucket(Bucket=bucket)
+    return env

@@ -1,1 +1,5 @@
-"""rag_storage."""
+"""Object storage (S3, R2, MinIO, moto) for originals and parsed text."""
+
+from rag_storage.store import MultipartWriter, ObjectNotFound, ObjectStore, StorageError
+
+__all__ = ["MultipartWriter", "ObjectNotFound", "ObjectStore", "StorageError"]

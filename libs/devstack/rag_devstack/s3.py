@@ -1,0 +1,59 @@
+"""A local S3-compatible server (moto server) for tests and `make dev`.
+
+moto keeps everything in memory: stopping it loses the objects. To simulate an
+outage without losing state, put a `TcpProxy` (rag_devstack.faults) in front.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rag_devstack.postgres import free_port
+
+DEV_ACCESS_KEY = "rag-dev"
+DEV_SECRET_KEY = "rag-dev-secret"
+
+
+class MotoServer:
+    def __init__(self, port: int | None = None, log_file: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.log_file = log_file
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> str:
+        exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
+        env = {**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"}
+        self._proc = subprocess.Popen(
+            [exe, "-H", "127.0.0.1", "-p", str(self.port)], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"moto_server exited with {self._proc.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self.endpoint_url
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"moto_server did not listen on port {self.port} within {timeout}s")
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None

@@ -1,0 +1,206 @@
+"""A thin async wrapper over aiobotocore's S3 client.
+
+Why a wrapper: every service needs the same three things (one client per process
+with sane timeouts and path-style addressing for R2/MinIO/moto, errors mapped to
+two classes the callers can act on, and a streaming multipart upload that keeps
+memory flat) and none of them should know botocore's exception zoo.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import BotoCoreError, ClientError
+
+from rag_schema.settings import S3Settings
+
+PART_SIZE = 8 * 1024 * 1024  # S3's minimum part is 5 MiB; 8 MiB keeps memory small
+
+
+class StorageError(Exception):
+    """The object store failed or could not be reached (usually transient)."""
+
+
+class ObjectNotFound(StorageError):
+    """The key does not exist (permanent for the caller)."""
+
+
+def _is_not_found(exc: ClientError) -> bool:
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    return code in {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
+
+
+class ObjectStore:
+    """One S3 client for the process; use as an async context manager."""
+
+    def __init__(self, settings: S3Settings, *, connect_timeout: float = 5, read_timeout: float = 60) -> None:
+        self.bucket = settings.s3_bucket
+        self._settings = settings
+        self._config = AioConfig(
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries={"max_attempts": 2, "mode": "standard"},
+            s3={"addressing_style": "path"},
+            max_pool_connections=32,
+        )
+        self._exit_stack = contextlib.AsyncExitStack()
+        self._client: Any = None
+
+    async def __aenter__(self) -> ObjectStore:
+        s = self._settings
+        self._client = await self._exit_stack.enter_async_context(
+            get_session().create_client(
+                "s3",
+                endpoint_url=s.s3_endpoint_url,
+                region_name=s.s3_region,
+                aws_access_key_id=s.s3_access_key_id,
+                aws_secret_access_key=s.s3_secret_access_key,
+                config=self._config,
+            )
+        )
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._exit_stack.aclose()
+        self._client = None
+
+    @contextlib.asynccontextmanager
+    async def _errors(self, key: str = ""):  # type: ignore[no-untyped-def]
+        try:
+            yield
+        except ClientError as exc:
+            if _is_not_found(exc):
+                raise ObjectNotFound(f"object {key or self.bucket} not found") from exc
+            raise StorageError(f"object storage error: {exc}") from exc
+        except (BotoCoreError, OSError, TimeoutError) as exc:
+            raise StorageError(f"object storage unreachable: {exc}") from exc
+
+    async def check_bucket(self) -> None:
+        """Raise StorageError unless the bucket exists and is reachable."""
+        async with self._errors():
+            await self._client.head_bucket(Bucket=self.bucket)
+
+    async def ensure_bucket(self) -> None:
+        """Create the bucket if missing (dev and tests only)."""
+        try:
+            await self.check_bucket()
+        except ObjectNotFound:
+            async with self._errors():
+                await self._client.create_bucket(Bucket=self.bucket)
+
+    async def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+        async with self._errors(key):
+            await self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+
+    async def get_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
+        """The whole object; raises StorageError when it is larger than `max_bytes`."""
+        async with self._errors(key):
+            response = await self._client.get_object(Bucket=self.bucket, Key=key)
+            length = int(response.get("ContentLength", 0))
+            if max_bytes is not None and length > max_bytes:
+                response["Body"].close()
+                raise StorageError(f"object {key} is {length} bytes, over the {max_bytes} limit")
+            async with response["Body"] as body:
+                data: bytes = await body.read()
+                return data
+
+    async def exists(self, key: str) -> bool:
+        try:
+            async with self._errors(key):
+                await self._client.head_object(Bucket=self.bucket, Key=key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    async def delete(self, keys: Iterable[str]) -> None:
+        """Delete keys; missing ones are fine (delete is idempotent)."""
+        batch = [{"Key": k} for k in keys]
+        for start in range(0, len(batch), 1000):
+            async with self._errors():
+                await self._client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": batch[start : start + 1000], "Quiet": True}
+                )
+
+    def writer(self, key: str, content_type: str, part_size: int = PART_SIZE) -> MultipartWriter:
+        return MultipartWriter(self, key, content_type, part_size)
+
+
+class MultipartWriter:
+    """Stream an object of unknown size to S3 holding at most one part in memory.
+
+    Small objects (one part) are sent with a single PUT. Call `write` as data
+    arrives, then `complete()`; on any failure call `abort()` so no part is left
+    behind (aborting also deletes a completed object, for rollback after a DB error).
+    """
+
+    def __init__(self, store: ObjectStore, key: str, content_type: str, part_size: int) -> None:
+        self.key = key
+        self.size = 0
+        self._store = store
+        self._content_type = content_type
+        self._part_size = part_size
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self._completed = False
+
+    async def write(self, data: bytes) -> None:
+        self._buffer += data
+        self.size += len(data)
+        while len(self._buffer) >= self._part_size:
+            part = bytes(self._buffer[: self._part_size])
+            del self._buffer[: self._part_size]
+            await self._upload_part(part)
+
+    async def _upload_part(self, part: bytes) -> None:
+        client = self._store._client
+        async with self._store._errors(self.key):
+            if self._upload_id is None:
+                created = await client.create_multipart_upload(
+                    Bucket=self._store.bucket, Key=self.key, ContentType=self._content_type
+                )
+                self._upload_id = created["UploadId"]
+            number = len(self._parts) + 1
+            response = await client.upload_part(
+                Bucket=self._store.bucket,
+                Key=self.key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=part,
+            )
+            self._parts.append({"ETag": response["ETag"], "PartNumber": number})
+
+    async def complete(self) -> None:
+        if self._upload_id is None:
+            await self._store.put_bytes(self.key, bytes(self._buffer), self._content_type)
+        else:
+            if self._buffer:
+                await self._upload_part(bytes(self._buffer))
+            async with self._store._errors(self.key):
+                await self._store._client.complete_multipart_upload(
+                    Bucket=self._store.bucket,
+                    Key=self.key,
+                    UploadId=self._upload_id,
+                    MultipartUpload={"Parts": self._parts},
+                )
+        self._buffer = bytearray()
+        self._completed = True
+
+    async def abort(self) -> None:
+        """Best effort: leave nothing behind. Never raises."""
+        self._buffer = bytearray()
+        with contextlib.suppress(StorageError):
+            if self._upload_id is not None and not self._completed:
+                async with self._store._errors(self.key):
+                    await self._store._client.abort_multipart_upload(
+                        Bucket=self._store.bucket, Key=self.key, UploadId=self._upload_id
+                    )
+            elif self._completed:
+                await self._store.delete([self.key])
