@@ -1,0 +1,38 @@
+"""What every /api handler needs from the request: the caller, the pool, the settings."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from psycopg_pool import AsyncConnectionPool
+from starlette.requests import HTTPConnection
+
+from rag_api.auth import AuthError, bearer_token, verify_token
+from rag_api.errors import ApiError
+from rag_api.settings import ApiSettings
+
+
+def settings_of(conn: HTTPConnection) -> ApiSettings:
+    settings: ApiSettings = conn.app.state.settings
+    return settings
+
+
+def pool_of(conn: HTTPConnection) -> AsyncConnectionPool[Any]:
+    pool: AsyncConnectionPool[Any] = conn.app.state.pool
+    return pool
+
+
+def authenticate(conn: HTTPConnection, token: str | None = None) -> UUID:
+    """The caller's user id from `token` or the Authorization header; AuthError if none is valid."""
+    settings = settings_of(conn)
+    raw = token if token is not None else bearer_token(conn.headers.get("authorization"))
+    return verify_token(raw, settings.jwt_secret, settings.jwt_audience)
+
+
+def require_user(conn: HTTPConnection) -> UUID:
+    """The caller's user id, or a 401 ApiError."""
+    try:
+        return authenticate(conn)
+    except AuthError as exc:
+        raise ApiError(401, "unauthorized", f"Authentication failed: {exc}.") from None
