@@ -50,6 +50,10 @@ class JobSettings(_Base):
     worker_idle_sleep_seconds: float = Field(default=5.0, gt=0)
     job_lease_seconds: float = Field(default=30.0, gt=0)
     job_max_attempts: int = Field(default=5, ge=1)
+    # Not in CONTRACT.md §3 (additions, documented in docs/jobs.md):
+    job_retry_base_seconds: float = Field(default=2.0, ge=0)
+    worker_shutdown_grace_seconds: float = Field(default=20.0, ge=0)
+    worker_listen: bool = True  # false: poll only (benchmarks, pgbouncer without a direct DSN)
 
 
 class EventRetentionSettings(_Base):

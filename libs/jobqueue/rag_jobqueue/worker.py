@@ -1,0 +1,346 @@
+"""The worker loop shared by every job queue (parse, ingest, answer).
+
+The loop, as DESIGN.md has it: clear the wake-up event, THEN claim up to free
+capacity; if nothing was claimed, wait for a NOTIFY, a freed slot, the next
+retry's due time or the idle timeout. Clearing before the claim means a NOTIFY
+that lands during the claim is never wiped (procrastinate's 5 s stalls).
+The NOTIFY handler only sets the event; the loop does every database call, and
+a listener reconnect sets the event too (what was notified meanwhile is lost).
+
+Leases: claimed jobs get `locked_until = now() + JOB_LEASE_SECONDS`, renewed by
+one heartbeat per lease/3 for all jobs in flight. A job whose heartbeat comes
+back empty was taken over: its task is cancelled and its writes are fenced out.
+Expired leases of dead workers are rescued by the same loop (a takeover is a new
+claim, with the next attempt). On stop: claim nothing more, let running jobs
+finish within the grace period, then release the rest without burning an attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg
+import structlog
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from rag_eventbus import Listener, notify_job, publish, wakeup_listener
+from rag_jobqueue import metrics
+from rag_jobqueue.backoff import retry_delay
+from rag_jobqueue.errors import LeaseLost, PermanentJobError
+from rag_jobqueue.kind import JobKind
+from rag_jobqueue.lease import Lease
+from rag_jobqueue.queue import Job, QueueSQL
+from rag_schema.events import Event
+from rag_schema.settings import JobSettings
+
+log = structlog.get_logger("rag_jobqueue")
+
+Transition = Callable[[Any, Job], Awaitable[list[Event]]]
+
+
+def default_worker_id(queue: str) -> str:
+    return f"{queue}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """Runs one JobKind's jobs until `stop` is set."""
+
+    def __init__(
+        self,
+        kind: JobKind,
+        pool: AsyncConnectionPool[Any],
+        listen_dsn: str,
+        settings: JobSettings,
+        *,
+        concurrency: int | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.kind = kind
+        self.queue = kind.queue
+        self.pool = pool
+        self.settings = settings
+        self.concurrency = concurrency or settings.worker_concurrency
+        self.worker_id = worker_id or default_worker_id(self.queue.name)
+        self._sql = QueueSQL(self.queue)
+        self._wake = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._inflight: dict[uuid.UUID, tuple[asyncio.Task[None], Lease]] = {}
+        self._listener: Listener | None = (
+            wakeup_listener(listen_dsn, [self.queue.channel], self._wake) if settings.worker_listen else None
+        )
+        self._last_rescue = 0.0
+        self._db_ok = False
+
+    @property
+    def ready(self) -> bool:
+        """Readiness: listening for wake-ups (or polling only, by configuration) and DB reachable."""
+        if self._listener is None:
+            return self._db_ok
+        return self._listener.is_connected
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._inflight)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        labels = {"queue": self.queue.name}
+        if self._listener is not None:
+            self._listener.start()
+        heartbeat = asyncio.create_task(self._heartbeat_loop(), name=f"{self.queue.name}-heartbeat")
+        db_backoff = 0.1
+        log.info("worker_started", queue=self.queue.name, worker=self.worker_id, concurrency=self.concurrency)
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                self._slot_freed.clear()
+                free = self.concurrency - len(self._inflight)
+                claimed = 0
+                due_in: float | None = None
+                if free > 0:
+                    try:
+                        claimed = await self._claim_and_start(free)
+                        if claimed < free:
+                            due_in = await self._next_due()
+                        self._db_ok = True
+                        db_backoff = 0.1
+                    except (psycopg.Error, OSError) as exc:
+                        self._db_ok = False
+                        log.warning("worker_db_error", queue=self.queue.name, error=str(exc))
+                        await _wait_any([stop.wait()], timeout=db_backoff * random.uniform(0.5, 1.5))
+                        db_backoff = min(db_backoff * 2, 5.0)
+                        continue
+                    if claimed == free:
+                        continue  # more may be waiting; the next turn waits for a free slot
+                timeout = self.settings.worker_idle_sleep_seconds
+                if due_in is not None:
+                    timeout = min(timeout, max(due_in, 0.0) + 0.005)
+                rescue_in = self._rescue_interval - (time.monotonic() - self._last_rescue)
+                timeout = max(0.0, min(timeout, rescue_in))
+                cause = await _wait_any(
+                    [self._wake.wait(), self._slot_freed.wait(), stop.wait()],
+                    timeout=timeout,
+                    names=["notify", "slot", "stop"],
+                )
+                metrics.WAKEUPS.labels(cause=cause, **labels).inc()
+        finally:
+            await self._shutdown()
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            if self._listener is not None:
+                await self._listener.stop()
+            log.info("worker_stopped", queue=self.queue.name, worker=self.worker_id)
+
+    @property
+    def _rescue_interval(self) -> float:
+        return max(0.05, self.settings.job_lease_seconds / 3)
+
+    # -- claiming --------------------------------------------------------------
+
+    async def _claim_and_start(self, free: int) -> int:
+        jobs: list[Job] = []
+        if time.monotonic() - self._last_rescue >= self._rescue_interval:
+            self._last_rescue = time.monotonic()
+            jobs += await self._claim(self._sql.rescue, free, takeover=True)
+        if len(jobs) < free:
+            jobs += await self._claim(self._sql.claim, free - len(jobs), takeover=False)
+        for job in jobs:
+            lease = Lease(job, self.worker_id, self._sql)
+            task = asyncio.create_task(self._execute(job, lease), name=f"{self.queue.name}:{job.id}")
+            self._inflight[job.id] = (task, lease)
+        metrics.IN_FLIGHT.labels(queue=self.queue.name).set(len(self._inflight))
+        return len(jobs)
+
+    async def _claim(self, statement: Any, limit: int, *, takeover: bool) -> list[Job]:
+        """Claim, publish `running` (or fail jobs out of attempts), in one transaction."""
+        params = {"limit": limit, "worker": self.worker_id, "lease": self.settings.job_lease_seconds}
+        async with self.pool.connection() as conn, conn.transaction():
+            async with conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(statement, params)
+                rows = await cur.fetchall()
+            if not rows:
+                return []
+            started: list[Job] = []
+            events: list[Event] = []
+            for row in rows:
+                job = Job.from_row(row)
+                if job.attempt > job.max_attempts:
+                    # Its owners kept dying (a crash or OOM on this input): stop here.
+                    error = f"Processing was interrupted {job.max_attempts} times; giving up."
+                    failed = await self._transition(conn, self._sql.fail, job, error=error)
+                    if failed is not None:
+                        events += await self.kind.on_failed(conn, failed, error)
+                    continue
+                events += await self.kind.on_claimed(conn, job)
+                started.append(job)
+            await publish(conn, events)
+        kind = "takeover" if takeover else "new"
+        metrics.JOBS_CLAIMED.labels(queue=self.queue.name, kind=kind).inc(len(started))
+        if takeover and started:
+            log.warning("jobs_taken_over", queue=self.queue.name, jobs=[str(j.id) for j in started])
+        return started
+
+    async def _next_due(self) -> float | None:
+        """Seconds until the earliest queued job is due (retries with a later run_at)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self._sql.next_due)
+            row = await cur.fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    # -- running ---------------------------------------------------------------
+
+    async def _execute(self, job: Job, lease: Lease) -> None:
+        structlog.contextvars.bind_contextvars(
+            job_id=str(job.id),
+            queue=self.queue.name,
+            attempt=job.attempt,
+            document_id=str(job.row.get("document_id")),
+        )
+        started = time.perf_counter()
+        outcome = "success"
+        try:
+            async with asyncio.timeout(self.kind.timeout_seconds):
+                await self.kind.run(job, lease)
+            log.info("job_succeeded", seconds=round(time.perf_counter() - started, 4))
+        except LeaseLost:
+            outcome = "lease_lost"
+            log.warning("job_lease_lost")
+        except PermanentJobError as exc:
+            outcome = "failed"
+            await self._finish_badly(job, str(exc), permanent=True)
+        except TimeoutError:
+            outcome = "failed"
+            message = f"Processing took longer than {self.kind.timeout_seconds:g} seconds and was stopped."
+            await self._finish_badly(job, message, permanent=True)
+        except asyncio.CancelledError:
+            outcome = "cancelled"  # lease lost or shutdown: the runtime handles the row
+            raise
+        except Exception as exc:
+            log.warning("job_failed_transiently", error=repr(exc))
+            outcome = "retry"
+            await self._finish_badly(job, self.kind.user_message(exc), permanent=False)
+        finally:
+            metrics.JOB_SECONDS.labels(queue=self.queue.name).observe(time.perf_counter() - started)
+            metrics.JOBS_FINISHED.labels(queue=self.queue.name, outcome=outcome).inc()
+            if outcome != "cancelled":
+                self._forget(job.id)
+
+    def _forget(self, job_id: uuid.UUID) -> None:
+        self._inflight.pop(job_id, None)
+        metrics.IN_FLIGHT.labels(queue=self.queue.name).set(len(self._inflight))
+        self._slot_freed.set()
+
+    async def _finish_badly(self, job: Job, error: str, *, permanent: bool) -> None:
+        """Retry later, or fail for good (permanent, or out of attempts). Fenced."""
+        final = permanent or job.attempt >= job.max_attempts
+        if final and not permanent:
+            error = f"{error} (gave up after {job.attempt} attempts)"
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                if final:
+                    updated = await self._transition(conn, self._sql.fail, job, error=error)
+                    events = await self.kind.on_failed(conn, updated, error) if updated else []
+                else:
+                    delay = retry_delay(job.attempt, self.settings.job_retry_base_seconds)
+                    updated = await self._transition(conn, self._sql.retry, job, error=error, delay=delay)
+                    events = await self.kind.on_retry(conn, updated, error) if updated else []
+                await publish(conn, events)
+            if updated is None:
+                log.warning("job_lease_lost_before_failure", error=error)
+            else:
+                log.info("job_failed" if final else "job_retry_scheduled", error=error, permanent=permanent)
+        except (psycopg.Error, OSError) as exc:
+            # The lease will expire and the job will be taken over: nothing is lost.
+            log.error("job_failure_not_recorded", error=str(exc))
+
+    async def _transition(self, conn: Any, statement: Any, job: Job, **params: Any) -> Job | None:
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                statement, {"id": job.id, "worker": self.worker_id, "attempt": job.attempt, **params}
+            )
+            row = await cur.fetchone()
+        return None if row is None else Job.from_row(row)
+
+    # -- leases ----------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.job_lease_seconds / 3)
+            if not self._inflight:
+                continue
+            leases = {job_id: lease for job_id, (_, lease) in self._inflight.items()}
+            try:
+                async with self.pool.connection() as conn:
+                    cur = await conn.execute(
+                        self._sql.heartbeat,
+                        {
+                            "ids": list(leases),
+                            "worker": self.worker_id,
+                            "lease": self.settings.job_lease_seconds,
+                        },
+                    )
+                    alive = {(job_id, attempt) for job_id, attempt in await cur.fetchall()}
+            except (psycopg.Error, OSError) as exc:
+                log.warning("heartbeat_failed", queue=self.queue.name, error=str(exc))
+                continue
+            for job_id, lease in leases.items():
+                if (job_id, lease.job.attempt) not in alive and job_id in self._inflight:
+                    log.warning("lease_lost", job_id=str(job_id), queue=self.queue.name)
+                    lease.lost.set()
+                    task, _ = self._inflight[job_id]
+                    task.cancel()
+                    self._forget(job_id)
+
+    # -- shutdown --------------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        if not self._inflight:
+            return
+        tasks = [task for task, _ in self._inflight.values()]
+        log.info(
+            "worker_draining", jobs=len(tasks), grace_seconds=self.settings.worker_shutdown_grace_seconds
+        )
+        await asyncio.wait(tasks, timeout=self.settings.worker_shutdown_grace_seconds)
+        remaining = list(self._inflight.values())
+        for task, _ in remaining:
+            task.cancel()
+        await asyncio.gather(*(task for task, _ in remaining), return_exceptions=True)
+        for _, lease in remaining:
+            await self._release(lease.job)
+            self._forget(lease.job.id)
+
+    async def _release(self, job: Job) -> None:
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                released = await self._transition(conn, self._sql.release, job)
+                if released is None:
+                    return
+                await publish(conn, await self.kind.on_released(conn, released))
+                await notify_job(conn, self.queue.channel, job.id)
+            log.info("job_released", job_id=str(job.id), queue=self.queue.name)
+        except (psycopg.Error, OSError) as exc:
+            log.error("job_release_failed", job_id=str(job.id), error=str(exc))
+
+
+async def _wait_any(awaitables: list[Awaitable[Any]], timeout: float, names: list[str] | None = None) -> str:
+    """Wait for the first of `awaitables` (or the timeout); return its name or 'poll'."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        done, _ = await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+    if names:
+        for name, task in zip(names, tasks, strict=True):
+            if task in done:
+                return name
+    return "poll"
