@@ -1,0 +1,67 @@
+"""The process around a Worker: what `rag-parse-worker` and `rag-ingest-worker` share.
+
+Settings are loaded (one clear line on error), logging configured, a connection
+pool and the object store opened, the probe server started on METRICS_PORT
+(0 disables it), and SIGTERM/SIGINT turned into a graceful stop: no new claims,
+running jobs finish within WORKER_SHUTDOWN_GRACE_SECONDS, the rest is released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from psycopg_pool import AsyncConnectionPool
+
+from rag_jobqueue.kind import JobKind
+from rag_jobqueue.worker import Worker
+from rag_observability import ProbeServer, configure_logging
+from rag_schema.settings import DatabaseSettings, JobSettings, S3Settings
+from rag_storage import ObjectStore, StorageError
+
+log = structlog.get_logger("rag_jobqueue.service")
+
+
+class WorkerServiceSettings(DatabaseSettings, S3Settings, JobSettings):
+    """What every worker reads; each worker subclasses it with its own METRICS_PORT default."""
+
+    metrics_port: int = 0
+
+
+KindFactory = Callable[[AsyncConnectionPool[Any], ObjectStore], JobKind]
+
+
+async def serve_worker(name: str, settings: WorkerServiceSettings, build_kind: KindFactory) -> None:
+    """Run one worker process until SIGTERM/SIGINT."""
+    configure_logging(settings.log_level, settings.log_format, service=name)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        settings.database_url,
+        min_size=1,
+        max_size=settings.worker_concurrency + 3,
+        open=False,
+        kwargs={"application_name": name},
+    )
+    await pool.open(wait=False)
+    async with ObjectStore(settings) as store:
+        try:
+            await store.check_bucket()
+        except StorageError as exc:
+            # Not fatal: jobs retry while the store is away; say it loudly once.
+            log.error("object_store_unreachable_at_start", error=str(exc), bucket=settings.s3_bucket)
+        worker = Worker(build_kind(pool, store), pool, settings.listen_dsn, settings)
+        probes = ProbeServer(settings.metrics_port, lambda: worker.ready) if settings.metrics_port else None
+        if probes is not None:
+            await probes.start()
+        try:
+            await worker.run(stop)
+        finally:
+            if probes is not None:
+                await probes.stop()
+            await pool.close()
