@@ -1,0 +1,257 @@
+"""Build real test files byte by byte: PDFs (plain and RC4-encrypted) and .docx zips.
+
+`python services/parse-worker/tests/builders.py` rewrites tests/fixtures/; the committed
+fixtures are its output, and `test_extract.py` checks they still match it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import io
+import struct
+import sys
+import zipfile
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+# --------------------------------------------------------------------------- PDF
+
+
+def _pdf_string(text: str) -> bytes:
+    raw = text.encode("cp1252")
+    return b"(" + raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b")"
+
+
+def _rc4(key: bytes, data: bytes) -> bytes:
+    s = list(range(256))
+    j = 0
+    for i in range(256):
+        j = (j + s[i] + key[i % len(key)]) % 256
+        s[i], s[j] = s[j], s[i]
+    out = bytearray()
+    i = j = 0
+    for byte in data:
+        i = (i + 1) % 256
+        j = (j + s[i]) % 256
+        s[i], s[j] = s[j], s[i]
+        out.append(byte ^ s[(s[i] + s[j]) % 256])
+    return bytes(out)
+
+
+_PAD = bytes.fromhex("28BF4E5E4E758A4164004E56FFFA01082E2E00B6D0683E802F0CA9FE6453697A")
+
+
+def _padded(password: str) -> bytes:
+    return (password.encode("latin-1") + _PAD)[:32]
+
+
+def make_pdf(pages: list[list[str]], *, user_password: str | None = None) -> bytes:
+    """A PDF 1.4 with one Helvetica text line per string, one list per page.
+
+    With `user_password`, the file is encrypted with the standard security handler
+    (revision 2, 40-bit RC4): no reader opens it without the password.
+    """
+    page_count = len(pages)
+    # Objects: 1 catalog, 2 pages, 3 font, then (page, content) per page, then Encrypt.
+    first_page = 4
+    kids = " ".join(f"{first_page + 2 * i} 0 R" for i in range(page_count))
+    objects: list[bytes] = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Kids [{kids}] /Count {page_count} >>".encode(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+    ]
+    streams: dict[int, bytes] = {}
+    for i, lines in enumerate(pages):
+        page_num = first_page + 2 * i
+        content = b"BT /F1 12 Tf 14 TL 72 720 Td " + b" ".join(
+            _pdf_string(line) + b" Tj T*" for line in lines
+        )
+        content += b" ET"
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+            f"/Contents {page_num + 1} 0 R >>".encode()
+        )
+        objects.append(b"")  # the stream object, filled below
+        streams[page_num + 1] = content
+
+    file_id = hashlib.md5(b"rag-engine test fixture").digest()
+    trailer_extra = b""
+    key: bytes | None = None
+    if user_password is not None:
+        permissions = -44
+        owner_key = hashlib.md5(_padded("owner-" + user_password)).digest()[:5]
+        o_value = _rc4(owner_key, _padded(user_password))
+        key = hashlib.md5(
+            _padded(user_password) + o_value + struct.pack("<i", permissions) + file_id
+        ).digest()[:5]
+        u_value = _rc4(key, _PAD)
+        objects.append(
+            f"<< /Filter /Standard /V 1 /R 2 /O <{o_value.hex()}> /U <{u_value.hex()}> /P {permissions} >>".encode()
+        )
+        trailer_extra = f"/Encrypt {len(objects)} 0 R ".encode()
+
+    for num, content in streams.items():
+        if key is not None:
+            object_key = hashlib.md5(key + num.to_bytes(3, "little") + (0).to_bytes(2, "little")).digest()[
+                :10
+            ]
+            content = _rc4(object_key, content)
+        objects[num - 1] = b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream"
+
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets: list[int] = []
+    for num, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % num + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for offset in offsets:
+        out += b"%010d 00000 n \n" % offset
+    out += b"trailer\n<< /Size %d /Root 1 0 R %s/ID [<%s> <%s>] >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        trailer_extra,
+        file_id.hex().encode(),
+        file_id.hex().encode(),
+        xref,
+    )
+    return bytes(out)
+
+
+MULTIPAGE_PAGES = [
+    ["Page one: the quick brown fox", "jumps over the lazy dog."],
+    ["Page two: caf\u00e9 cr\u00e8me br\u00fbl\u00e9e", "costs 5 \u20ac."],
+    [],  # a blank page still counts as a page
+    ["Page four: the end."],
+]
+
+
+# -------------------------------------------------------------------------- DOCX
+
+W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+
+CONTENT_TYPES = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    '<Override PartName="/word/document.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>'
+    "</Types>"
+)
+ROOT_RELS = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" '
+    'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" '
+    'Target="word/document.xml"/></Relationships>'
+)
+
+
+def para(*runs: str, style: str | None = None) -> str:
+    """A paragraph; a run of "\\t" is a tab, "\\n" a line break."""
+    ppr = f'<w:pPr><w:pStyle w:val="{style}"/><w:tabs><w:tab w:val="left" w:pos="720"/></w:tabs></w:pPr>'
+    body = ""
+    for run in runs:
+        if run == "\t":
+            body += "<w:r><w:tab/></w:r>"
+        elif run == "\n":
+            body += "<w:r><w:br/></w:r>"
+        else:
+            body += f'<w:r><w:t xml:space="preserve">{escape(run)}</w:t></w:r>'
+    return f"<w:p>{ppr if style else ''}{body}</w:p>"
+
+
+def table(rows: list[list[str]]) -> str:
+    cells = "".join(
+        "<w:tr>" + "".join(f"<w:tc><w:tcPr/>{para(cell)}</w:tc>" for cell in row) + "</w:tr>" for row in rows
+    )
+    return f"<w:tbl><w:tblPr/>{cells}</w:tbl>"
+
+
+def document_xml(body: str) -> str:
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        f'<w:document xmlns:w="{W}" '
+        'xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006">'
+        f"<w:body>{body}<w:sectPr/></w:body></w:document>"
+    )
+
+
+def make_docx(body: str | bytes, *, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """A .docx whose word/document.xml is `body` (a full XML document)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as zf:
+        zf.writestr("[Content_Types].xml", CONTENT_TYPES)
+        zf.writestr("_rels/.rels", ROOT_RELS)
+        zf.writestr("word/document.xml", body)
+    return buffer.getvalue()
+
+
+SAMPLE_DOCX_BODY = document_xml(
+    para("Quarterly report", style="Heading1")
+    + para("Revenue grew ", "strongly", " this quarter.")
+    + para("Name:", "\t", "Ada", "\n", "Second line")
+    + "<w:p><w:del><w:r><w:delText>deleted words</w:delText></w:r></w:del>"
+    "<w:r><w:t>Kept words</w:t></w:r></w:p>"
+    + table([["Region", "Sales", "Growth"], ["North", "1,200", "5 %"], ["S\u00fcd", "900", ""]])
+    + "<w:p><w:r><mc:AlternateContent><mc:Choice><w:t>Box text</w:t></mc:Choice>"
+    "<mc:Fallback><w:t>Box text</w:t></mc:Fallback></mc:AlternateContent></w:r></w:p>"
+    + para("After the table & done.")
+)
+
+SAMPLE_HTML = """<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Page title is not body text</title>
+  <style>body { font-family: sans-serif; } .x::after { content: "styled"; }</style>
+  <script>var secret = "<p>not visible</p>"; console.log(secret);</script>
+</head>
+<body>
+  <nav><a href="/">Home</a> | <a href="/docs">Docs</a></nav>
+  <h1>Caf\u00e9 &amp; Bakery</h1>
+  <p>Fresh   bread
+     every morning.<br>Open 7&nbsp;days.</p>
+  <noscript>Please enable JavaScript.</noscript>
+  <template><p>template text</p></template>
+  <ul><li>Croissant</li><li>Baguette</li></ul>
+  <table><tr><th>Item</th><th>Price</th></tr><tr><td>Tart</td><td>3 \u20ac</td></tr></table>
+  <script type="module">import x from "./y.js";</script>
+</body>
+</html>
+"""
+
+LATIN1_TEXT = "Cr\u00e8me br\u00fbl\u00e9e, na\u00efve fa\u00e7ade, \u00bfqu\u00e9?\n"
+UTF16_TEXT = (
+    "UTF-16 text: \u65e5\u672c\u8a9e, \u00e9t\u00e9, \u0394\u03b5\u03bb\u03c4\u03b1.\r\nSecond line.\r\n"
+)
+
+
+def fixture_files() -> dict[str, bytes]:
+    multipage = make_pdf(MULTIPAGE_PAGES)
+    return {
+        "multipage.pdf": multipage,
+        "encrypted.pdf": make_pdf([["Top secret"]], user_password="secret"),
+        "corrupt.pdf": b"%PDF-1.7\n" + bytes(range(256)) * 4 + b"\n%%EOF\n",
+        "truncated.pdf": multipage[: len(multipage) // 3],
+        "blank.pdf": make_pdf([[], []]),
+        "report.docx": make_docx(SAMPLE_DOCX_BODY),
+        "page.html": SAMPLE_HTML.encode("utf-8"),
+        "utf16-bom.txt": codecs.BOM_UTF16_LE + UTF16_TEXT.encode("utf-16-le"),
+        "latin1.txt": LATIN1_TEXT.encode("latin-1"),
+        "notes.md": b"# Notes\n\nSome *markdown* text.\n\n- item one\n- item two\n",
+    }
+
+
+def write_fixtures(directory: Path = FIXTURES) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, data in fixture_files().items():
+        (directory / name).write_bytes(data)
+
+
+if __name__ == "__main__":
+    write_fixtures(Path(sys.argv[1]) if len(sys.argv) > 1 else FIXTURES)
