@@ -1,0 +1,79 @@
+"""`GET /api/events?after=N&limit=500`: the caller's events after id N (REST resync).
+
+200 `{"items": [event], "last_event_id", "has_more"}`: `items` are event frames
+(`{"id","type","payload","created_at"}`) with ids after N, oldest first, at most
+`limit` (1..1000, default 500); `last_event_id` is the id of the last item (or N when
+there is none); `has_more` tells whether more events follow.
+
+409 when events after N were pruned (a partial list would silently lose some):
+`{"error": {"code": "resync_required", "message"}, "oldest_event_id": M}`. The client
+reloads its state, then continues from `after=M-1` (or from the WebSocket hello).
+400 `invalid_parameter` for a bad `after` or `limit`; 401 without a valid token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from rag_api.deps import pool_of, require_user
+from rag_api.errors import ApiError, error_response
+from rag_api.responses import json_response
+from rag_eventbus import EventLog, ResyncRequired
+
+DEFAULT_LIMIT = 500
+MAX_LIMIT = 1000
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int | None = None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    bounds = f"{low}..{high}" if high is not None else f">= {low}"
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"{name} must be an integer {bounds}.") from None
+    if value < low or (high is not None and value > high):
+        raise ApiError(400, "invalid_parameter", f"{name} must be an integer {bounds}.")
+    return value
+
+
+def _pool(request: Request) -> AsyncConnectionPool[Any]:
+    hub = getattr(request.app.state, "hub", None)
+    if hub is not None:
+        pool: AsyncConnectionPool[Any] = hub.pool
+        return pool
+    return pool_of(request)
+
+
+async def events_endpoint(request: Request) -> Response:
+    try:
+        user_id = require_user(request)
+        after = _int_param(request, "after", 0, 0)
+        limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        async with _pool(request).connection() as conn:
+            events = await EventLog(conn).read_after(user_id, after, limit=limit + 1)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+    except ResyncRequired as exc:
+        return error_response(
+            409,
+            "resync_required",
+            f"Events after {after} are no longer retained; reload your state"
+            f" (the oldest retained event is {exc.oldest_event_id}).",
+            oldest_event_id=exc.oldest_event_id,
+        )
+    items = events[:limit]
+    return json_response(
+        {
+            "items": [
+                {"id": e.id, "type": e.type, "payload": e.payload, "created_at": e.created_at} for e in items
+            ],
+            "last_event_id": items[-1].id if items else after,
+            "has_more": len(events) > limit,
+        }
+    )

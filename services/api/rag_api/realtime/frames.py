@@ -1,0 +1,59 @@
+"""The control frames of the WebSocket protocol (CONTRACT.md §5, docs/realtime.md).
+
+Event frames are `DeliveredEvent.to_frame()`; everything else the server sends is
+built here, as JSON text, with orjson.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import orjson
+
+# Close codes. 4401: authentication failed. 4408: the connection could not keep up,
+# either its send backlog exceeded WS_SEND_QUEUE_MAX or it stopped answering the
+# heartbeat; in both cases the client reconnects with its last id and loses nothing.
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_TOO_SLOW = 4408
+CLOSE_GOING_AWAY = 1001  # this replica is shutting down: reconnect (to another one)
+CLOSE_SERVER_ERROR = 1011
+
+PONG = b'{"type":"pong"}'
+PING = b'{"type":"ping"}'
+
+
+def _frame(frame_type: str, payload: dict[str, Any]) -> bytes:
+    return orjson.dumps({"type": frame_type, "payload": payload})
+
+
+def hello(user_id: UUID, last_event_id: int) -> bytes:
+    return _frame("hello", {"user_id": str(user_id), "last_event_id": last_event_id})
+
+
+def resync_required(oldest_event_id: int) -> bytes:
+    return _frame("resync_required", {"oldest_event_id": oldest_event_id})
+
+
+def error(code: str, message: str) -> bytes:
+    return _frame("error", {"code": code, "message": message})
+
+
+def parse_client_frame(text: str | bytes) -> bytes | None:
+    """The answer to one client frame: a pong, an error, or None (nothing to answer).
+
+    `{"type":"ping"}` gets a pong. `{"type":"pong"}` (the answer to a server ping) is
+    accepted silently. Anything else gets an error frame; the connection stays open.
+    """
+    try:
+        body = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return error("invalid_json", "Client frames must be JSON text.")
+    if not isinstance(body, dict) or not isinstance(body.get("type"), str):
+        return error("invalid_frame", 'A client frame is a JSON object with a string "type".')
+    frame_type = body["type"]
+    if frame_type == "ping":
+        return PONG
+    if frame_type == "pong":
+        return None
+    return error("unknown_type", f"Unknown frame type {frame_type[:64]!r}; the client may send ping or pong.")

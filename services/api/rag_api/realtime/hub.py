@@ -1,0 +1,225 @@
+"""The realtime hub of one api process: one LISTEN connection, many WebSockets.
+
+- One dedicated `Listener` (rag_eventbus) on `rag_realtime`, on `listen_dsn`
+  (EVENTBUS_DATABASE_URL when the pool goes through a transaction-mode pooler). Its
+  handler only decodes the notification and hands each event to the connections of
+  its user on this process (`Connection.offer` / `announce`: synchronous, no I/O).
+  Every replica receives every notification and drops those of users it does not hold.
+- Everything that needs the database (range notices, gaps, resumes) is read by each
+  connection's writer on a pool connection, never on the listener's.
+- After every (re)connection of the listener, notifications sent meanwhile are lost:
+  one query finds the stream position of every local user and each connection that
+  is behind reads its gap from the log. The same check runs every `reconcile_seconds`
+  as a safety net, so that a lost notification costs latency, never an event.
+- Retention (`retention.py`) prunes the log periodically, one replica at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Coroutine
+from typing import Any
+from uuid import UUID
+
+import structlog
+from psycopg_pool import AsyncConnectionPool
+from starlette.websockets import WebSocket
+
+from rag_api.metrics import LISTENER_CONNECTED, LISTENER_RECONNECTS, WEBSOCKETS_OPEN
+from rag_api.realtime import frames
+from rag_api.realtime.connection import Connection
+from rag_api.realtime.retention import DEFAULT_RETENTION_INTERVAL, run_retention
+from rag_api.settings import ApiSettings
+from rag_eventbus import REALTIME_CHANNEL, Listener, decode_notice
+
+log = structlog.get_logger("rag_api.realtime")
+
+DEFAULT_HEARTBEAT_SECONDS = 25.0  # below the usual 60 s idle timeout of proxies and LBs
+DEFAULT_RECONCILE_SECONDS = 30.0
+START_TIMEOUT = 10.0  # seconds `start` waits for the listener before returning anyway
+STOP_TIMEOUT = 3.0  # seconds `stop` gives open connections to close
+
+SELECT_POSITIONS = "SELECT user_id, last_id FROM user_streams WHERE user_id = ANY(%s)"
+
+
+class RealtimeHub:
+    """Fan-out of `rag_realtime` notifications to this process's WebSockets."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        listen_dsn: str,
+        settings: ApiSettings,
+        *,
+        heartbeat_seconds: float | None = None,
+        reconcile_seconds: float | None = DEFAULT_RECONCILE_SECONDS,
+        retention_interval_seconds: float | None = DEFAULT_RETENTION_INTERVAL,
+    ) -> None:
+        self.pool = pool
+        self.settings = settings
+        # No WS_HEARTBEAT_SECONDS in the contract yet: honour one if the settings grow it.
+        self.heartbeat_seconds: float | None = (
+            heartbeat_seconds
+            if heartbeat_seconds is not None
+            else float(getattr(settings, "ws_heartbeat_seconds", DEFAULT_HEARTBEAT_SECONDS))
+        )
+        if self.heartbeat_seconds is not None and self.heartbeat_seconds <= 0:
+            self.heartbeat_seconds = None  # 0 disables the dead-socket rule
+        self._reconcile_seconds = reconcile_seconds
+        self._retention_interval = retention_interval_seconds
+        self._listener = Listener(
+            listen_dsn,
+            {REALTIME_CHANNEL: self._on_notice},
+            on_reconnect=self._on_listener_connected,
+            name="realtime",
+        )
+        self._by_user: dict[UUID, set[Connection]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._started = False
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """True while the listener is connected (/readyz)."""
+        return self._started and self._listener.is_connected
+
+    @property
+    def listener(self) -> Listener:
+        return self._listener
+
+    @property
+    def connection_count(self) -> int:
+        return sum(len(conns) for conns in self._by_user.values())
+
+    async def start(self) -> None:
+        """Start listening; wait (bounded) for the first connection of the listener."""
+        if self._started:
+            return
+        self._started = True
+        LISTENER_CONNECTED.set_function(lambda: 1.0 if self.ready else 0.0)
+        LISTENER_RECONNECTS.set_function(lambda: float(self._listener.reconnects))
+        self._listener.start()
+        if self._reconcile_seconds:
+            self._spawn(self._reconcile_loop(self._reconcile_seconds))
+        if self._retention_interval:
+            self._spawn(
+                run_retention(
+                    self.pool,
+                    max_age_seconds=self.settings.event_retention_seconds,
+                    max_per_user=self.settings.event_retention_max_per_user,
+                    interval=self._retention_interval,
+                )
+            )
+        try:
+            await self._listener.wait_connected(START_TIMEOUT)
+        except TimeoutError:
+            # Not fatal: the listener keeps retrying and /readyz answers 503 meanwhile.
+            log.warning("realtime_listener_not_connected_yet", timeout=START_TIMEOUT)
+
+    async def stop(self) -> None:
+        """Close every connection with 1001 (clients resume elsewhere), stop listening."""
+        conns = [c for conns in self._by_user.values() for c in conns]
+        for conn in conns:
+            conn.request_close(frames.CLOSE_GOING_AWAY, "server shutting down")
+        if conns:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*(c.finished.wait() for c in conns)), STOP_TIMEOUT)
+        tasks, self._tasks = list(self._tasks), set()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        await self._listener.stop()
+        self._started = False
+
+    # -- connections ------------------------------------------------------------------
+
+    def connection(self, websocket: WebSocket, user_id: UUID) -> Connection:
+        """A new connection for `user_id`; `serve` registers it before reading anything."""
+        return Connection(
+            websocket,
+            user_id,
+            pool=self.pool,
+            queue_max=self.settings.ws_send_queue_max,
+            heartbeat_seconds=self.heartbeat_seconds,
+            register=self._register,
+            unregister=self._unregister,
+        )
+
+    def _register(self, conn: Connection) -> None:
+        self._by_user.setdefault(conn.user_id, set()).add(conn)
+        WEBSOCKETS_OPEN.inc()
+
+    def _unregister(self, conn: Connection) -> None:
+        conns = self._by_user.get(conn.user_id)
+        if conns is None or conn not in conns:
+            return
+        conns.discard(conn)
+        if not conns:
+            del self._by_user[conn.user_id]
+        WEBSOCKETS_OPEN.dec()
+
+    # -- notifications ----------------------------------------------------------------
+
+    def _on_notice(self, payload: str) -> None:
+        """The listener's handler: decode and hand over; never awaits, never blocks."""
+        try:
+            notice = decode_notice(payload)
+        except Exception:
+            log.exception("realtime_bad_notice", size=len(payload))
+            return
+        by_user = self._by_user
+        for user_id, event in notice.events:
+            conns = by_user.get(user_id)
+            if conns:
+                for conn in tuple(conns):  # offer may close (and unregister) a slow one
+                    conn.offer(event)
+        for user_id, _first, last in notice.ranges:
+            conns = by_user.get(user_id)
+            if conns:
+                for conn in tuple(conns):
+                    conn.announce(last)
+
+    def _on_listener_connected(self) -> None:
+        """Whatever was notified while the listener was down is lost: re-read the gaps."""
+        log.info("realtime_listener_connected", reconnects=self._listener.reconnects)
+        if self._by_user:
+            self._spawn(self.catch_up_all())
+
+    async def catch_up_all(self) -> None:
+        """Every local connection reads what it lacks up to its user's stream position."""
+        users = list(self._by_user)
+        if not users:
+            return
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(SELECT_POSITIONS, (users,))
+                rows = await cur.fetchall()
+        except Exception as exc:
+            # Position unknown: each connection reads the log to its end (retrying).
+            log.warning("realtime_catch_up_failed", error=str(exc))
+            for conns in list(self._by_user.values()):
+                for c in tuple(conns):
+                    c.catch_up(None)
+            return
+        for user_id, last_id in rows:
+            for c in tuple(self._by_user.get(user_id, ())):
+                c.catch_up(int(last_id))
+
+    async def _reconcile_loop(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval * random.uniform(0.8, 1.2))
+            if self._listener.is_connected:
+                try:
+                    await self.catch_up_all()
+                except Exception:
+                    log.exception("realtime_reconcile_failed")
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,64 @@
+"""Periodic pruning of the event log (EVENT_RETENTION_SECONDS, EVENT_RETENTION_MAX_PER_USER).
+
+Every api replica runs the loop; `pg_try_advisory_xact_lock` lets only one of them
+prune at a time (the others skip that round instead of queueing behind it). The lock
+is transaction-scoped, so it works through a transaction-mode pooler and is released
+even if the replica dies mid-prune. A resume from before what is left gets
+`resync_required` (rag_eventbus.EventLog), never a partial replay.
+
+Interval: 10 minutes, with jitter. Retention is measured in days and thousands of
+events, so pruning more often buys nothing and each round scans the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import structlog
+from psycopg_pool import AsyncConnectionPool
+
+from rag_eventbus import EventLog
+
+log = structlog.get_logger("rag_api.realtime.retention")
+
+DEFAULT_RETENTION_INTERVAL = 600.0  # seconds
+# One fixed advisory-lock key for "event log pruning" (the bytes of 'ragprune').
+PRUNE_LOCK_KEY = int.from_bytes(b"ragprune", "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+TRY_LOCK = "SELECT pg_try_advisory_xact_lock(%s)"
+
+
+async def prune_once(pool: AsyncConnectionPool[Any], max_age_seconds: float, max_per_user: int) -> int | None:
+    """Prune if no other replica is pruning; the number of events removed, or None if skipped."""
+    async with pool.connection() as conn:
+        async with conn.transaction():
+            cur = await conn.execute(TRY_LOCK, (PRUNE_LOCK_KEY,))
+            row = await cur.fetchone()
+            if row is None or not row[0]:
+                return None
+            return await EventLog(conn).prune(max_age_seconds, max_per_user)
+
+
+async def run_retention(
+    pool: AsyncConnectionPool[Any],
+    *,
+    max_age_seconds: float,
+    max_per_user: int,
+    interval: float = DEFAULT_RETENTION_INTERVAL,
+) -> None:
+    """Prune every `interval` seconds (jittered, first round within one interval) until cancelled."""
+    delay = interval * random.uniform(0.05, 1.0)
+    while True:
+        await asyncio.sleep(delay)
+        delay = interval * random.uniform(0.8, 1.2)
+        try:
+            removed = await prune_once(pool, max_age_seconds, max_per_user)
+        except Exception as exc:  # the database may be down; try next round
+            log.warning("event_prune_failed", error=str(exc))
+            continue
+        if removed is None:
+            log.debug("event_prune_skipped", reason="another replica holds the lock")
+        elif removed:
+            log.info("event_pruned", removed=removed)
