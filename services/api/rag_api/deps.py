@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+import structlog
 from psycopg_pool import AsyncConnectionPool
 from starlette.requests import HTTPConnection
 
 from rag_api.auth import AuthError, bearer_token, verify_token
 from rag_api.errors import ApiError
 from rag_api.settings import ApiSettings
+from rag_storage import ObjectStore
 
 
 def settings_of(conn: HTTPConnection) -> ApiSettings:
@@ -23,6 +25,11 @@ def pool_of(conn: HTTPConnection) -> AsyncConnectionPool[Any]:
     return pool
 
 
+def store_of(conn: HTTPConnection) -> ObjectStore:
+    store: ObjectStore = conn.app.state.store
+    return store
+
+
 def authenticate(conn: HTTPConnection, token: str | None = None) -> UUID:
     """The caller's user id from `token` or the Authorization header; AuthError if none is valid."""
     settings = settings_of(conn)
@@ -31,8 +38,10 @@ def authenticate(conn: HTTPConnection, token: str | None = None) -> UUID:
 
 
 def require_user(conn: HTTPConnection) -> UUID:
-    """The caller's user id, or a 401 ApiError."""
+    """The caller's user id (bound to the log context), or a 401 ApiError."""
     try:
-        return authenticate(conn)
+        user_id = authenticate(conn)
     except AuthError as exc:
         raise ApiError(401, "unauthorized", f"Authentication failed: {exc}.") from None
+    structlog.contextvars.bind_contextvars(user_id=str(user_id))
+    return user_id

@@ -1,0 +1,178 @@
+"""The Starlette application: lifespan (database, bucket, realtime hub), routes, error shapes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+import psycopg
+import structlog
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+
+from rag_api.documents import delete_document, document_jobs, get_document, list_documents, reprocess_document
+from rag_api.errors import ApiError, error_response
+from rag_api.middleware import RequestContextMiddleware
+from rag_api.probes import healthz, metrics, readyz
+from rag_api.realtime import RealtimeHub, events_endpoint, websocket_endpoint
+from rag_api.settings import ApiSettings
+from rag_api.uploads import upload_documents
+from rag_api.workspaces import add_member, create_workspace, list_workspaces, remove_member
+from rag_observability import configure_logging
+from rag_storage import ObjectStore, StorageError
+
+log = structlog.get_logger("rag_api.app")
+
+POOL_MIN_SIZE = 1
+POOL_MAX_SIZE = 10
+POOL_CHECKOUT_TIMEOUT = 10.0  # a request waiting longer for a connection gets 503
+STARTUP_DB_TIMEOUT = 15.0
+
+WS_ID = "{workspace_id:uuid}"
+DOC_ID = "{document_id:uuid}"
+
+
+class StartupError(Exception):
+    """A dependency is missing at start: the process must not serve."""
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/api/workspaces", create_workspace, methods=["POST"]),
+        Route("/api/workspaces", list_workspaces, methods=["GET"]),
+        Route(f"/api/workspaces/{WS_ID}/members", add_member, methods=["POST"]),
+        Route(f"/api/workspaces/{WS_ID}/members/{{user_id:uuid}}", remove_member, methods=["DELETE"]),
+        Route(f"/api/workspaces/{WS_ID}/documents/upload", upload_documents, methods=["POST"]),
+        Route(f"/api/workspaces/{WS_ID}/documents", list_documents, methods=["GET"]),
+        Route(f"/api/documents/{DOC_ID}", get_document, methods=["GET"]),
+        Route(f"/api/documents/{DOC_ID}", delete_document, methods=["DELETE"]),
+        Route(f"/api/documents/{DOC_ID}/jobs", document_jobs, methods=["GET"]),
+        Route(f"/api/documents/{DOC_ID}/reprocess", reprocess_document, methods=["POST"]),
+        Route("/api/events", events_endpoint, methods=["GET"]),
+        WebSocketRoute("/api/ws", websocket_endpoint),
+    ]
+
+
+def _where(dsn: str) -> str:
+    """host:port/dbname of a DSN, for messages (never the password)."""
+    try:
+        info = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "(unparsable DATABASE_URL)"
+    return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+
+
+async def _open_pool(pool: AsyncConnectionPool[Any], dsn: str) -> None:
+    try:
+        await pool.open(wait=True, timeout=STARTUP_DB_TIMEOUT)
+        async with pool.connection() as conn:
+            cur = await conn.execute("SELECT to_regclass('public.documents') IS NOT NULL")
+            row = await cur.fetchone()
+    except (PoolTimeout, psycopg.Error) as exc:
+        raise StartupError(f"database {_where(dsn)} is unreachable: {exc}") from None
+    if not row or not row[0]:
+        raise StartupError(f"database {_where(dsn)} has no schema: run rag-migrate first")
+
+
+async def _check_bucket(store: ObjectStore, settings: ApiSettings) -> None:
+    try:
+        await store.check_bucket()
+    except StorageError as exc:
+        endpoint = settings.s3_endpoint_url or "AWS S3"
+        raise StartupError(f"S3 bucket '{settings.s3_bucket}' at {endpoint} is unreachable: {exc}") from None
+
+
+def create_app(settings: ApiSettings) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        configure_logging(settings.log_level, settings.log_format, service="api")
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            settings.database_url,
+            open=False,
+            min_size=POOL_MIN_SIZE,
+            max_size=POOL_MAX_SIZE,
+            timeout=POOL_CHECKOUT_TIMEOUT,
+            kwargs={"autocommit": True},
+            check=AsyncConnectionPool.check_connection,  # a restart of Postgres is survived
+            name="rag-api",
+        )
+        try:
+            await _open_pool(pool, settings.database_url)
+            async with ObjectStore(settings) as store:
+                await _check_bucket(store, settings)
+                hub = RealtimeHub(pool=pool, listen_dsn=settings.listen_dsn, settings=settings)
+                app.state.pool, app.state.store, app.state.hub = pool, store, hub
+                await hub.start()
+                log.info("api_started", host=settings.api_host, port=settings.api_port)
+                try:
+                    yield
+                finally:
+                    await hub.stop()
+        except StartupError as exc:
+            app.state.startup_error = str(exc)
+            log.error("startup_failed", reason=str(exc))
+            raise
+        finally:
+            await pool.close()
+            log.info("api_stopped")
+
+    app = Starlette(
+        routes=routes(),
+        middleware=[Middleware(RequestContextMiddleware)],
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            psycopg.OperationalError: _database_unavailable,
+            PoolTimeout: _database_unavailable,
+            StorageError: _storage_unavailable,
+        },
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    return app
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return Response(
+        orjson.dumps(exc.body()),
+        status_code=exc.status,
+        media_type="application/json",
+        headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None,
+    )
+
+
+_HTTP_CODES = {
+    404: ("not_found", "No route matches this path."),
+    405: ("method_not_allowed", "This method is not allowed on this path."),
+}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code, message = _HTTP_CODES.get(exc.status_code, ("http_error", str(exc.detail)))
+    response = error_response(exc.status_code, code, message)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("database_unavailable", error=str(exc))
+    return error_response(503, "database_unavailable", "The database is unavailable; try again later.")
+
+
+async def _storage_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("storage_unavailable", error=str(exc))
+    return error_response(503, "storage_unavailable", "Object storage is unavailable; try again later.")

@@ -1,0 +1,56 @@
+"""`rag-api`: serve the gateway with hypercorn on API_HOST:API_PORT until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+from hypercorn.utils import LifespanFailureError
+from starlette.applications import Starlette
+
+from rag_api.app import create_app
+from rag_api.settings import ApiSettings
+from rag_schema.settings import load_settings
+
+GRACEFUL_SECONDS = 10.0
+
+
+def hypercorn_config(settings: ApiSettings) -> Config:
+    config = Config()
+    host = f"[{settings.api_host}]" if ":" in settings.api_host else settings.api_host
+    config.bind = [f"{host}:{settings.api_port}"]
+    config.accesslog = None  # the app logs each request with its request id
+    config.errorlog = "-"
+    config.graceful_timeout = GRACEFUL_SECONDS
+    config.startup_timeout = 60
+    config.include_server_header = False
+    return config
+
+
+async def _serve(app: Starlette, config: Config) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+
+
+def main() -> None:
+    settings = load_settings(ApiSettings)
+    app = create_app(settings)
+    try:
+        asyncio.run(_serve(app, hypercorn_config(settings)))
+    except LifespanFailureError:
+        reason = getattr(app.state, "startup_error", None) or "see the log above"
+        print(f"rag-api: startup failed: {reason}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except OSError as exc:  # e.g. the port is taken
+        print(f"rag-api: cannot serve on {settings.api_host}:{settings.api_port}: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Workspaces and their members.
+
+POST/GET /api/workspaces, POST /api/workspaces/{id}/members,
+DELETE /api/workspaces/{id}/members/{user_id}. Member changes are for owners only
+(403 for a member, 404 for a stranger); the last owner cannot be removed (409).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+from pydantic import BaseModel, ConfigDict, StringConstraints
+from starlette.requests import Request
+from starlette.responses import Response
+
+from rag_api.access import require_owner
+from rag_api.body import read_model
+from rag_api.deps import pool_of, require_user
+from rag_api.errors import ApiError, not_found
+from rag_api.responses import json_response
+from rag_api.shapes import row_out
+
+INSERT_WORKSPACE = """
+INSERT INTO workspaces (name, created_by) VALUES (%s, %s) RETURNING id, name, created_at
+"""
+INSERT_MEMBER = """
+INSERT INTO workspace_members (workspace_id, user_id, role) VALUES (%s, %s, %s)
+ON CONFLICT (workspace_id, user_id) DO NOTHING
+RETURNING workspace_id, user_id, role
+"""
+LIST_WORKSPACES = """
+SELECT w.id, w.name, m.role, w.created_at
+FROM workspaces w JOIN workspace_members m ON m.workspace_id = w.id
+WHERE m.user_id = %s
+ORDER BY w.created_at, w.id
+"""
+# Owners are locked so that two concurrent removals cannot both pass the last-owner check.
+LOCK_OWNERS = """
+SELECT user_id FROM workspace_members WHERE workspace_id = %s AND role = 'owner' ORDER BY user_id FOR UPDATE
+"""
+DELETE_MEMBER = "DELETE FROM workspace_members WHERE workspace_id = %s AND user_id = %s RETURNING role"
+
+WorkspaceName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class NewWorkspace(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: WorkspaceName
+
+
+class NewMember(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    user_id: UUID
+    role: Literal["member", "owner"] = "member"
+
+
+async def create_workspace(request: Request) -> Response:
+    user_id = require_user(request)
+    body = await read_model(request, NewWorkspace)
+    async with pool_of(request).connection() as conn, conn.transaction():
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(INSERT_WORKSPACE, (body.name, user_id))
+        row = await cur.fetchone()
+        assert row is not None
+        await conn.execute(INSERT_MEMBER, (row["id"], user_id, "owner"))
+    return json_response(row_out(row, role="owner"), status=201)
+
+
+async def list_workspaces(request: Request) -> Response:
+    user_id = require_user(request)
+    async with pool_of(request).connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(LIST_WORKSPACES, (user_id,))
+        rows = await cur.fetchall()
+    return json_response({"items": [row_out(r) for r in rows]})
+
+
+async def add_member(request: Request) -> Response:
+    user_id = require_user(request)
+    workspace_id: UUID = request.path_params["workspace_id"]
+    body = await read_model(request, NewMember)
+    async with pool_of(request).connection() as conn, conn.transaction():
+        await require_owner(conn, workspace_id, user_id)
+        cur = conn.cursor(row_factory=dict_row)
+        try:
+            await cur.execute(INSERT_MEMBER, (workspace_id, body.user_id, body.role))
+        except psycopg.errors.ForeignKeyViolation:  # the workspace went away meanwhile
+            raise not_found("workspace") from None
+        row = await cur.fetchone()
+    if row is None:
+        raise ApiError(409, "already_member", "That user is already a member of the workspace.")
+    return json_response(row, status=201)
+
+
+async def remove_member(request: Request) -> Response:
+    user_id = require_user(request)
+    workspace_id: UUID = request.path_params["workspace_id"]
+    target: UUID = request.path_params["user_id"]
+    async with pool_of(request).connection() as conn, conn.transaction():
+        cur = await conn.execute(LOCK_OWNERS, (workspace_id,))
+        owners = {r[0] for r in await cur.fetchall()}
+        if user_id not in owners:
+            await require_owner(conn, workspace_id, user_id)  # raises 404 or 403
+        if target in owners and len(owners) == 1:
+            raise ApiError(409, "last_owner", "The last owner of a workspace cannot be removed.")
+        cur = await conn.execute(DELETE_MEMBER, (workspace_id, target))
+        if await cur.fetchone() is None:
+            raise not_found("member")
+    return Response(status_code=204)
