@@ -121,7 +121,8 @@ def render(kubectl: str, root: Path, directory: Path, report: Report) -> list[Ob
         report.error(where, f"kustomize failed: {result.stderr.strip() or result.stdout.strip()}")
         return None
     try:
-        docs = [d for d in yaml.safe_load_all(result.stdout) if d is not None]
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        docs = [d for d in yaml.load_all(result.stdout, Loader=loader) if d is not None]
     except yaml.YAMLError as exc:
         report.error(where, f"rendered output is not YAML: {exc}")
         return None
@@ -166,6 +167,13 @@ def _get(obj: Any, *keys: str) -> Any:
     return obj
 
 
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
 def _labels_match(selector: dict[str, str] | None, labels: dict[str, str] | None) -> bool:
     if not selector:
         return False
@@ -176,7 +184,7 @@ def _labels_match(selector: dict[str, str] | None, labels: dict[str, str] | None
 def _prestop_seconds(container: Obj) -> int:
     pre = _get(container, "lifecycle", "preStop") or {}
     if "sleep" in pre:
-        return int(_get(pre, "sleep", "seconds") or 0)
+        return _int(_get(pre, "sleep", "seconds"), 0)
     command = _get(pre, "exec", "command") or []
     if len(command) == 2 and command[0] in ("sleep", "/bin/sleep") and str(command[1]).isdigit():
         return int(command[1])
@@ -252,7 +260,6 @@ def check_policies(objs: list[Obj], where: str, secret_keys: set[str] | None, re
     hpas = by_kind.get("HorizontalPodAutoscaler", [])
     pdbs = by_kind.get("PodDisruptionBudget", [])
     config_maps = {o["metadata"]["name"] for o in by_kind.get("ConfigMap", [])}
-    service_accounts = {o["metadata"]["name"]: o for o in by_kind.get("ServiceAccount", [])}
 
     for secret in by_kind.get("Secret", []):
         report.error(
@@ -286,18 +293,26 @@ def check_policies(objs: list[Obj], where: str, secret_keys: set[str] | None, re
             check_container(where, owner, c, config_maps, secret_keys, report)
 
         if obj["kind"] == "Job":
+            # The migration runs before everything else is applied (Argo CD PreSync, or the
+            # pre-deploy label selector with kubectl): it may depend on nothing else rendered.
             labels = _get(obj, "metadata", "labels") or {}
             if labels.get(PRE_DEPLOY_LABEL) != PRE_DEPLOY_VALUE:
                 report.error(where, f"{owner}: a Job must carry {PRE_DEPLOY_LABEL}={PRE_DEPLOY_VALUE}")
             sa = pod.get("serviceAccountName")
-            if sa and sa in service_accounts:
-                sa_labels = _get(service_accounts[sa], "metadata", "labels") or {}
-                if sa_labels.get(PRE_DEPLOY_LABEL) != PRE_DEPLOY_VALUE:
-                    report.error(
-                        where,
-                        f"ServiceAccount/{sa}: used by {owner}, so it must carry "
-                        f"{PRE_DEPLOY_LABEL}={PRE_DEPLOY_VALUE}",
-                    )
+            if sa not in (None, "default"):
+                report.error(
+                    where,
+                    f"{owner}: uses ServiceAccount {sa!r}, which may not exist yet when it runs "
+                    "before the rollout; use the namespace's default one",
+                )
+            for c in containers:
+                for source in c.get("envFrom") or []:
+                    if _get(source, "configMapRef", "name") is not None:
+                        report.error(
+                            where,
+                            f"{owner}: reads a ConfigMap, which may not exist yet when it runs "
+                            f"before the rollout; take what it needs from {SECRET_NAME}",
+                        )
             continue
         if obj["kind"] != "Deployment":
             continue
@@ -308,7 +323,7 @@ def check_policies(objs: list[Obj], where: str, secret_keys: set[str] | None, re
             for probe in ("readinessProbe", "livenessProbe"):
                 if not c.get(probe):
                     report.error(where, f"{owner} container {c.get('name')}: no {probe}")
-        grace = int(pod.get("terminationGracePeriodSeconds", 30))
+        grace = _int(pod.get("terminationGracePeriodSeconds", 30), 30)
         prestop = max((_prestop_seconds(c) for c in pod.get("containers") or []), default=0)
         if lease is not None and grace <= lease + prestop:
             report.error(
@@ -342,7 +357,7 @@ def check_policies(objs: list[Obj], where: str, secret_keys: set[str] | None, re
             if not selected_by:
                 report.error(where, f"{owner}: no Service selects it")
             for h in targeting:
-                if int(_get(h, "spec", "minReplicas") or 1) < 2:
+                if _int(_get(h, "spec", "minReplicas"), 1) < 2:
                     report.error(where, f"{_name(h)}: minReplicas must be at least 2 for the api")
         elif selected_by:
             report.error(
@@ -354,7 +369,7 @@ def check_policies(objs: list[Obj], where: str, secret_keys: set[str] | None, re
         target = _get(h, "spec", "scaleTargetRef") or {}
         if target.get("kind") != "Deployment" or target.get("name") not in deployment_names:
             report.error(where, f"{_name(h)}: scaleTargetRef {target} is not a rendered Deployment")
-        if int(_get(h, "spec", "minReplicas") or 1) > int(_get(h, "spec", "maxReplicas") or 0):
+        if _int(_get(h, "spec", "minReplicas"), 1) > _int(_get(h, "spec", "maxReplicas"), 0):
             report.error(where, f"{_name(h)}: minReplicas exceeds maxReplicas")
     for s in services:
         if not any(
@@ -377,9 +392,6 @@ def check_policies(objs: list[Obj], where: str, secret_keys: set[str] | None, re
     for ns in by_kind.get("Namespace", []):
         if (_get(ns, "metadata", "labels") or {}).get(PRE_DEPLOY_LABEL) != PRE_DEPLOY_VALUE:
             report.error(where, f"{_name(ns)}: must carry {PRE_DEPLOY_LABEL}={PRE_DEPLOY_VALUE}")
-    for cm in by_kind.get("ConfigMap", []):
-        if (_get(cm, "metadata", "labels") or {}).get(PRE_DEPLOY_LABEL) != PRE_DEPLOY_VALUE:
-            report.error(where, f"{_name(cm)}: must carry {PRE_DEPLOY_LABEL}={PRE_DEPLOY_VALUE}")
 
 
 def check_secret_template(root: Path, template: Path, report: Report) -> None:
@@ -637,8 +649,10 @@ def check(root: Path, tools: Tools, log: bool = True) -> Report:
             objs = render(tools.kubectl, root, directory, report)
             if objs is None:
                 continue
+            before = len(report.errors)
             validate_schema(objs, where, report)
-            check_policies(objs, where, secret_keys, report)
+            if len(report.errors) == before:  # policies assume schema-valid objects
+                check_policies(objs, where, secret_keys, report)
             kinds = sorted({o["kind"] for o in objs})
             say(f"{where}: rendered {len(objs)} objects ({', '.join(kinds)}); validated")
 

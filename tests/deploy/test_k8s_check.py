@@ -1,0 +1,189 @@
+"""`make k8s-check` passes on the real tree and fails, naming the problem, on a broken copy."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag_devstack import k8s_check
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("api", "parse-worker", "ingest-worker")
+
+
+def run_check(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rag_devstack.k8s_check", "--root", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def copy_tree(dest: Path) -> Path:
+    """What the check reads: deploy/, the Dockerfiles, every pyproject.toml, constraints, .dockerignore."""
+    shutil.copytree(ROOT / "deploy", dest / "deploy")
+    for name in (".dockerignore", "constraints.txt"):
+        shutil.copy2(ROOT / name, dest / name)
+    for pyproject in [*ROOT.glob("libs/*/pyproject.toml"), *ROOT.glob("services/*/pyproject.toml")]:
+        target = dest / pyproject.parent.relative_to(ROOT)
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(pyproject, target / "pyproject.toml")
+        if (pyproject.parent / "Dockerfile").is_file():
+            shutil.copy2(pyproject.parent / "Dockerfile", target / "Dockerfile")
+    return dest
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def test_real_tree_passes() -> None:
+    result = run_check(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "k8s-check: ok" in result.stdout
+    for overlay in ("overlays/dev", "overlays/prod"):
+        assert f"deploy/k8s/{overlay}: rendered" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "expected"),
+    [
+        # A misspelt field in the base: strict schema validation names it, in each overlay.
+        (
+            "deploy/k8s/base/api-deployment.yaml",
+            "imagePullPolicy: IfNotPresent",
+            "imagePullPolicyy: IfNotPresent",
+            ["Deployment/rag-api", "'imagePullPolicyy' was unexpected", "deploy/k8s/overlays/prod"],
+        ),
+        # A misspelt field in an overlay's strategic-merge patch is rendered, then rejected.
+        (
+            "deploy/k8s/overlays/prod/patches/hpa.yaml",
+            "  minReplicas: 3",
+            "  minReplica: 3",
+            ["deploy/k8s/overlays/prod", "HorizontalPodAutoscaler/rag-api", "'minReplica' was unexpected"],
+        ),
+        # A wrong type.
+        (
+            "deploy/k8s/base/parse-worker-deployment.yaml",
+            "terminationGracePeriodSeconds: 120",
+            "terminationGracePeriodSeconds: two-minutes",
+            ["Deployment/rag-parse-worker", "terminationGracePeriodSeconds", "'two-minutes' is not of type"],
+        ),
+    ],
+    ids=["unknown-field", "unknown-field-in-patch", "wrong-type"],
+)
+def test_broken_manifest_fails(tmp_path: Path, file: str, old: str, new: str, expected: list[str]) -> None:
+    root = copy_tree(tmp_path)
+    edit(root / file, old, new)
+    result = run_check(root)
+    assert result.returncode == 1, result.stdout + result.stderr
+    for fragment in expected:
+        assert fragment in result.stderr, result.stderr
+    assert "FAILED" in result.stderr
+
+
+def policy_errors(root: Path) -> list[str]:
+    tools = k8s_check.Tools(
+        k8s_check.find_tool("kubectl"), k8s_check.find_tool("yamllint"), k8s_check.find_tool("hadolint")
+    )
+    return k8s_check.check(root, tools, log=False).errors
+
+
+def test_policy_violations_fail(tmp_path: Path) -> None:
+    root = copy_tree(tmp_path)
+    base = root / "deploy/k8s/base"
+    edit(
+        base / "ingest-worker-deployment.yaml",
+        "readOnlyRootFilesystem: true",
+        "readOnlyRootFilesystem: false",
+    )
+    edit(
+        base / "parse-worker-deployment.yaml",
+        "terminationGracePeriodSeconds: 120",
+        "terminationGracePeriodSeconds: 20",
+    )
+    edit(
+        base / "api-deployment.yaml", "  revisionHistoryLimit: 5", "  replicas: 2\n  revisionHistoryLimit: 5"
+    )
+    edit(base / "secret.template.yaml", 'JWT_SECRET: "CHANGE_ME"', 'JWT_SECRET: "s3cr3t-value"')
+    errors = "\n".join(policy_errors(root))
+    assert (
+        "Deployment/rag-ingest-worker container ingest-worker: securityContext.readOnlyRootFilesystem"
+        in errors
+    )
+    assert (
+        "Deployment/rag-parse-worker: terminationGracePeriodSeconds 20 must exceed JOB_LEASE_SECONDS 30"
+        in errors
+    )
+    assert "Deployment/rag-api: spec.replicas is set although an HPA owns the count" in errors
+    assert "stringData.JWT_SECRET is not a CHANGE_ME placeholder" in errors
+
+
+# ---- Dockerfiles: each copies only its own service and the libs it uses
+
+
+def copied_sources(dockerfile: Path) -> set[str]:
+    """Every build-context path a Dockerfile COPYs (not --from another stage)."""
+    sources: set[str] = set()
+    for _, instruction, args in k8s_check.dockerfile_instructions(dockerfile.read_text(encoding="utf-8")):
+        if instruction in ("COPY", "ADD"):
+            paths, from_stage = k8s_check._copy_sources(args)
+            if not from_stage:
+                sources |= {k8s_check._norm(p) for p in paths}
+    return sources
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_dockerfile_copies_no_other_service(service: str) -> None:
+    sources = copied_sources(ROOT / "services" / service / "Dockerfile")
+    assert f"services/{service}" in sources
+    others = {f"services/{other}" for other in SERVICES if other != service}
+    for source in sources:
+        assert source not in (".", "services"), f"{service} copies the whole context: {source}"
+        assert not any(source == o or source.startswith(o + "/") for o in others), source
+        assert source == "constraints.txt" or source.startswith(("libs/", f"services/{service}")), source
+        assert not source.startswith("libs/devstack"), "dev/test-only code in an image"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_dockerfile_copies_exactly_the_libs_it_depends_on(service: str) -> None:
+    packages = k8s_check.local_packages(ROOT)
+    own = next(p for p in packages.values() if p.directory == f"services/{service}")
+    libs = {packages[n].directory for n in k8s_check.closure(packages, own.name)} - {own.directory}
+    copied = {s for s in copied_sources(ROOT / "services" / service / "Dockerfile") if s.startswith("libs/")}
+    assert copied == libs
+
+
+def test_dockerfile_check_catches_another_service_and_a_missing_lib(tmp_path: Path) -> None:
+    root = copy_tree(tmp_path)
+    dockerfile = root / "services/api/Dockerfile"
+    edit(
+        dockerfile,
+        "COPY services/api/ services/api/",
+        "COPY services/api/ services/api/\nCOPY services/parse-worker/ x/",
+    )
+    edit(dockerfile, "COPY libs/embedding/ libs/embedding/\n", "")
+    edit(dockerfile, 'ENTRYPOINT ["rag-api"]', "ENTRYPOINT rag-api")
+    report = k8s_check.Report()
+    k8s_check.check_dockerfile(root, root / "services/api", k8s_check.local_packages(root), report)
+    errors = "\n".join(report.errors)
+    assert "copies another service's code: services/parse-worker" in errors
+    assert "does not copy libs/embedding, which rag-api needs" in errors
+    assert "ENTRYPOINT must be exec form" in errors
+
+
+def test_dockerfile_check_passes_on_real_dockerfiles() -> None:
+    report = k8s_check.Report()
+    packages = k8s_check.local_packages(ROOT)
+    for service in SERVICES:
+        k8s_check.check_dockerfile(ROOT, ROOT / "services" / service, packages, report)
+    k8s_check.check_dockerignore(ROOT, report)
+    assert report.errors == []
