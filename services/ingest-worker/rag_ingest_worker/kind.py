@@ -1,0 +1,149 @@
+"""The ingest job: parsed text → chunks → embeddings → rows that search reads.
+
+The work (download, chunk, embed) happens outside any transaction; then ONE
+transaction, fenced by the lease, replaces the document's chunks, marks the job
+`success` and the document `ingested`, and publishes the events. Running the same
+job twice therefore never duplicates chunks, and a worker that lost its lease
+writes nothing. Long documents report `progress` at least every 10 %.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from psycopg_pool import AsyncConnectionPool
+
+from rag_embedding import Embedder, PermanentEmbeddingError, vector_literal
+from rag_eventbus import publish
+from rag_ingest_worker.chunking import Chunk, chunk_text
+from rag_jobqueue import DocumentJobKind, Job, Lease, PermanentJobError, QueueSpec, job_event
+from rag_jobqueue.kind import set_document_status
+from rag_storage import ObjectNotFound, ObjectStore, StorageError
+
+log = structlog.get_logger("rag_ingest_worker")
+
+INGEST_QUEUE = QueueSpec(table="ingest_jobs", channel="ingest_jobs", name="ingest")
+
+SELECT_PARSED_FILE = "SELECT object_key FROM files WHERE document_id = %s AND kind = 'parsed'"
+DELETE_CHUNKS = "DELETE FROM chunks WHERE document_id = %s"
+COPY_CHUNKS = (
+    "COPY chunks (document_id, workspace_id, ordinal, text, char_start, char_end, page,"
+    " embedding_model, embedding_dim, embedding) FROM STDIN"
+)
+MARK_INGESTED = """
+UPDATE documents SET chunk_count = %(count)s, embedding_model = %(model)s, embedding_dim = %(dim)s,
+    updated_at = now()
+WHERE id = %(id)s
+"""
+
+
+class IngestKind(DocumentJobKind):
+    queue = INGEST_QUEUE
+    job_type = "ingest"
+    working_status = "ingesting"
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        store: ObjectStore,
+        embedder: Embedder,
+        *,
+        batch_size: int = 32,
+        max_text_bytes: int = 64 * 1024 * 1024,
+        timeout_seconds: float | None = 1800,
+    ) -> None:
+        self.pool = pool
+        self.store = store
+        self.embedder = embedder
+        self.batch_size = batch_size
+        self.max_text_bytes = max_text_bytes
+        self.timeout_seconds = timeout_seconds
+
+    async def run(self, job: Job, lease: Lease) -> None:
+        document_id = job.row["document_id"]
+        text = await self._parsed_text(document_id)
+        chunks = await asyncio.to_thread(chunk_text, text)
+        del text
+        vectors = await self._embed(job, lease, chunks)
+        async with self.pool.connection() as conn, conn.transaction():
+            done = await lease.finish(conn)
+            await conn.execute(DELETE_CHUNKS, (document_id,))
+            async with conn.cursor() as cur, cur.copy(COPY_CHUNKS) as copy:
+                for chunk, vector in zip(chunks, vectors, strict=True):
+                    await copy.write_row(
+                        (
+                            document_id,
+                            job.row["workspace_id"],
+                            chunk.ordinal,
+                            chunk.text,
+                            chunk.char_start,
+                            chunk.char_end,
+                            chunk.page,
+                            self.embedder.model_name,
+                            self.embedder.dim,
+                            vector,
+                        )
+                    )
+            await conn.execute(
+                MARK_INGESTED,
+                {
+                    "count": len(chunks),
+                    "model": self.embedder.model_name,
+                    "dim": self.embedder.dim,
+                    "id": document_id,
+                },
+            )
+            events = [job_event(done, "ingest"), await set_document_status(conn, done, "ingested")]
+            await publish(conn, events)
+        log.info("document_ingested", chunks=len(chunks), model=self.embedder.model_name)
+
+    async def _parsed_text(self, document_id: Any) -> str:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(SELECT_PARSED_FILE, (document_id,))
+            row = await cur.fetchone()
+        if row is None:
+            raise PermanentJobError("The parsed text of this document is missing; reprocess the document.")
+        try:
+            data = await self.store.get_bytes(row[0], max_bytes=self.max_text_bytes)
+        except ObjectNotFound:
+            raise PermanentJobError(
+                "The parsed text of this document is missing; reprocess the document."
+            ) from None
+        except StorageError as exc:
+            if "over the" in str(exc):
+                raise PermanentJobError(
+                    f"The extracted text is larger than the {self.max_text_bytes // (1024 * 1024)} MB limit."
+                ) from None
+            raise
+        return data.decode("utf-8")
+
+    async def _embed(self, job: Job, lease: Lease, chunks: list[Chunk]) -> list[str]:
+        """Embed in batches; report progress whenever another tenth is done."""
+        total = len(chunks)
+        literals: list[str] = []
+        reported_tenths = 0
+        for start in range(0, total, self.batch_size):
+            batch = chunks[start : start + self.batch_size]
+            try:
+                vectors = await self.embedder.embed([c.embedding_text for c in batch])
+            except PermanentEmbeddingError as exc:
+                raise PermanentJobError(f"The embedding service refused the text: {exc}") from None
+            literals.extend(vector_literal(v) for v in vectors)
+            done = len(literals)
+            tenths = done * 10 // total
+            if tenths > reported_tenths and done < total and total > self.batch_size:
+                reported_tenths = tenths
+                await self._report_progress(job, lease, done, total)
+        return literals
+
+    async def _report_progress(self, job: Job, lease: Lease, done: int, total: int) -> None:
+        async with self.pool.connection() as conn, conn.transaction():
+            await lease.check(conn)
+            await publish(conn, [job_event(job, "ingest", progress={"done": done, "total": total})])
+
+    def user_message(self, exc: BaseException) -> str:
+        if isinstance(exc, StorageError):
+            return "The file storage could not be reached."
+        return super().user_message(exc)

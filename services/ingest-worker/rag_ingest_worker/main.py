@@ -1,0 +1,40 @@
+"""`rag-ingest-worker`: run the ingest queue until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from rag_embedding import EmbeddingConfigurationError, build_embedder
+from rag_ingest_worker.kind import IngestKind
+from rag_ingest_worker.settings import IngestWorkerSettings
+from rag_jobqueue.service import serve_worker
+from rag_schema.settings import load_settings
+from rag_storage import ObjectStore
+
+
+def main() -> None:
+    settings = load_settings(IngestWorkerSettings)
+    try:
+        embedder = build_embedder(settings)
+    except EmbeddingConfigurationError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+    def build(pool: AsyncConnectionPool[Any], store: ObjectStore) -> IngestKind:
+        return IngestKind(
+            pool,
+            store,
+            embedder,
+            batch_size=settings.ingest_embed_batch_size,
+            max_text_bytes=settings.ingest_max_text_bytes,
+        )
+
+    asyncio.run(serve_worker("ingest-worker", settings, build))
+
+
+if __name__ == "__main__":
+    main()
