@@ -45,6 +45,8 @@ API_DEPLOYMENT = "rag-api"
 PRE_DEPLOY_LABEL = "rag-engine/rollout"
 PRE_DEPLOY_VALUE = "pre-deploy"
 PLACEHOLDER = "CHANGE_ME"
+# Seconds a worker needs after its drain to release unfinished jobs and exit.
+WORKER_RELEASE_SECONDS = 10
 # python:3.11.<patch>-slim[-<debian>][@sha256:<digest>]
 BASE_IMAGE_RE = re.compile(r"^python:3\.11\.\d+-slim(-[a-z]+)?(@sha256:[0-9a-f]{64})?$")
 WORKLOAD_KINDS = ("Deployment", "Job", "StatefulSet", "DaemonSet")
@@ -275,6 +277,15 @@ def check_policies(objs: list[Obj], where: str, secret_keys: set[str] | None, re
             lease = int(value) if value is not None and str(value).isdigit() else None
     if lease is None:
         report.error(where, f"no ConfigMap {CONFIG_NAME}* with a numeric JOB_LEASE_SECONDS")
+    # Workers drain this long on SIGTERM (the code's default is 20 s when it is not set).
+    drain = 20.0
+    for cm in by_kind.get("ConfigMap", []):
+        if cm["metadata"]["name"].startswith(CONFIG_NAME):
+            value = _get(cm, "data", "WORKER_SHUTDOWN_GRACE_SECONDS")
+            try:
+                drain = float(value) if value is not None else drain
+            except ValueError:
+                report.error(where, f"{_name(cm)}: WORKER_SHUTDOWN_GRACE_SECONDS {value!r} is not a number")
 
     for obj in objs:
         if obj["kind"] not in WORKLOAD_KINDS:
@@ -330,6 +341,12 @@ def check_policies(objs: list[Obj], where: str, secret_keys: set[str] | None, re
                 where,
                 f"{owner}: terminationGracePeriodSeconds {grace} must exceed JOB_LEASE_SECONDS {lease}"
                 + (f" + preStop {prestop}s" if prestop else ""),
+            )
+        if name != API_DEPLOYMENT and grace < drain + WORKER_RELEASE_SECONDS:
+            report.error(
+                where,
+                f"{owner}: terminationGracePeriodSeconds {grace} leaves no time to release jobs after "
+                f"WORKER_SHUTDOWN_GRACE_SECONDS {drain:g} (needs {WORKER_RELEASE_SECONDS}s more)",
             )
         targeting = [h for h in hpas if _get(h, "spec", "scaleTargetRef", "name") == name]
         if not targeting:
