@@ -117,10 +117,7 @@ def parse_search_params(request: Request) -> tuple[str, int]:
 async def search_endpoint(request: Request) -> Response:
     """GET /api/workspaces/{id}/search?q=&k=10"""
     user_id = require_user(request)
-    try:
-        workspace_id = UUID(request.path_params["workspace_id"])
-    except ValueError:
-        raise ApiError(404, "not_found", "The workspace does not exist.") from None
+    workspace_id: UUID = request.path_params["workspace_id"]
     query, k = parse_search_params(request)
     embedder: Embedder = request.app.state.embedder
     async with pool_of(request).connection() as conn:

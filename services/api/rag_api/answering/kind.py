@@ -1,0 +1,158 @@
+"""The answer job: retrieve, stream a provider's text as coalesced events, complete.
+
+Runs on the shared job runtime inside the api processes (ANSWER_CONCURRENCY per
+process). Every streamed delta is written under the lease (fenced), so a replica
+that lost its job cannot keep streaming into the message. A takeover or a retry
+restarts the answer: the content is reset and a new `streaming` sequence begins.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import structlog
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from rag_api.answering.coalesce import coalesce
+from rag_api.answering.providers import AnswerProvider, LLMPermanentError
+from rag_api.search import Hit, hybrid_search
+from rag_embedding import Embedder
+from rag_eventbus import publish
+from rag_jobqueue import Job, Lease, PermanentJobError, QueueSpec
+from rag_schema.events import Citation, Event, MessageStatus, MessageStatusUpdated
+
+log = structlog.get_logger("rag_api.answering")
+
+ANSWER_QUEUE = QueueSpec(table="answer_jobs", channel="answer_jobs", name="answer")
+RETRIEVE_K = 5
+CITATION = re.compile(r"\[(\d{1,2})\]")
+
+SELECT_QUESTION = "SELECT content FROM messages WHERE id = %s"
+UPDATE_MESSAGE = """
+UPDATE messages SET status = %(status)s, content = %(content)s, citations = %(citations)s,
+    error = %(error)s, updated_at = now()
+WHERE id = %(id)s
+"""
+
+Conn = AsyncConnection[Any]
+
+
+class AnswerKind:
+    queue = ANSWER_QUEUE
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        embedder: Embedder,
+        provider: AnswerProvider,
+        *,
+        timeout_seconds: float | None = 300,
+        coalesce_interval: float = 0.1,
+        coalesce_chars: int = 200,
+    ) -> None:
+        self.pool = pool
+        self.embedder = embedder
+        self.provider = provider
+        self.timeout_seconds = timeout_seconds
+        self.coalesce_interval = coalesce_interval
+        self.coalesce_chars = coalesce_chars
+
+    async def run(self, job: Job, lease: Lease) -> None:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(SELECT_QUESTION, (job.row["question_id"],))).fetchone()
+            if row is None:
+                raise PermanentJobError("The question was deleted.")
+            hits = await hybrid_search(conn, self.embedder, job.row["workspace_id"], row[0], RETRIEVE_K)
+        content = ""
+        try:
+            deltas = coalesce(
+                self.provider.stream(row[0], hits),
+                interval=self.coalesce_interval,
+                max_chars=self.coalesce_chars,
+            )
+            async for delta in deltas:
+                content += delta
+                async with self.pool.connection() as conn, conn.transaction():
+                    await lease.check(conn)
+                    await publish(conn, [await self._update(conn, job, "streaming", content, delta)])
+        except LLMPermanentError as exc:
+            raise PermanentJobError(f"The answer could not be generated: {exc}") from None
+        citations = cited(content, hits)
+        async with self.pool.connection() as conn, conn.transaction():
+            await lease.finish(conn)
+            event = await self._update(conn, job, "completed", content.strip(), "", citations=citations)
+            await publish(conn, [event])
+        log.info("answer_completed", chars=len(content), citations=len(citations))
+
+    async def _update(
+        self,
+        conn: Conn,
+        job: Job,
+        status: MessageStatus,
+        content: str,
+        delta: str,
+        *,
+        citations: list[Citation] | None = None,
+        error: str | None = None,
+    ) -> Event:
+        await conn.execute(
+            UPDATE_MESSAGE,
+            {
+                "status": status,
+                "content": content,
+                "citations": Jsonb([c.model_dump(mode="json") for c in citations or []]),
+                "error": error,
+                "id": job.row["message_id"],
+            },
+        )
+        return Event.of(
+            MessageStatusUpdated(
+                workspace_id=job.row["workspace_id"],
+                message_id=job.row["message_id"],
+                conversation_id=job.row["conversation_id"],
+                status=status,
+                content=content,
+                delta=delta,
+                citations=citations if status == "completed" else None,
+                error=error,
+            )
+        )
+
+    async def on_claimed(self, conn: Conn, job: Job) -> list[Event]:
+        if job.attempt == 1:
+            return []  # still `pending` until the first delta
+        # A retry or a takeover: whatever an earlier attempt streamed is discarded.
+        return [await self._update(conn, job, "streaming", "", "")]
+
+    async def on_retry(self, conn: Conn, job: Job, error: str) -> list[Event]:
+        return [await self._update(conn, job, "pending", "", "")]
+
+    async def on_failed(self, conn: Conn, job: Job, error: str) -> list[Event]:
+        return [await self._update(conn, job, "failed", "", "", error=error)]
+
+    async def on_released(self, conn: Conn, job: Job) -> list[Event]:
+        return [await self._update(conn, job, "pending", "", "")]
+
+    def user_message(self, exc: BaseException) -> str:
+        return f"The answer could not be generated: {exc}"
+
+
+def cited(content: str, hits: list[Hit]) -> list[Citation]:
+    """The passages the answer cites as [n], in order of first citation."""
+    seen: list[int] = []
+    for match in CITATION.finditer(content):
+        n = int(match.group(1))
+        if 1 <= n <= len(hits) and n not in seen:
+            seen.append(n)
+    return [
+        Citation(
+            document_id=hits[n - 1].document_id,
+            chunk_id=hits[n - 1].chunk_id,
+            filename=hits[n - 1].filename,
+            ordinal=hits[n - 1].ordinal,
+        )
+        for n in seen
+    ]

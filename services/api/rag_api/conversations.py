@@ -1,0 +1,164 @@
+"""Conversations and their messages (CONTRACT.md §4).
+
+Posting a question writes, in ONE transaction, the user's message (completed),
+the assistant's reply (pending), the answer job and both `message.created`
+events, and NOTIFYs `answer_jobs`: an api replica's answer worker picks it up.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from pydantic import BaseModel, ConfigDict, StringConstraints
+from starlette.requests import Request
+from starlette.responses import Response
+
+from rag_api.access import require_member
+from rag_api.body import read_model
+from rag_api.deps import pool_of, require_user, settings_of
+from rag_api.errors import ApiError, not_found
+from rag_api.responses import json_response
+from rag_api.shapes import row_out
+from rag_eventbus import notify_job, publish
+from rag_schema.events import Event, MessageCreated
+
+ANSWER_CHANNEL = "answer_jobs"
+MAX_QUESTION_CHARS = 8000
+
+CONVERSATION_COLUMNS = "id, workspace_id, title, created_by, created_at"
+MESSAGE_COLUMNS = (
+    "id, conversation_id, workspace_id, role, status, content, citations, error, created_at, updated_at"
+)
+
+INSERT_CONVERSATION = f"""
+INSERT INTO conversations (workspace_id, title, created_by) VALUES (%s, %s, %s)
+RETURNING {CONVERSATION_COLUMNS}
+"""
+LIST_CONVERSATIONS = f"""
+SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE workspace_id = %s ORDER BY created_at DESC, id DESC
+"""
+SELECT_CONVERSATION_WORKSPACE = "SELECT workspace_id FROM conversations WHERE id = %s"
+LIST_MESSAGES = f"""
+SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = %s ORDER BY created_at, id
+"""
+INSERT_MESSAGE = f"""
+INSERT INTO messages (conversation_id, workspace_id, role, status, content, created_by)
+VALUES (%(conversation)s, %(workspace)s, %(role)s, %(status)s, %(content)s, %(user)s)
+RETURNING {MESSAGE_COLUMNS}
+"""
+INSERT_ANSWER_JOB = """
+INSERT INTO answer_jobs (message_id, question_id, conversation_id, workspace_id, max_attempts)
+VALUES (%s, %s, %s, %s, %s) RETURNING id
+"""
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Question = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUESTION_CHARS)
+]
+
+
+class NewConversation(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    title: Title
+
+
+class NewMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    content: Question
+
+
+def message_out(row: dict[str, Any]) -> dict[str, Any]:
+    return row_out(row)
+
+
+async def conversation_workspace(conn: AsyncConnection[Any], conversation_id: UUID, user_id: UUID) -> UUID:
+    """The conversation's workspace, checking membership; 404 for strangers and unknown ids."""
+    cur = await conn.execute(SELECT_CONVERSATION_WORKSPACE, (conversation_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise not_found("conversation")
+    workspace_id: UUID = row[0]
+    try:
+        await require_member(conn, workspace_id, user_id)
+    except ApiError:
+        raise not_found("conversation") from None
+    return workspace_id
+
+
+async def create_conversation(request: Request) -> Response:
+    user_id = require_user(request)
+    workspace_id: UUID = request.path_params["workspace_id"]
+    body = await read_model(request, NewConversation)
+    async with pool_of(request).connection() as conn, conn.transaction():
+        await require_member(conn, workspace_id, user_id)
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(INSERT_CONVERSATION, (workspace_id, body.title, user_id))
+        row = await cur.fetchone()
+    assert row is not None
+    return json_response(row_out(row), status=201)
+
+
+async def list_conversations(request: Request) -> Response:
+    user_id = require_user(request)
+    workspace_id: UUID = request.path_params["workspace_id"]
+    async with pool_of(request).connection() as conn:
+        await require_member(conn, workspace_id, user_id)
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(LIST_CONVERSATIONS, (workspace_id,))
+        rows = await cur.fetchall()
+    return json_response({"items": [row_out(r) for r in rows]})
+
+
+async def list_messages(request: Request) -> Response:
+    user_id = require_user(request)
+    conversation_id: UUID = request.path_params["conversation_id"]
+    async with pool_of(request).connection() as conn:
+        await conversation_workspace(conn, conversation_id, user_id)
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(LIST_MESSAGES, (conversation_id,))
+        rows = await cur.fetchall()
+    return json_response({"items": [message_out(r) for r in rows]})
+
+
+async def post_message(request: Request) -> Response:
+    user_id = require_user(request)
+    conversation_id: UUID = request.path_params["conversation_id"]
+    body = await read_model(request, NewMessage)
+    settings = settings_of(request)
+    async with pool_of(request).connection() as conn, conn.transaction():
+        workspace_id = await conversation_workspace(conn, conversation_id, user_id)
+        cur = conn.cursor(row_factory=dict_row)
+        common = {"conversation": conversation_id, "workspace": workspace_id, "user": user_id}
+        await cur.execute(
+            INSERT_MESSAGE, {**common, "role": "user", "status": "completed", "content": body.content}
+        )
+        question = await cur.fetchone()
+        await cur.execute(INSERT_MESSAGE, {**common, "role": "assistant", "status": "pending", "content": ""})
+        reply = await cur.fetchone()
+        assert question is not None and reply is not None
+        job = await (
+            await conn.execute(
+                INSERT_ANSWER_JOB,
+                (reply["id"], question["id"], conversation_id, workspace_id, settings.job_max_attempts),
+            )
+        ).fetchone()
+        assert job is not None
+        await publish(conn, [created_event(question), created_event(reply)])
+        await notify_job(conn, ANSWER_CHANNEL, job[0])
+    return json_response({"message": message_out(question), "reply": message_out(reply)}, status=201)
+
+
+def created_event(row: dict[str, Any]) -> Event:
+    return Event.of(
+        MessageCreated(
+            workspace_id=row["workspace_id"],
+            message_id=row["id"],
+            conversation_id=row["conversation_id"],
+            role=row["role"],
+            status=row["status"],
+            content=row["content"],
+        )
+    )
