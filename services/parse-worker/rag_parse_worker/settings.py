@@ -1,0 +1,36 @@
+"""ParseWorkerSettings: the shared worker settings plus the parse worker's guard rails.
+
+Only METRICS_PORT's default (9101) and the variables below are specific to this worker;
+see docs/parse-worker.md for the table.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from rag_jobqueue.service import WorkerServiceSettings
+from rag_parse_worker.extract import Limits
+
+MB = 1024 * 1024
+
+
+class ParseWorkerSettings(WorkerServiceSettings):
+    metrics_port: int = Field(default=9101, ge=0, le=65535)
+    # The api's upload limit (CONTRACT.md §3): a larger original is refused, not downloaded.
+    max_upload_bytes: int = Field(default=52428800, ge=1)
+    parse_timeout_seconds: float = Field(default=120.0, gt=0)
+    max_pdf_pages: int = Field(default=2000, ge=1)
+    max_parsed_text_bytes: int = Field(default=20 * MB, ge=1)
+    max_docx_xml_bytes: int = Field(default=256 * MB, ge=1)
+    # Address-space cap of each extraction process (0: none); past it the file fails with a clear error.
+    parse_memory_limit_mb: int = Field(default=2048, ge=0)
+    # TEST ONLY: sleep this long (without blocking the loop) after the download, before extracting,
+    # so that tests can crash or stop a worker while it holds a job. Never set it in production.
+    parse_test_delay_seconds: float = Field(default=0.0, ge=0)
+
+    def limits(self) -> Limits:
+        return Limits(
+            max_text_bytes=self.max_parsed_text_bytes,
+            max_pdf_pages=self.max_pdf_pages,
+            max_docx_xml_bytes=self.max_docx_xml_bytes,
+        )
