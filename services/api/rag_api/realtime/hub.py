@@ -119,14 +119,23 @@ class RealtimeHub:
             # Not fatal: the listener keeps retrying and /readyz answers 503 meanwhile.
             log.warning("realtime_listener_not_connected_yet", timeout=START_TIMEOUT)
 
-    async def stop(self) -> None:
-        """Close every connection with 1001 (clients resume elsewhere), stop listening."""
+    async def close_connections(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Close every open connection with 1001 (clients reconnect, to another replica).
+
+        Call it when shutdown begins (e.g. from the server's shutdown trigger): hypercorn
+        otherwise waits its whole graceful timeout for WebSockets that never end by
+        themselves. `stop` calls it too.
+        """
         conns = [c for conns in self._by_user.values() for c in conns]
         for conn in conns:
             conn.request_close(frames.CLOSE_GOING_AWAY, "server shutting down")
         if conns:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*(c.finished.wait() for c in conns)), STOP_TIMEOUT)
+                await asyncio.wait_for(asyncio.gather(*(c.finished.wait() for c in conns)), timeout)
+
+    async def stop(self) -> None:
+        """Close every connection with 1001, stop the listener and the background tasks."""
+        await self.close_connections()
         tasks, self._tasks = list(self._tasks), set()
         for task in tasks:
             task.cancel()
