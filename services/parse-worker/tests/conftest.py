@@ -95,10 +95,13 @@ class Stack:
         *,
         notify: bool = True,
         max_attempts: int = 5,
+        shared_key: str | None = None,
     ) -> Upload:
+        """`shared_key`: point the file row at an object already stored (cheap bulk uploads)."""
         document_id = uuid.uuid4()
-        key = f"workspaces/{self.workspace_id}/documents/{document_id}/original"
-        self._s3.put_object(Bucket=self.s3["S3_BUCKET"], Key=key, Body=data)
+        key = shared_key or f"workspaces/{self.workspace_id}/documents/{document_id}/original"
+        if shared_key is None:
+            self._s3.put_object(Bucket=self.s3["S3_BUCKET"], Key=key, Body=data)
         content_type = content_type or CONTENT_TYPES.get(Path(filename).suffix, "application/octet-stream")
         sha = hashlib.sha256(data + document_id.bytes).hexdigest()  # unique: tests reuse contents
         async with self.conn.transaction():
@@ -151,6 +154,10 @@ class Stack:
 
     async def upload_fixture(self, name: str, **kwargs: Any) -> Upload:
         return await self.upload(name, (FIXTURES / name).read_bytes(), **kwargs)
+
+    def put_object(self, key: str, data: bytes) -> str:
+        self._s3.put_object(Bucket=self.s3["S3_BUCKET"], Key=key, Body=data)
+        return key
 
     def get_object(self, key: str) -> bytes:
         body: bytes = self._s3.get_object(Bucket=self.s3["S3_BUCKET"], Key=key)["Body"].read()
