@@ -33,7 +33,7 @@ log = structlog.get_logger("rag_api.app")
 
 POOL_MIN_SIZE = 1
 POOL_MAX_SIZE = 10
-POOL_CHECKOUT_TIMEOUT = 10.0  # a request waiting longer for a connection gets 503
+POOL_CHECKOUT_TIMEOUT = 5.0  # a request waiting longer for a connection gets 503
 STARTUP_DB_TIMEOUT = 15.0
 
 WS_ID = "{workspace_id:uuid}"
@@ -75,12 +75,16 @@ def _where(dsn: str) -> str:
 
 async def _open_pool(pool: AsyncConnectionPool[Any], dsn: str) -> None:
     try:
+        # One direct attempt first: a refused connection fails at once with psycopg's reason,
+        # where the pool would retry quietly until its timeout.
+        probe = await psycopg.AsyncConnection.connect(dsn, connect_timeout=int(STARTUP_DB_TIMEOUT))
+        await probe.close()
         await pool.open(wait=True, timeout=STARTUP_DB_TIMEOUT)
         async with pool.connection() as conn:
             cur = await conn.execute("SELECT to_regclass('public.documents') IS NOT NULL")
             row = await cur.fetchone()
     except (PoolTimeout, psycopg.Error) as exc:
-        raise StartupError(f"database {_where(dsn)} is unreachable: {exc}") from None
+        raise StartupError(f"database {_where(dsn)} is unreachable: {str(exc).strip()}") from None
     if not row or not row[0]:
         raise StartupError(f"database {_where(dsn)} has no schema: run rag-migrate first")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
 
@@ -23,7 +24,8 @@ def hypercorn_config(settings: ApiSettings) -> Config:
     host = f"[{settings.api_host}]" if ":" in settings.api_host else settings.api_host
     config.bind = [f"{host}:{settings.api_port}"]
     config.accesslog = None  # the app logs each request with its request id
-    config.errorlog = "-"
+    # hypercorn's own lines go through stdlib logging (configured by configure_logging).
+    config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = GRACEFUL_SECONDS
     config.startup_timeout = 60
     config.include_server_header = False

@@ -1,0 +1,341 @@
+"""Uploads through a real api process: accepted types, every refusal, dedupe, no orphans."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+DOCUMENT_KEYS = {
+    "id",
+    "workspace_id",
+    "filename",
+    "content_type",
+    "size_bytes",
+    "sha256",
+    "status",
+    "error",
+    "chunk_count",
+    "created_at",
+    "updated_at",
+}
+
+Multipart = Callable[..., tuple[bytes, str]]
+
+
+def docx_bytes(text: str = "Hello from Word") -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("word/document.xml", f"<w:document><w:body><w:t>{text}</w:t></w:body></w:document>")
+    return buffer.getvalue()
+
+
+def assert_nothing_stored(api: Any, workspace_id: str) -> None:
+    """No row and no object (not even an unfinished multipart upload) for the workspace."""
+    for table in ("documents", "parse_jobs"):
+        rows = api.sql(f"SELECT count(*) FROM {table} WHERE workspace_id = %s", (workspace_id,))
+        assert rows[0][0] == 0, f"{table} has rows"
+    files = api.sql(
+        "SELECT count(*) FROM files f JOIN documents d ON d.id = f.document_id WHERE d.workspace_id = %s",
+        (workspace_id,),
+    )
+    assert files[0][0] == 0
+    events = api.sql("SELECT count(*) FROM events WHERE payload->>'workspace_id' = %s", (workspace_id,))
+    assert events[0][0] == 0
+    assert api.s3_keys(f"workspaces/{workspace_id}/") == []
+    assert [k for k in api.s3_uploads_in_progress() if workspace_id in k] == []
+
+
+def test_upload_one_file_stores_rows_object_events_and_rings_parse_jobs(shared_api: Any) -> None:
+    owner, member = shared_api.user(), shared_api.user()
+    ws = owner.create_workspace()
+    assert owner.add_member(ws["id"], member.id).status_code == 201
+    with psycopg.connect(shared_api.database_url, autocommit=True) as listen:
+        listen.execute("LISTEN parse_jobs")
+        response = owner.upload(ws["id"], [("notes.txt", b"hello world\n", "image/png")])
+        assert response.status_code == 201, response.text
+        body = response.json()
+        notices = [n.payload for n in listen.notifies(timeout=5, stop_after=1)]
+    assert body["errors"] == []
+    [doc] = body["documents"]
+    assert DOCUMENT_KEYS | {"parse_job_id", "duplicate"} == set(doc)
+    assert doc["filename"] == "notes.txt"
+    assert doc["content_type"] == "text/plain"  # sniffed, not the client's image/png
+    assert doc["size_bytes"] == 12
+    assert doc["status"] == "queued" and doc["duplicate"] is False and doc["chunk_count"] == 0
+    assert notices == [doc["parse_job_id"]]
+
+    key = f"workspaces/{ws['id']}/documents/{doc['id']}/original"
+    assert shared_api.s3_keys(f"workspaces/{ws['id']}/") == [key]
+    obj = shared_api.s3().get_object(Bucket=shared_api.bucket, Key=key)
+    assert obj["Body"].read() == b"hello world\n" and obj["ContentType"] == "text/plain"
+    [(kind, object_key, size)] = shared_api.sql(
+        "SELECT kind, object_key, size_bytes FROM files WHERE document_id = %s", (doc["id"],)
+    )
+    assert (kind, object_key, size) == ("original", key, 12)
+    [(status, attempt, max_attempts)] = shared_api.sql(
+        "SELECT status, attempt, max_attempts FROM parse_jobs WHERE id = %s", (doc["parse_job_id"],)
+    )
+    assert (status, attempt, max_attempts) == ("queued", 0, 3)  # JOB_MAX_ATTEMPTS of shared_api
+
+    for user in (owner, member):
+        events = shared_api.sql(
+            "SELECT id, type, payload FROM events WHERE user_id = %s ORDER BY id", (user.id,)
+        )
+        assert [(e[0], e[1]) for e in events] == [(1, "document.created"), (2, "job.status_updated")]
+        assert events[0][2]["status"] == "queued" and events[0][2]["filename"] == "notes.txt"
+        job = events[1][2]
+        assert (job["job_type"], job["status"], job["attempt"], job["max_attempts"]) == (
+            "parse",
+            "queued",
+            0,
+            3,
+        )
+        assert job["job_id"] == doc["parse_job_id"]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "content_type"),
+    [
+        ("a.md", b"# Title\n\nText", "text/markdown"),
+        ("page.html", b"<html><body>hi</body></html>", "text/html"),
+        ("page.HTM", b"<p>hi</p>", "text/html"),
+        ("paper.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n%%EOF\n", "application/pdf"),
+        ("letter.docx", docx_bytes(), DOCX_TYPE),
+        ("utf16.txt", "\ufeffhé llo".encode("utf-16-le"), "text/plain"),
+        ("accents.txt", "héllo wörld ✓".encode(), "text/plain"),
+    ],
+)
+def test_supported_types_are_sniffed(shared_api: Any, name: str, data: bytes, content_type: str) -> None:
+    owner = shared_api.user()
+    ws = owner.create_workspace()
+    response = owner.upload(ws["id"], [(name, data)])
+    assert response.status_code == 201, response.text
+    assert response.json()["documents"][0]["content_type"] == content_type
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("evil.txt", b"\x7fELF\x02\x01\x01" + bytes(range(256)) * 8),  # a binary renamed .txt
+        ("image.md", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64),
+        ("nul.txt", b"plain text\x00with a NUL"),
+        ("latin1.txt", "caf\xe9 cr\xe8me".encode("latin-1")),  # not UTF-8
+        ("fake.pdf", b"just some text"),
+        ("fake.docx", b"just some text"),
+        ("zip.docx", b"PK\x03\x04" + b"\x00" * 100),  # a zip without word/document.xml
+        ("program.exe", b"MZ\x90\x00"),
+        ("noextension", b"hello"),
+    ],
+)
+def test_unsupported_media_type_leaves_nothing(shared_api: Any, name: str, data: bytes) -> None:
+    owner = shared_api.user()
+    ws = owner.create_workspace()
+    response = owner.upload(ws["id"], [(name, data)])
+    assert response.status_code == 415, response.text
+    body = response.json()
+    assert body["error"]["code"] == "unsupported_media_type" and body["error"]["message"]
+    assert body["errors"] == [body["error"]] and body["error"]["filename"] == name
+    assert_nothing_stored(shared_api, ws["id"])
+
+
+def test_empty_file(shared_api: Any) -> None:
+    owner = shared_api.user()
+    ws = owner.create_workspace()
+    response = owner.upload(ws["id"], [("empty.txt", b"")])
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "empty_file"
+    assert_nothing_stored(shared_api, ws["id"])
+
+
+def test_too_large_is_413_and_the_connection_stays_usable(shared_api: Any) -> None:
+    owner = shared_api.user()
+    ws = owner.create_workspace()
+    big = b"a" * (1024 * 1024 + 1)  # shared_api allows 1 MiB
+    response = owner.upload(ws["id"], [("big.txt", big)])
+    assert response.status_code == 413, response.text
+    assert response.json()["error"]["code"] == "file_too_large"
+    assert_nothing_stored(shared_api, ws["id"])
+    # The whole body was read: the same keep-alive connection serves the next request.
+    assert owner.client.get("/api/workspaces").status_code == 200
+    exact = owner.upload(ws["id"], [("exact.txt", b"b" * (1024 * 1024))])
+    assert exact.status_code == 201
+
+
+def test_too_large_after_s3_parts_were_sent_aborts_the_multipart_upload(api_factory: Any) -> None:
+    api = api_factory(MAX_UPLOAD_BYTES=str(10 * 1024 * 1024))  # above the 8 MiB part size
+    owner = api.user()
+    ws = owner.create_workspace()
+    response = owner.upload(ws["id"], [("big.txt", b"x" * (12 * 1024 * 1024))])
+    assert response.status_code == 413
+    assert_nothing_stored(api, ws["id"])
+    assert api.s3_uploads_in_progress() == []
+
+
+def test_mixed_upload_accepts_some_and_lists_the_refused(shared_api: Any) -> None:
+    owner = shared_api.user()
+    ws = owner.create_workspace()
+    response = owner.upload(
+        ws["id"], [("empty.txt", b""), ("good.md", b"# good"), ("bad.txt", b"\x00\x01\x02")]
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert [d["filename"] for d in body["documents"]] == ["good.md"]
+    assert [(e["filename"], e["code"]) for e in body["errors"]] == [
+        ("empty.txt", "empty_file"),
+        ("bad.txt", "unsupported_media_type"),
+    ]
+    assert all(e["message"] for e in body["errors"])
+    assert shared_api.sql("SELECT count(*) FROM documents WHERE workspace_id = %s", (ws["id"],))[0][0] == 1
+    assert len(shared_api.s3_keys(f"workspaces/{ws['id']}/")) == 1
+
+
+def test_all_refused_answers_the_first_refusal(shared_api: Any) -> None:
+    owner = shared_api.user()
+    ws = owner.create_workspace()
+    response = owner.upload(ws["id"], [("x.exe", b"MZ"), ("empty.txt", b"")])
+    assert response.status_code == 415
+    body = response.json()
+    assert body["error"]["code"] == "unsupported_media_type"
+    assert [e["code"] for e in body["errors"]] == ["unsupported_media_type", "empty_file"]
+    assert_nothing_stored(shared_api, ws["id"])
+
+
+def test_path_traversal_and_control_characters_in_file_names(shared_api: Any, multipart: Multipart) -> None:
+    owner = shared_api.user()
+    ws = owner.create_workspace()
+    body, ctype = multipart(
+        [
+            ("files", "../../etc/passwd.txt", b"root:x:0:0"),
+            ("files", b"..\\..\\windows\\win.ini.txt", b"[fonts]"),
+            ("files", b"bell\x07and\x1bescape.md", b"# doc"),
+            ("files", "x" * 300 + ".txt", b"long name"),
+        ]
+    )
+    response = owner.upload_raw(ws["id"], body, ctype)
+    assert response.status_code == 201, response.text
+    names = [d["filename"] for d in response.json()["documents"]]
+    assert names[:3] == ["passwd.txt", "win.ini.txt", "bellandescape.md"]
+    assert len(names[3]) == 255 and names[3].endswith(".txt")
+    keys = shared_api.s3_keys(f"workspaces/{ws['id']}/")
+    assert len(keys) == 4
+    assert all(k.endswith("/original") and "passwd" not in k and ".." not in k for k in keys)
+    assert not [k for k in shared_api.s3_keys() if "passwd" in k or "etc/" in k]
+
+
+def test_duplicate_content_returns_the_existing_document(shared_api: Any) -> None:
+    owner = shared_api.user()
+    ws = owner.create_workspace()
+    first = owner.upload(ws["id"], [("one.txt", b"same bytes")]).json()["documents"][0]
+    again = owner.upload(ws["id"], [("two.txt", b"same bytes"), ("three.txt", b"same bytes")])
+    assert again.status_code == 201
+    items = again.json()["documents"]
+    assert [(d["id"], d["duplicate"], d["filename"]) for d in items] == [
+        (first["id"], True, "one.txt"),
+        (first["id"], True, "one.txt"),
+    ]
+    assert items[0]["parse_job_id"] == first["parse_job_id"]
+    assert shared_api.sql("SELECT count(*) FROM parse_jobs WHERE workspace_id = %s", (ws["id"],))[0][0] == 1
+    assert shared_api.s3_keys(f"workspaces/{ws['id']}/") == [
+        f"workspaces/{ws['id']}/documents/{first['id']}/original"
+    ]
+    # Another workspace is not deduplicated against this one.
+    other = owner.create_workspace("other")
+    elsewhere = owner.upload(other["id"], [("one.txt", b"same bytes")]).json()["documents"][0]
+    assert elsewhere["duplicate"] is False and elsewhere["id"] != first["id"]
+
+
+def test_duplicate_inside_one_request(shared_api: Any) -> None:
+    owner = shared_api.user()
+    ws = owner.create_workspace()
+    response = owner.upload(ws["id"], [("a.txt", b"twice"), ("b.txt", b"twice")])
+    a, b = response.json()["documents"]
+    assert (a["duplicate"], b["duplicate"], a["id"]) == (False, True, b["id"])
+    assert len(shared_api.s3_keys(f"workspaces/{ws['id']}/")) == 1
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["not_multipart", "no_boundary", "truncated_first_part", "truncated_after_a_complete_part", "garbage"],
+)
+def test_bad_multipart_is_400_and_leaves_nothing(shared_api: Any, multipart: Multipart, case: str) -> None:
+    owner = shared_api.user()
+    ws = owner.create_workspace()
+    good, ctype = multipart([("files", "ok.txt", b"complete part")], close=False)
+    if case == "not_multipart":
+        body, ctype = b'{"files": []}', "application/json"
+    elif case == "no_boundary":
+        body, ctype = good, "multipart/form-data"
+    elif case == "truncated_first_part":
+        body = good[: len(good) - 10]
+    elif case == "truncated_after_a_complete_part":
+        second, _ = multipart([("files", "cut.txt", b"never finished")], close=False)
+        body = good + second[:-8]
+    else:
+        body = b"this is not a multipart body at all" * 100
+    response = owner.upload_raw(ws["id"], body, ctype)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "invalid_multipart"
+    assert_nothing_stored(shared_api, ws["id"])
+
+
+def test_no_files_part(shared_api: Any, multipart: Multipart) -> None:
+    owner = shared_api.user()
+    ws = owner.create_workspace()
+    body, ctype = multipart([("comment", None, b"just a field"), ("other", "a.txt", b"wrong field name")])
+    response = owner.upload_raw(ws["id"], body, ctype)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "no_files"
+    assert_nothing_stored(shared_api, ws["id"])
+
+
+def test_non_member_upload_is_404_and_leaves_nothing(shared_api: Any) -> None:
+    owner, stranger = shared_api.user(), shared_api.user()
+    ws = owner.create_workspace()
+    response = stranger.upload(ws["id"], [("a.txt", b"x" * 200_000)])
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    assert_nothing_stored(shared_api, ws["id"])
+
+
+def _consume_pending_accept(port: int) -> None:
+    """TcpProxy.cut() closes its listening socket while a thread is blocked in accept();
+    on Linux that accept still takes ONE more connection. Spend it here, so that the api's
+    next connection is refused as it would be by a dead S3."""
+    import contextlib
+    import socket
+
+    with contextlib.suppress(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_s3_down_during_upload_is_503_without_rows(s3_env: dict[str, str], api_factory: Any) -> None:
+    from urllib.parse import urlparse
+
+    from rag_devstack.faults import TcpProxy
+
+    target = urlparse(s3_env["S3_ENDPOINT_URL"])
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 80).start()
+    try:
+        api = api_factory(S3_ENDPOINT_URL=f"http://127.0.0.1:{proxy.port}")
+        owner = api.user()
+        ws = owner.create_workspace()
+        proxy.cut()
+        _consume_pending_accept(proxy.port)
+        response = owner.upload(ws["id"], [("a.txt", b"hello"), ("b.md", b"# b")])
+        assert response.status_code == 503, response.text
+        body = response.json()
+        assert body["error"]["code"] == "storage_unavailable"
+        assert [e["code"] for e in body["errors"]] == ["storage_unavailable"] * 2
+        proxy.restore()
+        assert_nothing_stored(api, ws["id"])
+        # Storage is back: the same upload now works.
+        assert owner.upload(ws["id"], [("a.txt", b"hello")]).status_code == 201
+    finally:
+        proxy.stop()

@@ -1,0 +1,94 @@
+"""Workspaces and members: shapes, validation, owner-only rules, last owner."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+
+def test_create_and_list_workspaces(shared_api: Any) -> None:
+    alice, bob = shared_api.user(), shared_api.user()
+    created = alice.client.post("/api/workspaces", json={"name": "  Research  "})
+    assert created.status_code == 201
+    ws = created.json()
+    assert set(ws) == {"id", "name", "role", "created_at"}
+    assert (ws["name"], ws["role"]) == ("Research", "owner")
+    second = alice.create_workspace("Second")
+    listed = alice.client.get("/api/workspaces").json()
+    assert [w["id"] for w in listed["items"]] == [ws["id"], second["id"]]
+    assert listed["items"][0] == ws
+    assert bob.client.get("/api/workspaces").json() == {"items": []}
+    assert alice.add_member(ws["id"], bob.id).status_code == 201
+    [seen] = bob.client.get("/api/workspaces").json()["items"]
+    assert (seen["id"], seen["role"]) == (ws["id"], "member")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b"{not json", 400, "invalid_json"),
+        (b"", 400, "invalid_json"),
+        (b"[]", 422, "validation_error"),
+        (b"{}", 422, "validation_error"),
+        (b'{"name": ""}', 422, "validation_error"),
+        (b'{"name": "   "}', 422, "validation_error"),
+        (b'{"name": 42}', 422, "validation_error"),
+        (b'{"name": "' + b"x" * 201 + b'"}', 422, "validation_error"),
+    ],
+)
+def test_workspace_validation(shared_api: Any, body: bytes, status: int, code: str) -> None:
+    user = shared_api.user()
+    response = user.client.post("/api/workspaces", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code and error["message"]
+    assert user.client.get("/api/workspaces").json()["items"] == []
+
+
+def test_json_body_too_large(shared_api: Any) -> None:
+    user = shared_api.user()
+    response = user.client.post("/api/workspaces", json={"name": "x" * 100_000})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "body_too_large"
+
+
+def test_member_management_rules(shared_api: Any) -> None:
+    owner, member, stranger, newcomer = (shared_api.user() for _ in range(4))
+    ws = owner.create_workspace()["id"]
+
+    added = owner.add_member(ws, member.id)
+    assert added.status_code == 201
+    assert added.json() == {"workspace_id": ws, "user_id": str(member.id), "role": "member"}
+    again = owner.add_member(ws, member.id)
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "already_member")
+
+    # A member may not manage members (403); a stranger does not see the workspace (404).
+    by_member = member.add_member(ws, newcomer.id)
+    assert (by_member.status_code, by_member.json()["error"]["code"]) == (403, "forbidden")
+    by_stranger = stranger.add_member(ws, newcomer.id)
+    assert (by_stranger.status_code, by_stranger.json()["error"]["code"]) == (404, "not_found")
+    assert member.client.delete(f"/api/workspaces/{ws}/members/{owner.id}").status_code == 403
+    assert stranger.client.delete(f"/api/workspaces/{ws}/members/{member.id}").status_code == 404
+    assert owner.add_member(uuid.uuid4(), newcomer.id).status_code == 404
+
+    # Validation of the member body.
+    for body in ({"user_id": "nope"}, {}, {"user_id": str(newcomer.id), "role": "admin"}):
+        response = owner.client.post(f"/api/workspaces/{ws}/members", json=body)
+        assert (response.status_code, response.json()["error"]["code"]) == (422, "validation_error"), body
+
+    # The last owner cannot leave; with a second owner it can.
+    last = owner.client.delete(f"/api/workspaces/{ws}/members/{owner.id}")
+    assert (last.status_code, last.json()["error"]["code"]) == (409, "last_owner")
+    assert owner.add_member(ws, newcomer.id, role="owner").json()["role"] == "owner"
+    assert owner.client.delete(f"/api/workspaces/{ws}/members/{member.id}").status_code == 204
+    missing = owner.client.delete(f"/api/workspaces/{ws}/members/{member.id}")
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")
+    assert owner.client.delete(f"/api/workspaces/{ws}/members/{owner.id}").status_code == 204
+    # The removed users no longer see it.
+    assert member.client.get(f"/api/workspaces/{ws}/documents").status_code == 404
+    assert owner.client.get(f"/api/workspaces/{ws}/documents").status_code == 404
+    assert newcomer.client.get(f"/api/workspaces/{ws}/documents").status_code == 200
+    remaining = shared_api.sql("SELECT user_id, role FROM workspace_members WHERE workspace_id = %s", (ws,))
+    assert [(str(u), r) for u, r in remaining] == [(str(newcomer.id), "owner")]
