@@ -187,6 +187,11 @@ class Connection:
                     if self._close is None and not self._client_closed:
                         log.warning("websocket_failed", user_id=str(self.user_id), error=repr(failure))
                         self.request_close(frames.CLOSE_SERVER_ERROR, "internal error")
+        except asyncio.CancelledError:
+            # The server cancels the app when its graceful shutdown times out: say so
+            # with 1001 rather than letting hypercorn close with 1011.
+            self.request_close(frames.CLOSE_GOING_AWAY, "server shutting down")
+            raise
         finally:
             for task in tasks:
                 task.cancel()
