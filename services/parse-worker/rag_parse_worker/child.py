@@ -8,6 +8,7 @@ ever between this process and the worker that started it:
     worker -> child: Limits once, then (data, filename, content_type) per document, None to stop
     child -> worker: ("ready",) once, then one reply per document:
                      ("ok", Extracted, seconds) | ("error", class name, message, code) | ("bug", text)
+                     | ("fatal", class name, message, code): an error after which the child exits
 
 The child ignores SIGINT/SIGTERM (the worker decides when it stops), exits at EOF on
 stdin (the worker closed it or died), and a watchdog exits it mid-document if the
@@ -72,16 +73,28 @@ def main(argv: list[str]) -> int:
     sys.stdout = sys.stderr
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     _limit_memory(memory_limit_mb)
+    # Past the memory cap even receiving a document or sending its text can fail: then say
+    # so ("fatal": the worker replaces this process, whose pipe may hold half a message) and exit.
+    fatal = ("fatal", "LimitExceeded", OUT_OF_MEMORY, LimitExceeded.code)
     try:
         limits: Limits = incoming.recv()
         outgoing.send(("ready",))
         while True:
-            request = incoming.recv()
+            try:
+                request = incoming.recv()
+            except MemoryError:
+                outgoing.send(fatal)
+                return 1
             if request is None:
                 return 0
             reply = handle(request, limits)
             del request
-            outgoing.send(reply)
+            try:
+                outgoing.send(reply)
+            except MemoryError:
+                del reply
+                outgoing.send(fatal)
+                return 1
     except (EOFError, OSError):
         return 0
 

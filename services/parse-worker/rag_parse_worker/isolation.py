@@ -89,10 +89,17 @@ class _Child:
 
     def call(self, request: tuple[bytes, str, str], timeout: float) -> tuple[Any, ...]:
         """Send one request and wait for its reply: TimeoutError, or EOFError/OSError if the child died."""
-        self._to.send(request)
+        try:
+            self._to.send(request)
+        except OSError:
+            # The child quit while reading (out of memory): its last words may be waiting.
+            if self._from.poll(1.0):
+                reply: tuple[Any, ...] = self._from.recv()
+                return reply
+            raise
         if not self._from.poll(timeout):
             raise TimeoutError
-        reply: tuple[Any, ...] = self._from.recv()
+        reply = self._from.recv()
         return reply
 
     def kill(self) -> None:
@@ -185,12 +192,14 @@ class ExtractionPool:
                 log.warning("extractor_died", error=repr(exc), exitcode=child.process.poll())
                 child = await self._replace(child, "crash")
                 raise CorruptFile(CRASHED) from None
+            if reply[0] == "fatal":  # the child ran out of memory mid-message and exits
+                child = await self._replace(child, "memory")
         finally:
             self._idle.put_nowait(child)
         status = reply[0]
         if status == "ok":
             return Timed(result=reply[1], seconds=reply[2])
-        if status == "error":
+        if status in ("error", "fatal"):
             _, name, message, code = reply
             error = _ERRORS.get(name, ExtractionError)(message)
             error.code = code

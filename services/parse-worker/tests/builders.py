@@ -185,9 +185,15 @@ def make_docx(body: str | bytes, *, compression: int = zipfile.ZIP_DEFLATED) -> 
     """A .docx whose word/document.xml is `body` (a full XML document)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression) as zf:
-        zf.writestr("[Content_Types].xml", CONTENT_TYPES)
-        zf.writestr("_rels/.rels", ROOT_RELS)
-        zf.writestr("word/document.xml", body)
+        for name, data in (
+            ("[Content_Types].xml", CONTENT_TYPES),
+            ("_rels/.rels", ROOT_RELS),
+            ("word/document.xml", body),
+        ):
+            # A fixed timestamp: the same input always makes the same bytes.
+            zf.writestr(
+                zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), data, compress_type=compression
+            )
     return buffer.getvalue()
 
 

@@ -17,44 +17,44 @@ import unicodedata
 
 PAGE_SEPARATOR = "\f"
 
-_NEWLINES = re.compile(r"\r\n|[\r\v\x85\u2028\u2029]")
-_SPACES = re.compile(r"[ \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
+_NEWLINES = re.compile(r"\r\n?|[\v\x85\u2028\u2029]")
+# C0/C1 controls except \t \n \f, BOM / zero-width no-break space, the two non-characters
+# that betray byte-order errors, lone surrogates. pdfium's U+0002 (its marker for a
+# generated hyphen at a line end) is among the controls.
+_REMOVE = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufeff\ufffe\uffff\ud800-\udfff]+")
+_UNUSUAL_SPACES = re.compile("[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
+_SPACE_RUNS = re.compile(" {2,}")
 _AROUND_TAB = re.compile(r" ?\t ?")
 _AROUND_NEWLINE = re.compile(r" ?\n ?")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
-_SURROGATES = re.compile(r"[\ud800-\udfff]")
 
 
-def _deletions() -> dict[int, None]:
-    """Code points to drop: C0/C1 controls except \\n and \\t, BOM / zero-width no-break
-    space, the two non-characters that mark byte-order errors, and pdfium's U+0002 (its
-    marker for a generated hyphen at a line end)."""
-    table: dict[int, None] = {}
-    for cp in (*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)):
-        if chr(cp) not in "\n\t\f":
-            table[cp] = None
-    for cp in (0xFEFF, 0xFFFE, 0xFFFF):
-        table[cp] = None
-    return table
-
-
-_DELETE = _deletions()
+def _sub(pattern: re.Pattern[str], repl: str, text: str, *needles: str) -> str:
+    """Substitute only when needed: most texts contain none of the rare characters, and a
+    substring test (`needles`, a memchr-speed scan) or a search is much cheaper than a sub."""
+    if needles:
+        if not any(needle in text for needle in needles):
+            return text
+        return pattern.sub(repl, text)
+    return pattern.sub(repl, text) if pattern.search(text) else text
 
 
 def normalize_text(text: str) -> str:
-    """Normalise one block of text (one page of a PDF, or a whole document otherwise)."""
+    """Normalise one block of text (one page of a PDF, or a whole document otherwise).
+
+    Each step is a C-level scan, skipped when a cheap test shows it has nothing to do.
+    """
     if not text:
         return ""
-    text = _NEWLINES.sub("\n", text)
+    text = _sub(_NEWLINES, "\n", text, "\r", "\v", "\x85", "\u2028", "\u2029")
     text = text.replace(PAGE_SEPARATOR, "\n\n")
-    if _SURROGATES.search(text):
-        text = _SURROGATES.sub("", text)
-    text = text.translate(_DELETE)
+    text = _sub(_REMOVE, "", text)
     text = unicodedata.normalize("NFC", text)
-    text = _SPACES.sub(" ", text)
-    text = _AROUND_TAB.sub("\t", text)
-    text = _AROUND_NEWLINE.sub("\n", text)
-    text = _MANY_NEWLINES.sub("\n\n", text)
+    text = _sub(_UNUSUAL_SPACES, " ", text)
+    text = _sub(_SPACE_RUNS, " ", text, "  ")
+    text = _sub(_AROUND_TAB, "\t", text, " \t", "\t ")
+    text = _sub(_AROUND_NEWLINE, "\n", text, " \n", "\n ")
+    text = _sub(_MANY_NEWLINES, "\n\n", text, "\n\n\n")
     return text.strip(" \n")
 
 
