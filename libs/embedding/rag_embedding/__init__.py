@@ -1,1 +1,66 @@
-"""rag_embedding."""
+"""rag_embedding: one small interface over three embedding providers (CONTRACT.md §3).
+
+    embedder = build_embedder(settings)          # EmbeddingSettings
+    vectors = await embedder.embed(["a", "b"])   # float32 (2, embedder.dim), unit rows
+    store(embedder.model_name, embedder.dim, vector_literal(vectors[0]))
+
+``hash`` is deterministic and offline (tests), ``minilm`` runs all-MiniLM-L6-v2 in numpy
+(dev), ``openai`` calls any OpenAI-compatible endpoint. Errors: ``TransientEmbeddingError``
+(retry the job later), ``PermanentEmbeddingError`` (fail it), with
+``EmbeddingConfigurationError`` a permanent error raised at start where possible.
+"""
+
+from __future__ import annotations
+
+from rag_schema.settings import EmbeddingSettings
+
+from .base import (
+    STORAGE_DIM,
+    Embedder,
+    EmbeddingConfigurationError,
+    EmbeddingError,
+    PermanentEmbeddingError,
+    TransientEmbeddingError,
+    Vectors,
+    l2_normalise,
+    vector_literal,
+)
+from .hashing import HashEmbedder
+from .minilm import MiniLMEmbedder
+from .openai_compat import OpenAIEmbedder
+
+__all__ = [
+    "STORAGE_DIM",
+    "Embedder",
+    "EmbeddingConfigurationError",
+    "EmbeddingError",
+    "HashEmbedder",
+    "MiniLMEmbedder",
+    "OpenAIEmbedder",
+    "PermanentEmbeddingError",
+    "TransientEmbeddingError",
+    "Vectors",
+    "build_embedder",
+    "l2_normalise",
+    "vector_literal",
+]
+
+
+def build_embedder(settings: EmbeddingSettings) -> Embedder:
+    """The embedder ``EMBEDDING_PROVIDER`` names. Raises ``EmbeddingConfigurationError``
+    (message starts with the variable at fault) when it cannot work, so a service can stop
+    at start with one clear line. Cheap: model weights load on first use."""
+    provider = settings.embedding_provider
+    if provider == "hash":
+        return HashEmbedder()
+    if provider == "minilm":
+        return MiniLMEmbedder()
+    if provider == "openai":
+        if not settings.embedding_base_url:
+            raise EmbeddingConfigurationError("EMBEDDING_BASE_URL is required when EMBEDDING_PROVIDER=openai")
+        if not settings.embedding_model:
+            raise EmbeddingConfigurationError("EMBEDDING_MODEL is required when EMBEDDING_PROVIDER=openai")
+        return OpenAIEmbedder(
+            settings.embedding_base_url, settings.embedding_model, settings.embedding_api_key
+        )
+    raise EmbeddingConfigurationError(f"EMBEDDING_PROVIDER={provider!r} is not one of hash, minilm, openai")

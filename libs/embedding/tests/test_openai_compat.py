@@ -1,0 +1,198 @@
+"""`openai` provider against a real HTTP server on loopback (stdlib, in a thread).
+
+The server follows a script of answers, one per request, then answers normally: that is
+how a rate-limited or failing endpoint is played without mocking the client.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from rag_embedding import (
+    EmbeddingConfigurationError,
+    OpenAIEmbedder,
+    PermanentEmbeddingError,
+    TransientEmbeddingError,
+)
+from rag_embedding.hashing import hash_vector
+from rag_embedding.openai_compat import embeddings_url, parse_retry_after
+
+pytestmark = pytest.mark.anyio
+
+
+@dataclass
+class Scripted:
+    """One scripted answer: an HTTP error, or a pause before answering normally."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+class FakeEmbeddings:
+    def __init__(self) -> None:
+        self.script: list[Scripted] = []
+        self.requests: list[dict[str, Any]] = []
+        self.dim = 384
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with fake.lock:
+                    fake.requests.append(
+                        {"path": self.path, "auth": self.headers.get("Authorization"), **body}
+                    )
+                    step = fake.script.pop(0) if fake.script else Scripted()
+                time.sleep(step.delay)
+                if step.status != 200:
+                    self._send(step.status, {"error": {"message": "scripted failure"}}, step.headers)
+                    return
+                data = [
+                    {"object": "embedding", "index": i, "embedding": hash_vector(text, fake.dim).tolist()}
+                    for i, text in enumerate(body["input"])
+                ]
+                random.shuffle(data)  # answers may come in any order: `index` says which is which
+                self._send(200, {"object": "list", "data": data, "model": body["model"]}, {})
+
+            def _send(self, status: int, payload: object, headers: dict[str, str]) -> None:
+                raw = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(raw)
+
+        return Handler
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeEmbeddings]:
+    server = FakeEmbeddings()
+    yield server
+    server.close()
+
+
+def embedder_for(url: str, **kwargs: Any) -> OpenAIEmbedder:
+    kwargs.setdefault("backoff_base", 0.01)
+    return OpenAIEmbedder(url, "test-embedding-model", "secret", **kwargs)
+
+
+def expected(texts: list[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
+    return np.vstack([hash_vector(t) for t in texts])
+
+
+async def test_three_429_then_success_returns_the_embeddings(fake: FakeEmbeddings) -> None:
+    fake.script = [Scripted(429, {"Retry-After": "0"}) for _ in range(3)]
+    texts = ["first passage", "second passage"]
+    vectors = await embedder_for(fake.base_url).embed(texts)
+    np.testing.assert_allclose(vectors, expected(texts), atol=1e-6)
+    assert len(fake.requests) == 4
+
+
+async def test_server_errors_are_retried_with_backoff(fake: FakeEmbeddings) -> None:
+    fake.script = [Scripted(503), Scripted(500), Scripted(502)]
+    vectors = await embedder_for(fake.base_url).embed(["x"])
+    np.testing.assert_allclose(vectors, expected(["x"]), atol=1e-6)
+    assert len(fake.requests) == 4
+
+
+async def test_retry_after_takes_precedence_over_backoff(fake: FakeEmbeddings) -> None:
+    # With backoff alone the wait could reach 30 s; Retry-After says 1 s.
+    fake.script = [Scripted(429, {"Retry-After": "1"})]
+    started = time.monotonic()
+    await embedder_for(fake.base_url, backoff_base=30.0, backoff_max=30.0).embed(["x"])
+    assert 0.9 <= time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 422])
+async def test_other_4xx_is_permanent_and_not_retried(fake: FakeEmbeddings, status: int) -> None:
+    fake.script = [Scripted(status)]
+    with pytest.raises(PermanentEmbeddingError, match=f"HTTP {status}"):
+        await embedder_for(fake.base_url).embed(["x"])
+    assert len(fake.requests) == 1
+
+
+async def test_exhausted_retries_raise_a_transient_error(fake: FakeEmbeddings) -> None:
+    fake.script = [Scripted(500) for _ in range(10)]
+    with pytest.raises(TransientEmbeddingError, match="after 3 attempts"):
+        await embedder_for(fake.base_url, max_attempts=3).embed(["x"])
+    assert len(fake.requests) == 3
+
+
+async def test_a_read_timeout_is_retried(fake: FakeEmbeddings) -> None:
+    fake.script = [Scripted(delay=1.0)]
+    vectors = await embedder_for(fake.base_url, timeout=httpx.Timeout(0.3)).embed(["slow"])
+    np.testing.assert_allclose(vectors, expected(["slow"]), atol=1e-6)
+
+
+async def test_connection_refused_is_transient() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed when the block ends: nothing listens there
+    with pytest.raises(TransientEmbeddingError, match="ConnectError"):
+        await embedder_for(f"http://127.0.0.1:{port}", max_attempts=2).embed(["x"])
+
+
+@pytest.mark.parametrize("suffix", ["", "/", "/v1", "/v1/"])
+async def test_batches_of_64_in_order_on_v1_embeddings(fake: FakeEmbeddings, suffix: str) -> None:
+    texts = [f"text number {i}" for i in range(130)]
+    vectors = await embedder_for(fake.base_url + suffix).embed(texts)
+    np.testing.assert_allclose(vectors, expected(texts), atol=1e-6)
+    assert [len(r["input"]) for r in fake.requests] == [64, 64, 2]
+    assert {r["path"] for r in fake.requests} == {"/v1/embeddings"}
+    assert {r["auth"] for r in fake.requests} == {"Bearer secret"}
+    assert {r["model"] for r in fake.requests} == {"test-embedding-model"}
+
+
+async def test_a_model_of_another_dimension_is_a_configuration_error(fake: FakeEmbeddings) -> None:
+    fake.dim = 1536
+    with pytest.raises(
+        EmbeddingConfigurationError, match=r"EMBEDDING_MODEL=test-embedding-model .*vector\(384\)"
+    ):
+        await embedder_for(fake.base_url).embed(["x"])
+    assert len(fake.requests) == 1
+
+
+async def test_no_texts_no_request(fake: FakeEmbeddings) -> None:
+    assert (await embedder_for(fake.base_url).embed([])).shape == (0, 384)
+    assert fake.requests == []
+
+
+def test_url_and_retry_after_parsing() -> None:
+    assert embeddings_url("https://api.example.com") == "https://api.example.com/v1/embeddings"
+    assert embeddings_url("https://api.example.com/v1/") == "https://api.example.com/v1/embeddings"
+    assert embeddings_url("http://h/v1/embeddings") == "http://h/v1/embeddings"
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    http_date = "Wed, 21 Oct 2015 07:28:00 GMT"
+    assert parse_retry_after(http_date, now=1445412470.0) == pytest.approx(10.0)
