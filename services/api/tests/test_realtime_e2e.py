@@ -289,6 +289,13 @@ async def test_postgres_restart_readyz_recovers_and_nothing_is_lost(
             await asyncio.sleep(0.1)
         watcher.cancel()
         assert statuses.index(503) < len(statuses) - 1
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(api.url + "/metrics")).text
+        assert "rag_api_listener_connected 1.0" in metrics
+        reconnects = [
+            line for line in metrics.splitlines() if line.startswith("rag_api_listener_reconnects ")
+        ]
+        assert reconnects and float(reconnects[0].split()[1]) >= 1
 
         # The socket survived the restart (it does not depend on Postgres): the hub's
         # catch-up after the listener reconnected delivers what the lost NOTIFYs carried.
