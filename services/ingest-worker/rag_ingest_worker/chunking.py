@@ -176,9 +176,13 @@ def chunk_text(
     chunks: list[Chunk] = []
     cur: list[_Unit] = []  # units of the chunk being packed
 
-    def emit() -> None:
+    def emit() -> bool:
+        """Append ``cur`` as a chunk unless it holds nothing new (only the overlap)."""
         s, e = cur[0].start, cur[-1].end
+        if chunks and e <= chunks[-1].char_end:
+            return False
         chunks.append(Chunk(len(chunks), text[s:e], s, e, page_of(s), cur[0].heading))
+        return True
 
     def overlap_tail(next_end: int) -> list[_Unit]:
         """Units that start the next chunk: the tail of ``cur`` within the overlap window,
@@ -217,8 +221,12 @@ def chunk_text(
             units = [_Unit(start, end, heading, is_heading)]
         for unit in units:
             if cur and unit.end - cur[0].start > target_chars:
-                emit()
-                cur = overlap_tail(unit.end)
+                # A heading that would end this chunk goes with its section instead.
+                carry: list[_Unit] = []
+                while len(cur) > 1 and cur[-1].is_heading and unit.end - cur[-1].start <= target_chars:
+                    carry.insert(0, cur.pop())
+                emitted = emit()
+                cur = carry or (overlap_tail(unit.end) if emitted else [])
             cur.append(unit)
     if cur:
         emit()

@@ -85,9 +85,19 @@ def test_headings_start_new_chunks_and_give_context() -> None:
     assert {"Guide", "Guide > Install", "Guide > Install > On Linux", "Guide > Use"} <= by_heading
     inside = next(c for c in chunks if c.heading == "Guide > Install" and not c.text.startswith("#"))
     assert inside.embedding_text == f"Guide > Install\n{inside.text}"
+    # A heading line never ends a chunk: it stays with the section it introduces.
+    assert all(not c.text.rsplit("\n", 1)[-1].startswith("#") for c in chunks)
     # No chunk runs from one section into the next once the first has some substance.
     use = text.index("## Use")
     assert all(not (c.char_start < use < c.char_end) for c in chunks)
+
+
+def test_a_heading_after_a_short_section_moves_to_the_next_chunk() -> None:
+    rng = random.Random(8)
+    text = f"# Title\n\n{prose(rng, 1)}\n\n## Next\n\n{'word ' * 150}end."
+    chunks = chunk_text(text)
+    check_invariants(text, chunks)
+    assert [c.text.split("\n", 1)[0] for c in chunks] == ["# Title", "## Next"]
 
 
 def test_paragraphs_are_kept_whole_when_they_fit() -> None:
