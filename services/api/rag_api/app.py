@@ -133,7 +133,8 @@ def create_app(settings: ApiSettings) -> Starlette:
 
     app = Starlette(
         routes=routes(),
-        middleware=[Middleware(RequestContextMiddleware)],
+        # A refused request's unread body is drained up to this much before the answer.
+        middleware=[Middleware(RequestContextMiddleware, drain_limit=2 * settings.max_upload_bytes + 2**20)],
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,

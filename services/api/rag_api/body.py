@@ -1,33 +1,21 @@
-"""Request bodies: bounded JSON, and draining what a refused request still sends.
+"""JSON request bodies: bounded in size, validated with pydantic, errors in the api's shape.
 
-An HTTP/1.1 client writes its whole body before it reads the answer. If the server
-answers and closes while the body is still arriving, the client's write fails and
-it never sees the status, so a refused request's body is read to the end first.
+(The body of a request refused before it was read is drained by the middleware.)
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
 from rag_api.errors import ApiError
 
 JSON_BODY_LIMIT = 64 * 1024
 
 M = TypeVar("M", bound=BaseModel)
-
-
-async def drain(body: AsyncIterator[bytes]) -> None:
-    """Read and discard the rest of a body stream (a vanished client is fine)."""
-    try:
-        async for _ in body:
-            pass
-    except ClientDisconnect:
-        pass
 
 
 async def read_json(request: Request, limit: int = JSON_BODY_LIMIT) -> Any:

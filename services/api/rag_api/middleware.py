@@ -1,7 +1,15 @@
-"""Request context: an id per request (X-Request-ID), log context, metrics, last-resort 500.
+"""Request context: an id per request (X-Request-ID), log context, metrics, last-resort 500,
+and the rule that an answer is sent only after the request body was read.
 
 A plain ASGI middleware (not BaseHTTPMiddleware) so that streamed request bodies and
 WebSockets pass through untouched.
+
+Why drain: an HTTP/1.1 client writes its whole body before reading the answer. A handler
+that refuses early (401, 404, a malformed upload) would otherwise answer with the body
+half-read; hypercorn then closes the connection, and the client sees a reset instead of
+the status (or, on keep-alive, its next request fails). So before the response starts,
+the unread rest of the body is read and dropped, up to `drain_limit` bytes; past that the
+answer carries `Connection: close`.
 """
 
 from __future__ import annotations
@@ -34,9 +42,39 @@ def _route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else "unmatched"
 
 
+class _BodyTracker:
+    """Wraps `receive` to know whether the request body was read to its end."""
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        headers = Headers(scope=scope)
+        length = headers.get("content-length", "0").strip()
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        self.pending = chunked or (length != "0" and length != "")
+        self._receive = receive
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.disconnect" or (
+            message["type"] == "http.request" and not message.get("more_body", False)
+        ):
+            self.pending = False
+        return message
+
+    async def drain(self, limit: int) -> bool:
+        """Read the rest of the body; False if it was longer than `limit` (left unread)."""
+        total = 0
+        while self.pending:
+            message = await self.receive()
+            total += len(message.get("body", b""))
+            if total > limit:
+                return False
+        return True
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, drain_limit: int = 64 * 1024 * 1024) -> None:
         self.app = app
+        self.drain_limit = drain_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -57,18 +95,22 @@ class RequestContextMiddleware:
     async def _http(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         status = 500
         started = False
+        body = _BodyTracker(scope, receive)
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, started
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = request_id
+                if body.pending and not await body.drain(self.drain_limit):
+                    headers["connection"] = "close"
             await send(message)
 
         began = time.perf_counter()
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, body.receive, send_with_id)
         except ClientDisconnect:
             status = 499  # the client went away; nobody to answer
             log.info("client_disconnected")

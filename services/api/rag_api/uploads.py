@@ -1,6 +1,7 @@
 """POST /api/workspaces/{id}/documents/upload: multipart, one or more `files` parts.
 
-1. Auth and membership before a byte of the body is used (a refusal still drains it).
+1. Auth and membership before a byte of the body is used (the middleware drains the
+   body of a refused request before the answer, so the client reads the status).
 2. The body is parsed as a stream; each `files` part is hashed, sniffed and streamed to
    S3 (intake.py). Nothing is written to the database while the body is read: if the
    multipart turns out malformed, every stored object is deleted and nothing remains.
@@ -23,7 +24,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from rag_api.access import require_member
-from rag_api.body import drain
 from rag_api.deps import pool_of, require_user, settings_of, store_of
 from rag_api.errors import ApiError
 from rag_api.intake import FileIntake, Received, Refusal
@@ -57,21 +57,16 @@ VALUES (%(id)s, 'original', %(bucket)s, %(key)s, %(size)s, %(content_type)s)
 
 
 async def upload_documents(request: Request) -> Response:
-    body = request.stream()
+    user_id = require_user(request)
+    workspace_id: UUID = request.path_params["workspace_id"]
+    async with pool_of(request).connection() as conn:
+        await require_member(conn, workspace_id, user_id)
     try:
-        user_id = require_user(request)
-        workspace_id: UUID = request.path_params["workspace_id"]
-        async with pool_of(request).connection() as conn:
-            await require_member(conn, workspace_id, user_id)
         boundary = boundary_of(request.headers.get("content-type"))
     except InvalidMultipart as exc:
-        await drain(body)
         raise ApiError(400, "invalid_multipart", str(exc)) from None
-    except Exception:
-        await drain(body)
-        raise
 
-    outcomes = await _receive(request, workspace_id, boundary, body)
+    outcomes = await _receive(request, workspace_id, boundary)
     if not outcomes:
         raise ApiError(400, "no_files", f"The request has no '{FILES_FIELD}' file part.")
 
@@ -100,15 +95,13 @@ async def upload_documents(request: Request) -> Response:
     return json_response({"error": errors[0], "errors": errors}, status=refusals[0].status)
 
 
-async def _receive(
-    request: Request, workspace_id: UUID, boundary: bytes, body: Any
-) -> list[Received | Refusal]:
+async def _receive(request: Request, workspace_id: UUID, boundary: bytes) -> list[Received | Refusal]:
     """Stream every `files` part to S3; other fields are read and ignored."""
     store, max_bytes = store_of(request), settings_of(request).max_upload_bytes
     outcomes: list[Received | Refusal] = []
     current: FileIntake | None = None
     try:
-        async for event in iter_parts(boundary, body):
+        async for event in iter_parts(boundary, request.stream()):
             if isinstance(event, PartStart):
                 is_file = event.name == FILES_FIELD and event.filename is not None
                 current = (
@@ -122,13 +115,11 @@ async def _receive(
                 current = None
     except InvalidMultipart as exc:
         await _discard(outcomes, current)
-        await drain(body)
         raise ApiError(400, "invalid_multipart", str(exc)) from None
     except BaseException:
         await _discard(outcomes, current)
         raise
-    await drain(body)  # an epilogue after the closing boundary, if any
-    return outcomes
+    return outcomes  # an epilogue after the closing boundary is drained by the middleware
 
 
 async def _discard(outcomes: list[Received | Refusal], current: FileIntake | None) -> None:

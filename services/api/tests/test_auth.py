@@ -90,3 +90,16 @@ def test_tokens_never_appear_in_logs(shared_api: Any) -> None:
     shared_api.client("bad.to.ken").get("/api/workspaces")
     text = shared_api.log_text()
     assert token not in text and token.split(".")[2] not in text and "bad.to.ken" not in text
+
+
+def test_refusals_before_the_body_is_read_keep_the_connection_usable(shared_api: Any) -> None:
+    """A 401 is sent only after the unread body was drained: no reset, keep-alive intact."""
+    client = shared_api.client("not-a-token")
+    for _ in range(20):
+        refused = client.post("/api/workspaces", json={"name": "n" * 50_000})
+        assert refused.status_code == 401
+        upload = client.post(
+            f"/api/workspaces/{uuid.uuid4()}/documents/upload", files=[("files", ("a.txt", b"a" * 3_000_000))]
+        )
+        assert upload.status_code == 401
+        assert client.get("/api/workspaces").status_code == 401
