@@ -154,9 +154,9 @@ def test_300_pages_take_well_under_a_second_or_two() -> None:
     pages = [f"## Chapter {p}\n\n" + "\n\n".join(prose(rng, 8) for _ in range(9)) for p in range(300)]
     text = "\f".join(pages)
     assert len(text) > 1_400_000  # ~5 KB a page, as a dense PDF
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: other jobs on the machine do not count
     chunks = chunk_text(text)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert elapsed < 2.0, elapsed
     assert chunks[-1].page == 300
     check_invariants(text, chunks)
@@ -168,7 +168,7 @@ def test_300_pages_take_well_under_a_second_or_two() -> None:
     ids=["no-space", "newlines", "blank-lines", "tiny-sentences", "form-feeds"],
 )
 def test_pathological_inputs_stay_linear(text: str) -> None:
-    started = time.perf_counter()
+    started = time.process_time()
     chunks = chunk_text(text)
-    assert time.perf_counter() - started < 3.0
+    assert time.process_time() - started < 4.0  # ~0.05-0.7 s on an idle machine
     assert chunks and all(c.text and c.text == text[c.char_start : c.char_end] for c in chunks)
