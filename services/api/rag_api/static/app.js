@@ -1,0 +1,812 @@
+// rag-engine console: plain JavaScript, no build step, no framework.
+//
+// REST for actions and initial state; the documents table and the conversation are then
+// driven only by the WebSocket /api/ws (CONTRACT.md §5): reconnect with exponential backoff,
+// resume with last_event_id, reload over REST on resync_required.
+// All text from users or the server goes into the page through textContent, never innerHTML.
+"use strict";
+
+const TOKEN_KEY = "rag.token";
+const WORKSPACE_KEY = "rag.workspace";
+const CONVERSATION_KEY = "rag.conversation";
+const DOC_PAGE = 200; // the api's max page size
+const DOC_MAX_ROWS = 2000; // the table stops loading pages here
+const BACKOFF_FIRST_MS = 500;
+const BACKOFF_MAX_MS = 30000;
+const SILENCE_MS = 75000; // the server pings every 25 s; nothing for this long: reconnect
+
+const state = {
+  token: null,
+  userId: null,
+  workspaces: [],
+  workspaceId: null,
+  docs: new Map(), // document id -> {id, filename, status, error, job, updated}
+  deleted: new Set(), // ids seen in document.deleted: later events about them are ignored
+  jobsDocId: null, // the document whose jobs panel is open
+  jobs: new Map(), // job id -> job, for the jobs panel
+  loading: false, // a REST reload of the table is in flight: events wait in `pending`
+  pending: [],
+  loadSeq: 0,
+  conversationId: null,
+  messages: new Map(), // message id -> message
+  passages: new Map(), // chunk id -> search hit (for citations)
+};
+
+const rt = {
+  ws: null,
+  lastEventId: null, // the id of the last event received; null until the first hello
+  attempt: 0,
+  timer: null,
+  watchdog: null,
+  lastFrameAt: 0,
+  stopped: true,
+};
+
+// ---------------------------------------------------------------- small helpers
+
+const $ = (selector) => document.querySelector(selector);
+
+// el("td", {className: "x", dataset: {id}}, "text", childNode): strings become text nodes.
+function el(tag, props, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props || {})) {
+    if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key === "onclick") node.addEventListener("click", value);
+    else node[key] = value;
+  }
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+function setText(selector, text) {
+  $(selector).textContent = text;
+}
+
+function when(iso) {
+  if (!iso) return "";
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? String(iso) : date.toLocaleTimeString();
+}
+
+function bytes(n) {
+  if (n === null || n === undefined) return "";
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function notice(text) {
+  setText("#notice-text", text);
+  $("#notice").hidden = false;
+}
+
+function clearNotice() {
+  $("#notice").hidden = true;
+}
+
+class ApiError extends Error {
+  constructor(status, code, message, body) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.body = body;
+  }
+  describe() {
+    return `${this.message} (${this.code || "error"}, HTTP ${this.status})`;
+  }
+}
+
+function describe(err) {
+  return err instanceof ApiError ? err.describe() : `Network error: ${err.message || err}`;
+}
+
+// fetch() with the token; JSON in and out; a non-2xx answer throws ApiError with the
+// api's {"error": {"code", "message"}} in words.
+async function api(method, path, body) {
+  const headers = { Authorization: `Bearer ${state.token}` };
+  const init = { method, headers };
+  if (body instanceof FormData) init.body = body;
+  else if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  let data = null;
+  if (response.status !== 204) {
+    const text = await response.text();
+    try {
+      data = text ? JSON.parse(text) : null;
+    } catch {
+      data = null;
+    }
+  }
+  if (!response.ok) {
+    const error = (data && data.error) || {};
+    const err = new ApiError(response.status, error.code, error.message || `HTTP ${response.status}`, data);
+    if (response.status === 401) signOut(`The server refused the token: ${err.message}`);
+    throw err;
+  }
+  return data;
+}
+
+// Runs an action and reports its failure in words instead of throwing.
+async function attempt(what, action) {
+  try {
+    return await action();
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 401)) notice(`${what} failed: ${describe(err)}`);
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------- sign in
+
+function tokenClaims(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), "=")));
+  } catch {
+    return null;
+  }
+}
+
+function takeTokenFromUrl() {
+  const fragment = new URLSearchParams(location.hash.replace(/^#/, ""));
+  const token = fragment.get("token");
+  if (token) {
+    sessionStorage.setItem(TOKEN_KEY, token);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+}
+
+function showSignIn(reason) {
+  $("#console").hidden = true;
+  $("#signin").hidden = false;
+  $("#sign-out").hidden = true;
+  setText("#user", "");
+  $("#signin-reason").hidden = !reason;
+  setText("#signin-reason", reason || "");
+}
+
+function signIn(token) {
+  const claims = tokenClaims(token);
+  if (!claims || !claims.sub) {
+    showSignIn("That is not a JWT with a `sub` claim (a user id).");
+    return;
+  }
+  if (claims.exp && claims.exp * 1000 < Date.now()) {
+    showSignIn(`That token expired at ${new Date(claims.exp * 1000).toLocaleString()}.`);
+    return;
+  }
+  if (state.userId !== claims.sub) rt.lastEventId = null; // another user: another event stream
+  state.token = token;
+  state.userId = claims.sub;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  $("#signin").hidden = true;
+  $("#console").hidden = false;
+  $("#sign-out").hidden = false;
+  const expires = claims.exp ? `, token expires ${new Date(claims.exp * 1000).toLocaleString()}` : "";
+  setText("#user", `user ${claims.sub}${expires}`);
+  clearNotice();
+  connect();
+  loadWorkspaces();
+}
+
+function signOut(reason) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  state.token = null;
+  disconnect();
+  setConnection("offline", "signed out");
+  showSignIn(reason);
+}
+
+// ---------------------------------------------------------------- workspaces
+
+async function loadWorkspaces(selectId) {
+  const data = await attempt("Loading workspaces", () => api("GET", "/api/workspaces"));
+  if (!data) return;
+  state.workspaces = data.items;
+  const select = $("#workspace-select");
+  select.replaceChildren(
+    el("option", { value: "", disabled: true }, state.workspaces.length ? "choose a workspace" : "no workspace yet: create one"),
+    ...state.workspaces.map((w) => el("option", { value: w.id }, w.name)),
+  );
+  const wanted = selectId || state.workspaceId || sessionStorage.getItem(WORKSPACE_KEY);
+  const found = state.workspaces.find((w) => w.id === wanted) || (state.workspaces.length === 1 ? state.workspaces[0] : null);
+  selectWorkspace(found ? found.id : null);
+}
+
+function selectWorkspace(id) {
+  const workspace = state.workspaces.find((w) => w.id === id) || null;
+  state.workspaceId = workspace ? workspace.id : null;
+  $("#workspace-select").value = state.workspaceId || "";
+  setText("#workspace-role", workspace ? `your role: ${workspace.role}` : "");
+  $("#workspace-body").hidden = !workspace;
+  closeJobs();
+  $("#search-results").replaceChildren();
+  setText("#search-status", "");
+  $("#upload-errors").replaceChildren();
+  setText("#upload-status", "");
+  state.loadSeq += 1; // a load still in flight belongs to the previous workspace
+  state.loading = false;
+  state.pending = [];
+  state.docs = new Map();
+  renderDocuments();
+  if (!workspace) return;
+  sessionStorage.setItem(WORKSPACE_KEY, workspace.id);
+  reloadDocuments();
+  loadConversations();
+}
+
+async function createWorkspace(name) {
+  const workspace = await attempt("Creating the workspace", () => api("POST", "/api/workspaces", { name }));
+  if (workspace) {
+    $("#workspace-name").value = "";
+    await loadWorkspaces(workspace.id);
+  }
+}
+
+// ---------------------------------------------------------------- documents table
+
+// Loads the table over REST. Events that arrive meanwhile wait and are applied after,
+// in order, so the table ends at the newest state whatever the timing.
+async function reloadDocuments() {
+  const workspaceId = state.workspaceId;
+  if (!workspaceId) return;
+  const seq = ++state.loadSeq;
+  state.loading = true;
+  state.pending = [];
+  const rows = new Map();
+  let cursor = null;
+  try {
+    do {
+      const query = new URLSearchParams({ limit: String(DOC_PAGE) });
+      if (cursor) query.set("cursor", cursor);
+      const page = await api("GET", `/api/workspaces/${workspaceId}/documents?${query}`);
+      if (seq !== state.loadSeq) return; // a newer reload (or another workspace) took over
+      for (const doc of page.items) rows.set(doc.id, { ...doc, job: null, updated: doc.updated_at });
+      cursor = page.next_cursor;
+    } while (cursor && rows.size < DOC_MAX_ROWS);
+  } catch (err) {
+    if (seq === state.loadSeq) {
+      finishLoad(state.docs); // keep what we had, and apply what arrived meanwhile
+      if (!(err instanceof ApiError && err.status === 401)) notice(`Loading documents failed: ${describe(err)}`);
+    }
+    return;
+  }
+  finishLoad(rows);
+}
+
+function finishLoad(rows) {
+  state.docs = rows;
+  state.deleted = new Set();
+  state.loading = false;
+  const pending = state.pending;
+  state.pending = [];
+  for (const event of pending) applyEvent(event);
+  renderDocuments();
+}
+
+function docFromEvent(payload) {
+  let doc = state.docs.get(payload.document_id);
+  if (!doc) {
+    doc = { id: payload.document_id, filename: payload.filename || "…", status: payload.status || "", error: null, job: null };
+    state.docs.set(doc.id, doc);
+    if (!payload.filename) fillFilename(doc.id); // we missed its creation (e.g. beyond the loaded pages)
+  }
+  return doc;
+}
+
+async function fillFilename(id) {
+  try {
+    const fresh = await api("GET", `/api/documents/${id}`);
+    const doc = state.docs.get(id);
+    if (doc) {
+      doc.filename = fresh.filename;
+      doc.size_bytes = fresh.size_bytes;
+      doc.created_at = fresh.created_at;
+    }
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) state.docs.delete(id); // gone meanwhile
+  }
+  renderDocuments();
+}
+
+function jobSummary(job) {
+  if (!job) return "";
+  let text = `${job.job_type} ${job.status}, attempt ${job.attempt}/${job.max_attempts}`;
+  if (job.progress && job.progress.total) text += `, ${job.progress.done}/${job.progress.total} chunks`;
+  if (job.status === "queued" && job.error && job.run_at) text += `, retry at ${when(job.run_at)}`;
+  return text;
+}
+
+function renderDocuments() {
+  const body = $("#documents tbody");
+  const created = (doc) => Date.parse(doc.created_at || "") || Number.MAX_SAFE_INTEGER; // unknown: on top
+  const docs = [...state.docs.values()].sort((a, b) => created(b) - created(a));
+  body.replaceChildren(
+    ...docs.map((doc) => {
+      const errorText = doc.error || (doc.job && doc.job.error) || "";
+      return el(
+        "tr",
+        { dataset: { id: doc.id, filename: doc.filename, status: doc.status } },
+        el("td", { className: "filename", title: doc.id }, doc.filename, el("div", { className: "muted" }, bytes(doc.size_bytes))),
+        el("td", {}, el("span", { className: `status status-${doc.status}` }, doc.status)),
+        el("td", { className: "job" }, jobSummary(doc.job), errorText ? el("div", { className: "error" }, errorText) : null),
+        el("td", { className: "muted" }, when(doc.updated)),
+        el(
+          "td",
+          { className: "actions" },
+          el("button", { type: "button", className: "small", onclick: () => showJobs(doc.id) }, "jobs"),
+          el("button", { type: "button", className: "small", onclick: () => reprocess(doc.id) }, "reprocess"),
+          el("button", { type: "button", className: "small danger", onclick: () => deleteDocument(doc.id) }, "delete"),
+        ),
+      );
+    }),
+  );
+  $("#documents-empty").hidden = docs.length > 0;
+  setText("#doc-count", docs.length ? `(${docs.length})` : "");
+}
+
+async function reprocess(id) {
+  const doc = state.docs.get(id);
+  const done = await attempt(`Reprocessing ${doc ? doc.filename : id}`, () => api("POST", `/api/documents/${id}/reprocess`));
+  if (done !== undefined) setText("#upload-status", `Reprocess queued for ${doc ? doc.filename : id}.`);
+}
+
+async function deleteDocument(id) {
+  const doc = state.docs.get(id);
+  if (!confirm(`Delete ${doc ? doc.filename : id}, its stored objects and its chunks?`)) return;
+  await attempt(`Deleting ${doc ? doc.filename : id}`, () => api("DELETE", `/api/documents/${id}`));
+  // the row goes away with the document.deleted event
+}
+
+// ---------------------------------------------------------------- jobs panel
+
+async function showJobs(id) {
+  const data = await attempt("Loading jobs", () => api("GET", `/api/documents/${id}/jobs`));
+  if (!data) return;
+  state.jobsDocId = id;
+  state.jobs = new Map(data.items.map((job) => [job.id, job]));
+  const doc = state.docs.get(id);
+  setText("#jobs-filename", doc ? doc.filename : id);
+  $("#jobs-panel").hidden = false;
+  renderJobs();
+}
+
+function closeJobs() {
+  state.jobsDocId = null;
+  $("#jobs-panel").hidden = true;
+}
+
+function renderJobs() {
+  const jobs = [...state.jobs.values()];
+  $("#jobs tbody").replaceChildren(
+    ...jobs.map((job) =>
+      el(
+        "tr",
+        { dataset: { id: job.id } },
+        el("td", {}, job.job_type),
+        el("td", {}, el("span", { className: `status status-${job.status}` }, job.status)),
+        el("td", {}, `${job.attempt}/${job.max_attempts}`, job.progress && job.progress.total ? ` (${job.progress.done}/${job.progress.total})` : ""),
+        el("td", { className: "error" }, job.error || ""),
+        el("td", {}, when(job.created_at)),
+        el("td", {}, when(job.started_at)),
+        el("td", {}, when(job.finished_at)),
+      ),
+    ),
+  );
+}
+
+// ---------------------------------------------------------------- upload
+
+async function upload(fileList) {
+  const files = [...fileList];
+  if (!files.length || !state.workspaceId) return;
+  const form = new FormData();
+  for (const file of files) form.append("files", file, file.name);
+  const errors = $("#upload-errors");
+  errors.replaceChildren();
+  setText("#upload-status", `Uploading ${files.length} file${files.length > 1 ? "s" : ""}…`);
+  let result;
+  try {
+    result = await api("POST", `/api/workspaces/${state.workspaceId}/documents/upload`, form);
+  } catch (err) {
+    // When every file is refused the body is {"error": first refusal, "errors": [all]}.
+    result = err instanceof ApiError && err.body && Array.isArray(err.body.errors) ? { documents: [], errors: err.body.errors } : null;
+    if (!result) {
+      setText("#upload-status", "");
+      if (!(err instanceof ApiError && err.status === 401)) notice(`Upload failed: ${describe(err)}`);
+      return;
+    }
+  }
+  const plural = (n) => `${n} file${n === 1 ? "" : "s"}`;
+  const accepted = result.documents.filter((d) => !d.duplicate).length;
+  const duplicates = result.documents.filter((d) => d.duplicate).map((d) => d.filename);
+  const parts = [];
+  if (accepted) parts.push(`Accepted ${plural(accepted)}`);
+  if (duplicates.length) parts.push(`already in this workspace (not stored twice): ${duplicates.join(", ")}`);
+  if (result.errors.length) parts.push(`refused ${plural(result.errors.length)}`);
+  const status = parts.join("; ");
+  setText("#upload-status", `${status.charAt(0).toUpperCase()}${status.slice(1)}.`);
+  errors.replaceChildren(
+    ...result.errors.map((e) => el("li", {}, el("strong", {}, e.filename || "(no name)"), `: ${e.message} (${e.code})`)),
+  );
+}
+
+// ---------------------------------------------------------------- search
+
+async function search(q) {
+  if (!state.workspaceId) return;
+  setText("#search-status", "Searching…");
+  const query = new URLSearchParams({ q, k: "10" });
+  const data = await attempt("Search", () => api("GET", `/api/workspaces/${state.workspaceId}/search?${query}`));
+  if (!data) {
+    setText("#search-status", "");
+    return;
+  }
+  for (const hit of data.items) state.passages.set(hit.chunk_id, hit);
+  setText("#search-status", data.items.length ? `${data.items.length} passage${data.items.length > 1 ? "s" : ""}` : "No passage matches.");
+  $("#search-results").replaceChildren(
+    ...data.items.map((hit) =>
+      el(
+        "li",
+        { className: "hit", dataset: { documentId: hit.document_id, chunkId: String(hit.chunk_id) } },
+        el("div", {}, el("strong", { className: "hit-filename" }, hit.filename), ` · passage ${hit.ordinal} · score ${Number(hit.score).toFixed(4)}`),
+        el("div", { className: "passage" }, hit.text),
+      ),
+    ),
+  );
+}
+
+// ---------------------------------------------------------------- conversations
+
+async function loadConversations() {
+  const workspaceId = state.workspaceId;
+  state.conversationId = null;
+  state.messages = new Map();
+  renderMessages();
+  const data = await attempt("Loading conversations", () => api("GET", `/api/workspaces/${workspaceId}/conversations`));
+  if (!data || workspaceId !== state.workspaceId) return;
+  const select = $("#conversation-select");
+  select.replaceChildren(
+    el("option", { value: "" }, data.items.length ? "choose a conversation" : "no conversation yet"),
+    ...data.items.map((c) => el("option", { value: c.id }, c.title)),
+  );
+  const saved = sessionStorage.getItem(CONVERSATION_KEY);
+  const found = data.items.find((c) => c.id === saved) || data.items[0];
+  if (found) await selectConversation(found.id);
+}
+
+async function selectConversation(id) {
+  state.conversationId = id || null;
+  state.messages = new Map();
+  $("#conversation-select").value = id || "";
+  $("#citation").hidden = true;
+  renderMessages();
+  if (!id) return;
+  sessionStorage.setItem(CONVERSATION_KEY, id);
+  const data = await attempt("Loading messages", () => api("GET", `/api/conversations/${id}/messages`));
+  if (!data || state.conversationId !== id) return;
+  for (const m of data.items) mergeMessage(m);
+  renderMessages();
+}
+
+async function createConversation(title) {
+  const conversation = await attempt("Creating the conversation", () =>
+    api("POST", `/api/workspaces/${state.workspaceId}/conversations`, { title }),
+  );
+  if (!conversation) return null;
+  const select = $("#conversation-select");
+  select.insertBefore(el("option", { value: conversation.id }, conversation.title), select.options[1] || null);
+  await selectConversation(conversation.id);
+  return conversation;
+}
+
+async function ask(content) {
+  if (!state.conversationId && !(await createConversation(content.slice(0, 200)))) return;
+  const data = await attempt("Asking", () => api("POST", `/api/conversations/${state.conversationId}/messages`, { content }));
+  if (!data) return;
+  $("#ask-input").value = "";
+  mergeMessage(data.message);
+  mergeMessage(data.reply);
+  renderMessages();
+}
+
+// Merges what we know of a message; an older snapshot never overwrites streamed text.
+function mergeMessage(update) {
+  const id = update.id || update.message_id;
+  const known = state.messages.get(id) || { id, citations: [] };
+  const rank = { pending: 0, streaming: 1, completed: 2, failed: 2 };
+  if (known.status && rank[update.status] < rank[known.status]) return;
+  if (known.status === "streaming" && update.status === "streaming" && (update.content || "").length < (known.content || "").length) return;
+  Object.assign(known, update, { id });
+  if (!known.citations) known.citations = [];
+  state.messages.set(id, known);
+}
+
+function renderMessages() {
+  const box = $("#messages");
+  const messages = [...state.messages.values()];
+  box.replaceChildren(
+    ...messages.map((m) => {
+      const citations = (m.citations || []).map((c, i) =>
+        el("button", { type: "button", className: "small cite", onclick: () => showCitation(m, c) }, `[${i + 1}] ${c.filename} #${c.ordinal}`),
+      );
+      return el(
+        "div",
+        { className: `message message-${m.role}`, dataset: { id: m.id, status: m.status || "" } },
+        el("div", { className: "muted" }, m.role === "user" ? "you" : `answer (${m.status})`),
+        el("div", { className: "content" }, m.content || (m.status === "pending" ? "…" : "")),
+        m.error ? el("div", { className: "error" }, m.error) : null,
+        citations.length ? el("div", { className: "citations" }, ...citations) : null,
+      );
+    }),
+  );
+  box.scrollTop = box.scrollHeight;
+}
+
+// Shows a citation; its passage text comes from search results (the question is searched
+// when the chunk was not seen yet).
+async function showCitation(message, citation) {
+  const box = $("#citation");
+  box.hidden = false;
+  const head = el("div", {}, el("strong", {}, citation.filename), ` · passage ${citation.ordinal}`);
+  box.replaceChildren(head, el("div", { className: "muted" }, "looking for the passage…"));
+  let hit = state.passages.get(citation.chunk_id);
+  if (!hit) {
+    const messages = [...state.messages.values()];
+    const index = messages.indexOf(message);
+    const question = messages.slice(0, index).reverse().find((m) => m.role === "user");
+    if (question && question.content) {
+      const query = new URLSearchParams({ q: question.content.slice(0, 1000), k: "50" });
+      try {
+        const data = await api("GET", `/api/workspaces/${message.workspace_id || state.workspaceId}/search?${query}`);
+        for (const h of data.items) state.passages.set(h.chunk_id, h);
+      } catch {
+        // shown below as not found
+      }
+      hit = state.passages.get(citation.chunk_id);
+    }
+  }
+  box.replaceChildren(head, hit ? el("div", { className: "passage" }, hit.text) : el("div", { className: "muted" }, "The passage text was not found in search results."));
+}
+
+// ---------------------------------------------------------------- realtime
+
+function setConnection(kind, text) {
+  const badge = $("#connection");
+  badge.className = `conn conn-${kind}`;
+  badge.textContent = text;
+  badge.dataset.state = kind;
+}
+
+function wsUrl() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const query = new URLSearchParams({ token: state.token });
+  if (rt.lastEventId !== null) query.set("last_event_id", String(rt.lastEventId));
+  return `${scheme}//${location.host}/api/ws?${query}`;
+}
+
+function connect() {
+  disconnect();
+  rt.stopped = false;
+  open();
+}
+
+function disconnect() {
+  rt.stopped = true;
+  clearTimeout(rt.timer);
+  clearInterval(rt.watchdog);
+  if (rt.ws) {
+    const ws = rt.ws;
+    rt.ws = null;
+    ws.close(1000, "bye");
+  }
+}
+
+function open() {
+  if (rt.stopped || !state.token) return;
+  setConnection("connecting", rt.attempt ? `reconnecting (attempt ${rt.attempt + 1})…` : "connecting…");
+  const ws = new WebSocket(wsUrl());
+  rt.ws = ws;
+  rt.lastFrameAt = Date.now();
+  ws.onmessage = (message) => {
+    if (ws !== rt.ws) return;
+    rt.lastFrameAt = Date.now();
+    let frame;
+    try {
+      frame = JSON.parse(message.data);
+    } catch {
+      return;
+    }
+    onFrame(ws, frame);
+  };
+  ws.onclose = (event) => {
+    if (ws !== rt.ws) return; // replaced or closed on purpose
+    rt.ws = null;
+    clearInterval(rt.watchdog);
+    onClose(event);
+  };
+  clearInterval(rt.watchdog);
+  rt.watchdog = setInterval(() => {
+    if (ws === rt.ws && Date.now() - rt.lastFrameAt > SILENCE_MS) ws.close(4000, "silent");
+  }, 5000);
+}
+
+function onClose(event) {
+  if (rt.stopped) return;
+  if (event.code === 4401) {
+    signOut("The server refused the token on the WebSocket (4401): sign in again.");
+    return;
+  }
+  // 4408: this connection could not keep up (or missed heartbeats): reconnect at once and resume.
+  const delay = event.code === 4408 ? 0 : Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** rt.attempt) * (0.75 + Math.random() / 2);
+  rt.attempt += 1;
+  const why = event.code === 4408 ? "too slow (4408)" : `closed (${event.code})`;
+  setConnection("retrying", `${why}; reconnecting in ${(delay / 1000).toFixed(1)} s`);
+  rt.timer = setTimeout(open, delay);
+}
+
+function reloadState() {
+  reloadDocuments();
+  if (state.conversationId) selectConversation(state.conversationId);
+}
+
+function onFrame(ws, frame) {
+  switch (frame.type) {
+    case "hello": {
+      rt.attempt = 0;
+      const fresh = rt.lastEventId === null;
+      setConnection("live", "live");
+      if (fresh) {
+        // Everything after this id arrives live; REST holds the state up to it.
+        rt.lastEventId = frame.payload.last_event_id;
+        reloadState();
+      }
+      return;
+    }
+    case "ping":
+      ws.send(JSON.stringify({ type: "pong" }));
+      return;
+    case "pong":
+      return;
+    case "resync_required":
+      // The history we lack is gone: the server continues live from a position we do not
+      // know, so the next event's id becomes our baseline, and the state comes from REST.
+      rt.lastEventId = null;
+      reloadState();
+      return;
+    case "error":
+      console.warn("websocket error frame", frame.payload);
+      return;
+    default:
+      break;
+  }
+  if (typeof frame.id !== "number") return;
+  if (rt.lastEventId !== null && frame.id <= rt.lastEventId) return; // already applied
+  if (rt.lastEventId !== null && frame.id > rt.lastEventId + 1) {
+    ws.close(4000, "gap"); // ids are consecutive per user: reconnect and resume from our last id
+    return;
+  }
+  rt.lastEventId = frame.id;
+  const payload = frame.payload || {};
+  if (payload.workspace_id !== state.workspaceId) return;
+  const event = { type: frame.type, payload, at: frame.created_at };
+  const tableEvent = frame.type.startsWith("document.") || frame.type.startsWith("job.");
+  if (tableEvent && state.loading) {
+    state.pending.push(event);
+    return;
+  }
+  applyEvent(event);
+  if (tableEvent) renderDocuments();
+}
+
+function applyEvent({ type, payload, at }) {
+  if (payload.document_id && state.deleted.has(payload.document_id)) return;
+  switch (type) {
+    case "document.created": {
+      const doc = docFromEvent(payload);
+      doc.filename = payload.filename;
+      doc.status = payload.status;
+      doc.created_at = doc.created_at || at;
+      doc.updated = at;
+      break;
+    }
+    case "document.status_updated": {
+      const doc = docFromEvent(payload);
+      doc.status = payload.status;
+      doc.error = payload.error || null;
+      doc.updated = at;
+      break;
+    }
+    case "document.deleted":
+      state.docs.delete(payload.document_id);
+      state.deleted.add(payload.document_id);
+      if (state.jobsDocId === payload.document_id) closeJobs();
+      break;
+    case "job.status_updated": {
+      const doc = docFromEvent(payload);
+      doc.job = { ...payload, id: payload.job_id };
+      doc.updated = at;
+      if (state.jobsDocId === payload.document_id) {
+        const known = state.jobs.get(payload.job_id) || { id: payload.job_id, created_at: at };
+        Object.assign(known, doc.job);
+        if (payload.status === "running" && !known.started_at) known.started_at = at;
+        if (payload.status === "success" || payload.status === "failed") known.finished_at = at;
+        state.jobs.set(known.id, known);
+        renderJobs();
+      }
+      break;
+    }
+    case "message.created":
+    case "message.status_updated":
+      if (payload.conversation_id === state.conversationId) {
+        mergeMessage({ ...payload, id: payload.message_id });
+        renderMessages();
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+// ---------------------------------------------------------------- wiring
+
+function wire() {
+  $("#signin-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    signIn($("#token-input").value.trim());
+  });
+  $("#sign-out").addEventListener("click", () => signOut(""));
+  $("#notice-close").addEventListener("click", clearNotice);
+  $("#workspace-select").addEventListener("change", (e) => selectWorkspace(e.target.value));
+  $("#workspace-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    createWorkspace($("#workspace-name").value.trim());
+  });
+  $("#file-input").addEventListener("change", (e) => {
+    upload(e.target.files);
+    e.target.value = "";
+  });
+  const zone = $("#dropzone");
+  for (const name of ["dragenter", "dragover"]) {
+    zone.addEventListener(name, (e) => {
+      e.preventDefault();
+      zone.classList.add("over");
+    });
+  }
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    upload(e.dataTransfer.files);
+  });
+  $("#jobs-close").addEventListener("click", closeJobs);
+  $("#search-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    search($("#search-input").value.trim());
+  });
+  $("#conversation-select").addEventListener("change", (e) => selectConversation(e.target.value));
+  $("#conversation-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (await createConversation($("#conversation-title").value.trim())) $("#conversation-title").value = "";
+  });
+  $("#ask-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    ask($("#ask-input").value.trim());
+  });
+}
+
+function start() {
+  wire();
+  takeTokenFromUrl();
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) signIn(token);
+  else showSignIn("");
+}
+
+start();

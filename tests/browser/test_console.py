@@ -1,0 +1,155 @@
+"""The console page in a real browser against the whole running system.
+
+Sign in through `/#token=...`, create a workspace, upload a .txt and a .md through the
+file input, watch both rows reach `ingested` with no reload (the WebSocket drives the
+table), see a refused file explained in words, open a document's jobs, search for a word
+of one file and see the hit. When the conversation routes are served, also ask a question
+and watch the answer complete with citations. The screenshot goes to .dev/console.png.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, FilePayload, Locator, Page, expect
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT = ROOT / ".dev" / "console.png"
+
+NOTES = b"Field notes\n\nThe quartermaster counted every xylophone in the harbour warehouse before dawn.\n"
+GUIDE = b"# Guide\n\nCalibrate the telescope each evening; align the mirror with the pole star.\n"
+
+pytestmark = pytest.mark.slow
+
+
+def conversations_served(stack: Any, token: str) -> bool:
+    """True once the api routes /api/workspaces/{id}/conversations (issue 9)."""
+    response = httpx.get(
+        f"{stack.url}/api/workspaces/{uuid.uuid4()}/conversations",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    # A routed path answers "the workspace does not exist"; an unrouted one "No route matches".
+    return not (response.status_code in (404, 405) and "No route" in response.text)
+
+
+def row(page: Page, filename: str) -> Locator:
+    return page.locator(f'#documents tbody tr[data-filename="{filename}"]')
+
+
+def test_console_upload_live_table_and_search(stack: Any, browser: Browser) -> None:
+    """`stack` and `browser` are fixtures of tests/browser/conftest.py."""
+    user_id = uuid.uuid4()
+    token = stack.token(user_id)
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(30_000)
+    expect.set_options(timeout=30_000)
+    console_errors: list[str] = []
+
+    # Uncaught exceptions and console.error; a refused request (the empty file's 400) is
+    # logged by Chromium as "Failed to load resource" and is expected here.
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            console_errors.append(message.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda e: console_errors.append(str(e)))
+    ws_urls: list[str] = []
+    page.on("websocket", lambda ws: ws_urls.append(ws.url))
+    try:
+        drive(page, stack, token, user_id, ws_urls)
+    except BaseException:
+        print(stack.logs())
+        raise
+    finally:
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+    assert not console_errors, f"errors in the page: {console_errors}"
+
+
+def drive(page: Page, stack: Any, token: str, user_id: uuid.UUID, ws_urls: list[str]) -> None:
+    response = page.goto(f"{stack.url}/#token={token}")
+    assert response is not None and response.ok, f"GET / answered {response and response.status}"
+
+    # Signed in from the fragment, which is then removed from the address bar.
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    assert "token" not in page.url
+    expect(page.locator("#user")).to_contain_text(str(user_id))
+
+    page.fill("#workspace-name", "browser test")
+    page.click("#workspace-form button[type=submit]")
+    expect(page.locator("#workspace-select option:checked")).to_have_text("browser test")
+    expect(page.locator("#workspace-role")).to_contain_text("owner")
+
+    # A marker that a reload would wipe: the table must change by itself.
+    page.evaluate("window.__sameDocument = true")
+    page.set_input_files(
+        "#file-input",
+        files=[
+            FilePayload(name="notes.txt", mimeType="text/plain", buffer=NOTES),
+            FilePayload(name="guide.md", mimeType="text/markdown", buffer=GUIDE),
+        ],
+    )
+    expect(page.locator("#upload-status")).to_contain_text("Accepted 2 files")
+    for filename in ("notes.txt", "guide.md"):
+        expect(row(page, filename)).to_have_attribute("data-status", "ingested")
+    expect(row(page, "notes.txt").locator(".job")).to_contain_text(
+        re.compile(r"ingest success, attempt 1/\d+")
+    )
+    assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
+
+    # A refused file is explained in words.
+    page.set_input_files(
+        "#file-input", files=[FilePayload(name="empty.txt", mimeType="text/plain", buffer=b"")]
+    )
+    expect(page.locator("#upload-errors li")).to_contain_text("empty.txt")
+    expect(page.locator("#upload-errors li")).to_contain_text("empty_file")
+
+    # The jobs of one document: parse then ingest, both done.
+    row(page, "notes.txt").locator("button", has_text="jobs").click()
+    jobs = page.locator("#jobs tbody tr")
+    expect(jobs).to_have_count(2)
+    expect(jobs.nth(0)).to_contain_text("parse")
+    expect(jobs.nth(1)).to_contain_text("ingest")
+    expect(jobs.nth(1)).to_contain_text("success")
+
+    page.fill("#search-input", "xylophone")
+    page.click("#search-form button[type=submit]")
+    first = page.locator("#search-results .hit").first
+    expect(first.locator(".hit-filename")).to_have_text("notes.txt")
+    expect(first.locator(".passage")).to_contain_text("xylophone")
+
+    # Resume: while the page is disconnected a file is uploaded and ingested; on reconnect the
+    # page asks for the events after its last id (no REST reload) and the row appears.
+    page.evaluate("disconnect(); setConnection('offline', 'paused by the test')")
+    workspace_id = page.locator("#workspace-select").input_value()
+    with httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as api:
+        uploaded = api.post(
+            f"/api/workspaces/{workspace_id}/documents/upload",
+            files=[("files", ("late.txt", b"Written while the console was away.\n", "text/plain"))],
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        document_id = uploaded.json()["documents"][0]["id"]
+        deadline = time.monotonic() + 30
+        while api.get(f"/api/documents/{document_id}").json()["status"] != "ingested":
+            assert time.monotonic() < deadline, "late.txt was not ingested in 30 s"
+            time.sleep(0.1)
+    expect(row(page, "late.txt")).to_have_count(0)
+    page.evaluate("connect()")
+    expect(row(page, "late.txt")).to_have_attribute("data-status", "ingested")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    assert re.search(r"[?&]last_event_id=\d+", ws_urls[-1]), ws_urls
+
+    if conversations_served(stack, token):
+        page.fill("#ask-input", "What did the quartermaster count in the harbour warehouse?")
+        page.click("#ask-form button[type=submit]")
+        answer = page.locator("#messages .message-assistant").last
+        expect(answer).to_have_attribute("data-status", "completed")
+        answer.locator(".cite").first.click()
+        expect(page.locator("#citation .passage")).to_be_visible()
