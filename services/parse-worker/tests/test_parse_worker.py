@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
 import time
 
 import psycopg
 import pytest
 
 from rag_devstack.faults import TcpProxy
+from rag_devstack.procs import venv_command
 
 from .conftest import Stack, log_lines, metric_value, metrics_text
 
@@ -190,3 +193,15 @@ async def test_sigterm_releases_a_job_that_outlasts_the_grace_period(stack: Stac
     stack.start_worker()
     await stack.wait_job(up.job_id, "success")
     assert (await stack.job(up.job_id))["attempt"] == 1
+
+
+def test_a_missing_setting_stops_the_worker_with_one_clear_line() -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "S3_BUCKET": "b", "MAX_PDF_PAGES": "0"}
+    result = subprocess.run(
+        [venv_command("rag-parse-worker")], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "configuration error: DATABASE_URL is required",
+        "configuration error: MAX_PDF_PAGES is invalid: Input should be greater than or equal to 1",
+    ]
