@@ -382,6 +382,10 @@ function closeJobs() {
   $("#jobs-panel").hidden = true;
 }
 
+function progressText(job) {
+  return job.progress && job.progress.total ? ` (${job.progress.done}/${job.progress.total})` : "";
+}
+
 function renderJobs() {
   const jobs = [...state.jobs.values()];
   $("#jobs tbody").replaceChildren(
@@ -391,7 +395,7 @@ function renderJobs() {
         { dataset: { id: job.id } },
         el("td", {}, job.job_type),
         el("td", {}, el("span", { className: `status status-${job.status}` }, job.status)),
-        el("td", {}, `${job.attempt}/${job.max_attempts}`, job.progress && job.progress.total ? ` (${job.progress.done}/${job.progress.total})` : ""),
+        el("td", {}, `${job.attempt}/${job.max_attempts}`, progressText(job)),
         el("td", { className: "error" }, job.error || ""),
         el("td", {}, when(job.created_at)),
         el("td", {}, when(job.started_at)),
@@ -455,7 +459,12 @@ async function search(q) {
       el(
         "li",
         { className: "hit", dataset: { documentId: hit.document_id, chunkId: String(hit.chunk_id) } },
-        el("div", {}, el("strong", { className: "hit-filename" }, hit.filename), ` · passage ${hit.ordinal} · score ${Number(hit.score).toFixed(4)}`),
+        el(
+          "div",
+          {},
+          el("strong", { className: "hit-filename" }, hit.filename),
+          ` · passage ${hit.ordinal} · score ${Number(hit.score).toFixed(4)}`,
+        ),
         el("div", { className: "passage" }, hit.text),
       ),
     ),
@@ -522,7 +531,8 @@ function mergeMessage(update) {
   const known = state.messages.get(id) || { id, citations: [] };
   const rank = { pending: 0, streaming: 1, completed: 2, failed: 2 };
   if (known.status && rank[update.status] < rank[known.status]) return;
-  if (known.status === "streaming" && update.status === "streaming" && (update.content || "").length < (known.content || "").length) return;
+  const shorter = (update.content || "").length < (known.content || "").length;
+  if (known.status === "streaming" && update.status === "streaming" && shorter) return;
   Object.assign(known, update, { id });
   if (!known.citations) known.citations = [];
   state.messages.set(id, known);
@@ -534,7 +544,11 @@ function renderMessages() {
   box.replaceChildren(
     ...messages.map((m) => {
       const citations = (m.citations || []).map((c, i) =>
-        el("button", { type: "button", className: "small cite", onclick: () => showCitation(m, c) }, `[${i + 1}] ${c.filename} #${c.ordinal}`),
+        el(
+          "button",
+          { type: "button", className: "small cite", onclick: () => showCitation(m, c) },
+          `[${i + 1}] ${c.filename} #${c.ordinal}`,
+        ),
       );
       return el(
         "div",
@@ -572,7 +586,10 @@ async function showCitation(message, citation) {
       hit = state.passages.get(citation.chunk_id);
     }
   }
-  box.replaceChildren(head, hit ? el("div", { className: "passage" }, hit.text) : el("div", { className: "muted" }, "The passage text was not found in search results."));
+  const passage = hit
+    ? el("div", { className: "passage" }, hit.text)
+    : el("div", { className: "muted" }, "The passage text was not found in search results.");
+  box.replaceChildren(head, passage);
 }
 
 // ---------------------------------------------------------------- realtime
