@@ -69,6 +69,12 @@ async def test_a_thousand_jobs_back_to_back_none_waits_for_the_poll_even_after_l
     for i in range(1000):
         killed = i > 0 and i % 200 == 0
         if killed:
+            # Let the worker go idle first (blocked on NOTIFY / the 30 s poll), so that no
+            # freed slot can wake it: only the listener's reconnect or a NOTIFY can.
+            await stack.wait_for(
+                "SELECT count(*) FROM parse_jobs WHERE status = 'success'", expect=i, timeout=30
+            )
+            await anyio.sleep(0.05)
             assert kill_listener(stack.dsn, LISTENER_APP) == 1
         up = await stack.upload(f"doc-{i}.txt", b"a tiny document", shared_key=original)
         latency = await started_latency(stack, up)
