@@ -205,3 +205,20 @@ def test_a_missing_setting_stops_the_worker_with_one_clear_line() -> None:
         "configuration error: DATABASE_URL is required",
         "configuration error: MAX_PDF_PAGES is invalid: Input should be greater than or equal to 1",
     ]
+
+
+async def test_a_queued_ingest_job_of_the_document_is_reused_not_doubled(stack: Stack) -> None:
+    """Re-parsing a document whose ingest job has not started yet (a reprocess, a takeover
+    racing a slow commit) leaves one ingest job: it will read the newest parsed text."""
+    up = await stack.upload_fixture("notes.md", notify=False)
+    cur = await stack.conn.execute(
+        "INSERT INTO ingest_jobs (document_id, workspace_id) VALUES (%s, %s) RETURNING id",
+        (up.document_id, stack.workspace_id),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    stack.start_worker()  # its first claim runs at start, no NOTIFY needed
+    await stack.wait_job(up.job_id, "success")
+    assert await stack.count("SELECT count(*) FROM ingest_jobs") == 1
+    ingest_events = [e for e in await stack.events(up.document_id) if e["job_type"] == "ingest"]
+    assert [(e["job_id"], e["status"]) for e in ingest_events] == [(str(row[0]), "queued")]
