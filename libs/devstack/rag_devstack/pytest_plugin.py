@@ -9,8 +9,11 @@ other's rows and may kill connections or restart at will.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -46,12 +49,16 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPost
     if os.environ.get("TEST_DATABASE_URL"):
         yield None
         return
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data")
+    # Not under pytest's basetemp: pytest prunes old numbered temp dirs, and a second
+    # concurrent session would delete this server's data directory under it.
+    root = Path(tempfile.mkdtemp(prefix="rag-test-pg-"))
+    server = EmbeddedPostgres(root / "data")
     server.start()
     try:
         yield server
     finally:
         server.destroy()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

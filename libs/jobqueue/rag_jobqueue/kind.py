@@ -52,7 +52,13 @@ UPDATE documents SET status = %(status)s, error = %(error)s, updated_at = now() 
 def job_event(
     job: Job, job_type: JobType, *, error: str | None = None, progress: dict[str, int] | None = None
 ) -> Event:
-    """job.status_updated for the job's current row (status, attempt, run_at)."""
+    """job.status_updated for the job's current row (status, attempt, run_at).
+
+    `error` is the row's last error for `queued` and `failed`; a `running` or
+    `success` event carries none (a new attempt starts clean).
+    """
+    if error is None and job.status in ("queued", "failed"):
+        error = job.last_error
     run_at: datetime | None = job.run_at
     return Event.of(
         JobStatusUpdated.model_validate(
@@ -64,7 +70,7 @@ def job_event(
                 "status": job.status,
                 "attempt": job.attempt,
                 "max_attempts": job.max_attempts,
-                "error": error if error is not None else job.last_error,
+                "error": error,
                 "run_at": run_at,
                 "progress": progress,
             }

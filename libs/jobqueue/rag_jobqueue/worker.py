@@ -131,6 +131,9 @@ class Worker:
                     names=["notify", "slot", "stop"],
                 )
                 metrics.WAKEUPS.labels(cause=cause, **labels).inc()
+                if self._listener is not None:
+                    metrics.LISTENER_CONNECTED.labels(**labels).set(int(self._listener.is_connected))
+                    metrics.LISTENER_RECONNECTS.labels(**labels).set(self._listener.reconnects)
         finally:
             await self._shutdown()
             heartbeat.cancel()
