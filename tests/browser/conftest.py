@@ -2,7 +2,7 @@
 
 `stack` starts `rag-api`, `rag-parse-worker` and `rag-ingest-worker` on this test's own
 database and bucket (the `database_url` / `s3_env` fixtures of rag_devstack), waits until
-each answers /readyz, and stops them after the test. `browser` launches /usr/bin/chromium
+each answers /readyz, and stops them after the test. `launch_browser()` starts /usr/bin/chromium
 (Debian's package; Playwright never downloads a browser here). A missing Chromium FAILS
 the test with the command that installs it: CI installs it (.ci/run), so a skip would
 only hide a broken setup.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,8 +81,7 @@ def stack(database_url: str, s3_env: dict[str, str], tmp_path: Path) -> Iterator
             proc.stop()
 
 
-@pytest.fixture
-def chromium_path() -> Path:
+def require_chromium() -> Path:
     if not (CHROMIUM.exists() and os.access(CHROMIUM, os.X_OK)):
         pytest.fail(
             f"{CHROMIUM} is missing: the browser test needs Debian's Chromium. Install it with "
@@ -93,11 +92,23 @@ def chromium_path() -> Path:
 
 
 @pytest.fixture
-def browser(chromium_path: Path) -> Iterator[Browser]:
-    """Headless Debian Chromium (a fresh profile each time)."""
+def launch_browser() -> Iterator[Callable[[], Browser]]:
+    """`launch_browser()` in the test: headless Debian Chromium with a fresh profile.
+
+    Called from the test body (not a fixture's setup) so that a missing Chromium is
+    reported as a FAILED test, with the command that installs it.
+    """
     with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS, headless=True)
+        launched: list[Browser] = []
+
+        def launch() -> Browser:
+            path = require_chromium()
+            browser = pw.chromium.launch(executable_path=str(path), args=CHROMIUM_ARGS, headless=True)
+            launched.append(browser)
+            return browser
+
         try:
-            yield launched
+            yield launch
         finally:
-            launched.close()
+            for browser in launched:
+                browser.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,9 @@ def row(page: Page, filename: str) -> Locator:
     return page.locator(f'#documents tbody tr[data-filename="{filename}"]')
 
 
-def test_console_upload_live_table_and_search(stack: Any, browser: Browser) -> None:
-    """`stack` and `browser` are fixtures of tests/browser/conftest.py."""
+def test_console_upload_live_table_and_search(stack: Any, launch_browser: Callable[[], Browser]) -> None:
+    """`stack` and `launch_browser` are fixtures of tests/browser/conftest.py."""
+    browser = launch_browser()
     user_id = uuid.uuid4()
     token = stack.token(user_id)
     page = browser.new_page(viewport={"width": 1400, "height": 900})
