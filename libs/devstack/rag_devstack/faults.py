@@ -71,6 +71,10 @@ class TcpProxy:
     def cut(self) -> None:
         """Refuse new connections and reset every open one."""
         if self._server is not None:
+            # shutdown() first: close() alone leaves a thread blocked in accept() that
+            # still takes one more connection.
+            with contextlib.suppress(OSError):
+                self._server.shutdown(socket.SHUT_RDWR)
             self._server.close()
             self._server = None
         with self._lock:

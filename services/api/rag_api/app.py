@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,16 +18,23 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 
+from rag_api.answering.kind import AnswerKind
+from rag_api.answering.providers import build_provider
+from rag_api.conversations import create_conversation, list_conversations, list_messages, post_message
 from rag_api.documents import delete_document, document_jobs, get_document, list_documents, reprocess_document
 from rag_api.errors import ApiError, error_response
 from rag_api.middleware import RequestContextMiddleware
 from rag_api.probes import healthz, metrics, readyz
 from rag_api.realtime import RealtimeHub, events_endpoint, websocket_endpoint
+from rag_api.search import search_endpoint
 from rag_api.settings import ApiSettings
 from rag_api.uploads import upload_documents
 from rag_api.workspaces import add_member, create_workspace, list_workspaces, remove_member
+from rag_embedding import build_embedder
+from rag_jobqueue import Worker
 from rag_observability import configure_logging
 from rag_storage import ObjectStore, StorageError
 
@@ -38,6 +47,8 @@ STARTUP_DB_TIMEOUT = 15.0
 
 WS_ID = "{workspace_id:uuid}"
 DOC_ID = "{document_id:uuid}"
+CONVERSATION_ID = "{conversation_id:uuid}"
+STATIC_DIR = Path(__file__).parent / "static"
 
 
 class StartupError(Exception):
@@ -59,8 +70,15 @@ def routes() -> list[BaseRoute]:
         Route(f"/api/documents/{DOC_ID}", delete_document, methods=["DELETE"]),
         Route(f"/api/documents/{DOC_ID}/jobs", document_jobs, methods=["GET"]),
         Route(f"/api/documents/{DOC_ID}/reprocess", reprocess_document, methods=["POST"]),
+        Route(f"/api/workspaces/{WS_ID}/search", search_endpoint, methods=["GET"]),
+        Route(f"/api/workspaces/{WS_ID}/conversations", create_conversation, methods=["POST"]),
+        Route(f"/api/workspaces/{WS_ID}/conversations", list_conversations, methods=["GET"]),
+        Route(f"/api/conversations/{CONVERSATION_ID}/messages", list_messages, methods=["GET"]),
+        Route(f"/api/conversations/{CONVERSATION_ID}/messages", post_message, methods=["POST"]),
         Route("/api/events", events_endpoint, methods=["GET"]),
         WebSocketRoute("/api/ws", websocket_endpoint),
+        # The console page (static, no build step); last, so that every route above wins.
+        Mount("/", app=StaticFiles(directory=STATIC_DIR, html=True), name="console"),
     ]
 
 
@@ -98,6 +116,9 @@ async def _check_bucket(store: ObjectStore, settings: ApiSettings) -> None:
 
 
 def create_app(settings: ApiSettings) -> Starlette:
+    embedder = build_embedder(settings)
+    provider = build_provider(settings)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         configure_logging(settings.log_level, settings.log_format, service="api")
@@ -105,7 +126,7 @@ def create_app(settings: ApiSettings) -> Starlette:
             settings.database_url,
             open=False,
             min_size=POOL_MIN_SIZE,
-            max_size=POOL_MAX_SIZE,
+            max_size=POOL_MAX_SIZE + settings.answer_concurrency,
             timeout=POOL_CHECKOUT_TIMEOUT,
             kwargs={"autocommit": True},
             check=AsyncConnectionPool.check_connection,  # a restart of Postgres is survived
@@ -118,10 +139,22 @@ def create_app(settings: ApiSettings) -> Starlette:
                 hub = RealtimeHub(pool=pool, listen_dsn=settings.listen_dsn, settings=settings)
                 app.state.pool, app.state.store, app.state.hub = pool, store, hub
                 await hub.start()
+                # Answer jobs run here, on the shared job runtime (I/O-bound: no separate worker).
+                answers = Worker(
+                    AnswerKind(pool, embedder, provider),
+                    pool,
+                    settings.listen_dsn,
+                    settings,
+                    concurrency=settings.answer_concurrency,
+                )
+                stop_answers = asyncio.Event()
+                answering = asyncio.create_task(answers.run(stop_answers), name="answer-worker")
                 log.info("api_started", host=settings.api_host, port=settings.api_port)
                 try:
                     yield
                 finally:
+                    stop_answers.set()
+                    await answering
                     await hub.stop()
         except StartupError as exc:
             app.state.startup_error = str(exc)
@@ -145,6 +178,7 @@ def create_app(settings: ApiSettings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.embedder = embedder
     return app
 
 

@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 
 from rag_api.app import create_app
 from rag_api.settings import ApiSettings
+from rag_embedding import EmbeddingConfigurationError
 from rag_schema.settings import load_settings
 
 GRACEFUL_SECONDS = 10.0
@@ -42,7 +43,11 @@ async def _serve(app: Starlette, config: Config) -> None:
 
 def main() -> None:
     settings = load_settings(ApiSettings)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except (ValueError, EmbeddingConfigurationError) as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     try:
         asyncio.run(_serve(app, hypercorn_config(settings)))
     except LifespanFailureError:

@@ -21,6 +21,7 @@ import httpx
 import orjson
 
 from rag_api.search import Hit
+from rag_api.settings import ApiSettings
 
 NOTHING_FOUND = (
     "I could not find anything about this in the workspace's documents. "
@@ -163,3 +164,14 @@ def _sse_text(line: str) -> str | None:
         return (choices[0].get("delta") or {}).get("content") or ""
     except (orjson.JSONDecodeError, AttributeError):
         return ""
+
+
+def build_provider(settings: ApiSettings) -> AnswerProvider:
+    """The provider LLM_PROVIDER names; ValueError naming the missing variable."""
+    if settings.llm_provider == "extractive":
+        return ExtractiveProvider()
+    if not settings.llm_base_url:
+        raise ValueError("LLM_BASE_URL is required when LLM_PROVIDER=openai")
+    if not settings.llm_model:
+        raise ValueError("LLM_MODEL is required when LLM_PROVIDER=openai")
+    return OpenAIChatProvider(settings.llm_base_url, settings.llm_model, settings.llm_api_key)
