@@ -14,11 +14,12 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, FilePayload, Locator, Page, expect
+
+from rag_devstack.system import System
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / ".dev" / "console.png"
@@ -29,26 +30,15 @@ GUIDE = b"# Guide\n\nCalibrate the telescope each evening; align the mirror with
 pytestmark = pytest.mark.slow
 
 
-def conversations_served(stack: Any, token: str) -> bool:
-    """True once the api routes /api/workspaces/{id}/conversations (issue 9)."""
-    response = httpx.get(
-        f"{stack.url}/api/workspaces/{uuid.uuid4()}/conversations",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
-    )
-    # A routed path answers "the workspace does not exist"; an unrouted one "No route matches".
-    return not (response.status_code in (404, 405) and "No route" in response.text)
-
-
 def row(page: Page, filename: str) -> Locator:
     return page.locator(f'#documents tbody tr[data-filename="{filename}"]')
 
 
-def test_console_upload_live_table_and_search(stack: Any, launch_browser: Callable[[], Browser]) -> None:
-    """`stack` and `launch_browser` are fixtures of tests/browser/conftest.py."""
+def test_console_upload_live_table_and_search(system: System, launch_browser: Callable[[], Browser]) -> None:
+    """`system` (rag_devstack) runs the services; `launch_browser` is in tests/browser/conftest.py."""
     browser = launch_browser()
     user_id = uuid.uuid4()
-    token = stack.token(user_id)
+    token = system.token(user_id)
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.set_default_timeout(30_000)
     expect.set_options(timeout=30_000)
@@ -65,9 +55,9 @@ def test_console_upload_live_table_and_search(stack: Any, launch_browser: Callab
     ws_urls: list[str] = []
     page.on("websocket", lambda ws: ws_urls.append(ws.url))
     try:
-        drive(page, stack, token, user_id, ws_urls)
+        drive(page, system, token, user_id, ws_urls)
     except BaseException:
-        print(stack.logs())
+        print(system.logs())
         raise
     finally:
         SCREENSHOT.parent.mkdir(exist_ok=True)
@@ -75,8 +65,8 @@ def test_console_upload_live_table_and_search(stack: Any, launch_browser: Callab
     assert not console_errors, f"errors in the page: {console_errors}"
 
 
-def drive(page: Page, stack: Any, token: str, user_id: uuid.UUID, ws_urls: list[str]) -> None:
-    response = page.goto(f"{stack.url}/#token={token}")
+def drive(page: Page, system: System, token: str, user_id: uuid.UUID, ws_urls: list[str]) -> None:
+    response = page.goto(f"{system.api.url}/#token={token}")
     assert response is not None and response.ok, f"GET / answered {response and response.status}"
 
     # Signed in from the fragment, which is then removed from the address bar.
@@ -131,7 +121,9 @@ def drive(page: Page, stack: Any, token: str, user_id: uuid.UUID, ws_urls: list[
     # page asks for the events after its last id (no REST reload) and the row appears.
     page.evaluate("disconnect(); setConnection('offline', 'paused by the test')")
     workspace_id = page.locator("#workspace-select").input_value()
-    with httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as api:
+    with httpx.Client(
+        base_url=system.api.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ) as api:
         uploaded = api.post(
             f"/api/workspaces/{workspace_id}/documents/upload",
             files=[("files", ("late.txt", b"Written while the console was away.\n", "text/plain"))],
@@ -148,10 +140,9 @@ def drive(page: Page, stack: Any, token: str, user_id: uuid.UUID, ws_urls: list[
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
     assert re.search(r"[?&]last_event_id=\d+", ws_urls[-1]), ws_urls
 
-    if conversations_served(stack, token):
-        page.fill("#ask-input", "What did the quartermaster count in the harbour warehouse?")
-        page.click("#ask-form button[type=submit]")
-        answer = page.locator("#messages .message-assistant").last
-        expect(answer).to_have_attribute("data-status", "completed")
-        answer.locator(".cite").first.click()
-        expect(page.locator("#citation .passage")).to_be_visible()
+    page.fill("#ask-input", "What did the quartermaster count in the harbour warehouse?")
+    page.click("#ask-form button[type=submit]")
+    answer = page.locator("#messages .message-assistant").last
+    expect(answer).to_have_attribute("data-status", "completed")
+    answer.locator(".cite").first.click()
+    expect(page.locator("#citation .passage")).to_be_visible()

@@ -22,6 +22,7 @@ from psycopg.conninfo import make_conninfo
 
 from rag_devstack.postgres import EmbeddedPostgres
 from rag_devstack.s3 import DEV_ACCESS_KEY, DEV_SECRET_KEY, MotoServer
+from rag_devstack.system import System, start_system
 from rag_schema.migrate import migrate
 
 TEMPLATE_DB = "rag_test_template"
@@ -130,3 +131,13 @@ def s3_env(s3_server: str) -> dict[str, str]:
         aws_secret_access_key=DEV_SECRET_KEY,
     ).create_bucket(Bucket=bucket)
     return env
+
+
+@pytest.fixture
+def system(database_url: str, s3_env: dict[str, str], tmp_path: Path) -> Iterator[System]:
+    """The whole system (one api, one parse and one ingest worker) on this test's database and bucket."""
+    started = start_system(database_url, s3_env, tmp_path)
+    try:
+        yield started
+    finally:
+        started.stop()

@@ -1,0 +1,122 @@
+"""The whole system as real processes: api replicas and both workers (tests, benchmarks).
+
+`System` starts `rag-api`, `rag-parse-worker` and `rag-ingest-worker` against one
+database and bucket, waits for each `/readyz`, and stops (or kills) them on demand.
+More api replicas can join (`add_api`); each is a separate hypercorn process.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from rag_api.auth import mint_token
+from rag_devstack.postgres import free_port
+from rag_devstack.procs import ServiceProcess, venv_command
+
+TEST_JWT_SECRET = "rag-system-test-secret-" + "0123456789abcdef" * 2
+
+
+@dataclass
+class Service:
+    name: str
+    process: ServiceProcess
+    port: int  # API_PORT for the api, METRICS_PORT for a worker
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/api/ws"
+
+
+@dataclass
+class System:
+    env: dict[str, str]
+    log_dir: Path
+    services: list[Service] = field(default_factory=list)
+    _clients: list[httpx.Client] = field(default_factory=list)
+
+    @property
+    def apis(self) -> list[Service]:
+        return [s for s in self.services if s.name.startswith("api")]
+
+    @property
+    def api(self) -> Service:
+        return self.apis[0]
+
+    def token(self, user_id: uuid.UUID, ttl_seconds: int = 3600) -> str:
+        return mint_token(user_id, self.env["JWT_SECRET"], ttl_seconds)
+
+    def client(self, user_id: uuid.UUID, api: Service | None = None) -> httpx.Client:
+        client = httpx.Client(
+            base_url=(api or self.api).url,
+            headers={"Authorization": f"Bearer {self.token(user_id)}"},
+            timeout=60,
+        )
+        self._clients.append(client)
+        return client
+
+    def _start(
+        self, name: str, command: str, port_var: str, overrides: dict[str, str], wait: bool
+    ) -> Service:
+        port = free_port()
+        env = {**self.env, **overrides, port_var: str(port)}
+        process = ServiceProcess([venv_command(command)], env, self.log_dir / f"{name}.log").start()
+        service = Service(name, process, port)
+        self.services.append(service)
+        if wait:
+            process.wait_http(service.url + "/readyz", timeout=120)
+        return service
+
+    def add_api(self, wait: bool = True, **overrides: str) -> Service:
+        return self._start(f"api{len(self.apis)}", "rag-api", "API_PORT", overrides, wait)
+
+    def add_worker(self, kind: str, wait: bool = True, **overrides: str) -> Service:
+        """`kind` is "parse" or "ingest"."""
+        count = sum(s.name.startswith(kind) for s in self.services)
+        return self._start(f"{kind}{count}", f"rag-{kind}-worker", "METRICS_PORT", overrides, wait)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {s.name}\n{s.process.log_text()[-4000:]}" for s in self.services)
+
+    def stop(self) -> None:
+        for client in self._clients:
+            client.close()
+        for service in self.services:
+            service.process.stop()
+
+
+def start_system(
+    database_url: str, s3_env: dict[str, str], log_dir: Path, *, apis: int = 1, **overrides: str
+) -> System:
+    """api replicas plus one parse and one ingest worker, all ready."""
+    env = {
+        "DATABASE_URL": database_url,
+        **s3_env,
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "API_HOST": "127.0.0.1",
+        "EMBEDDING_PROVIDER": "hash",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "INFO",
+        "WORKER_IDLE_SLEEP_SECONDS": "5",
+        "JOB_RETRY_BASE_SECONDS": "0.2",
+        **overrides,
+    }
+    system = System(env, log_dir)
+    try:
+        for _ in range(apis):
+            system.add_api(wait=False)
+        system.add_worker("parse", wait=False)
+        system.add_worker("ingest", wait=False)
+        for service in system.services:
+            service.process.wait_http(service.url + "/readyz", timeout=120)
+    except BaseException:
+        system.stop()
+        raise
+    return system
