@@ -17,8 +17,7 @@ from rag_api.answering.providers import (
     OpenAIChatProvider,
 )
 from rag_api.search import Hit
-
-from .fake_llm import fake_llm
+from rag_devstack.fake_llm import fake_llm
 
 pytestmark = pytest.mark.anyio
 

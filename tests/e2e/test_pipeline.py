@@ -1,0 +1,117 @@
+"""Upload → parse → ingest → search, as a member sees it: real processes end to end.
+
+Five formats go through the real api, parse worker and ingest worker; every member's
+WebSocket receives exactly the contract's event sequence for each document, a
+non-member receives nothing, and a sentence of each document finds it first.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rag_devstack.system import System
+
+from .wsclient import EventCollector
+
+pytestmark = pytest.mark.anyio
+
+FIXTURES = Path(__file__).parents[2] / "services" / "parse-worker" / "tests" / "fixtures"
+
+# filename → (content, a sentence of it that no other document contains)
+DOCUMENTS: dict[str, tuple[bytes, str]] = {
+    "keeper.txt": (
+        b"The lighthouse keeper logged seventeen passing ships before dawn.\n\nThe fog lifted at noon.\n",
+        "lighthouse keeper logged seventeen passing ships",
+    ),
+    "glaciers.md": (
+        b"# Field notes\n\nGlaciers carve U-shaped valleys as they retreat.\n\n- moraines\n- erratics\n",
+        "glaciers carve valleys as they retreat",
+    ),
+    "page.html": ((FIXTURES / "page.html").read_bytes(), "fresh bread every morning"),
+    "multipage.pdf": (
+        (FIXTURES / "multipage.pdf").read_bytes(),
+        "the quick brown fox jumps over the lazy dog",
+    ),
+    "report.docx": ((FIXTURES / "report.docx").read_bytes(), "revenue grew strongly this quarter"),
+}
+
+LIFE_OF_AN_UPLOAD = [
+    ("document.created", None, "queued"),
+    ("job.status_updated", "parse", "queued"),
+    ("job.status_updated", "parse", "running"),
+    ("document.status_updated", None, "parsing"),
+    ("job.status_updated", "parse", "success"),
+    ("document.status_updated", None, "parsed"),
+    ("job.status_updated", "ingest", "queued"),
+    ("job.status_updated", "ingest", "running"),
+    ("document.status_updated", None, "ingesting"),
+    ("job.status_updated", "ingest", "success"),
+    ("document.status_updated", None, "ingested"),
+]
+
+
+def sequence_of(events: list[dict[str, Any]], document_id: str) -> list[tuple[str, str | None, str]]:
+    return [
+        (e["type"], e["payload"].get("job_type"), e["payload"]["status"])
+        for e in events
+        if e["payload"].get("document_id") == document_id and "progress" not in e["payload"]
+    ]
+
+
+async def test_five_formats_reach_ingested_with_the_contract_sequence_and_are_searchable(
+    system: System,
+) -> None:
+    owner, member, stranger = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    api = system.client(owner)
+    workspace = api.post("/api/workspaces", json={"name": "e2e"}).json()["id"]
+    assert api.post(f"/api/workspaces/{workspace}/members", json={"user_id": str(member)}).status_code == 201
+
+    async with (
+        EventCollector(system.api.ws_url, system.token(owner)) as owner_ws,
+        EventCollector(system.api.ws_url, system.token(member)) as member_ws,
+        EventCollector(system.api.ws_url, system.token(stranger)) as stranger_ws,
+    ):
+        files = [
+            ("files", (name, content, "application/octet-stream")) for name, (content, _) in DOCUMENTS.items()
+        ]
+        response = api.post(f"/api/workspaces/{workspace}/documents/upload", files=files)
+        assert response.status_code == 201, response.text
+        body = response.json()
+        assert body["errors"] == []
+        ids = {d["filename"]: d["id"] for d in body["documents"]}
+        assert set(ids) == set(DOCUMENTS)
+
+        def all_ingested(ws: EventCollector) -> bool:
+            done = {
+                e["payload"]["document_id"]
+                for e in ws.events
+                if e["type"] == "document.status_updated" and e["payload"]["status"] in ("ingested", "error")
+            }
+            return done >= set(ids.values())
+
+        await owner_ws.wait_until(lambda: all_ingested(owner_ws), timeout=120)
+        await member_ws.wait_until(lambda: all_ingested(member_ws), timeout=30)
+
+        for name, document_id in ids.items():
+            assert sequence_of(owner_ws.events, document_id) == LIFE_OF_AN_UPLOAD, name
+        # The user's ids are consecutive from 1, in commit order; the member sees the same events.
+        assert [e["id"] for e in owner_ws.events] == list(range(1, len(owner_ws.events) + 1))
+        assert [(e["type"], e["payload"]) for e in member_ws.events] == [
+            (e["type"], e["payload"]) for e in owner_ws.events
+        ]
+        assert stranger_ws.events == []
+
+    stranger_api = system.client(stranger)
+    for document_id in ids.values():
+        assert stranger_api.get(f"/api/documents/{document_id}").status_code == 404
+        assert api.get(f"/api/documents/{document_id}").json()["status"] == "ingested"
+
+    for name, (_, sentence) in DOCUMENTS.items():
+        hits = api.get(f"/api/workspaces/{workspace}/search", params={"q": sentence, "k": 5}).json()["items"]
+        assert hits, f"no hit for {sentence!r}"
+        assert hits[0]["filename"] == name, (sentence, [h["filename"] for h in hits])
+    assert stranger_api.get(f"/api/workspaces/{workspace}/search", params={"q": "bread"}).status_code == 404
