@@ -16,8 +16,7 @@ import pytest
 
 from rag_devstack.fake_llm import fake_llm
 from rag_devstack.system import System, start_system
-
-from .wsclient import EventCollector
+from rag_devstack.wsclient import EventCollector
 
 pytestmark = pytest.mark.anyio
 

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from rag_devstack.system import System
-
-from .wsclient import EventCollector
+from rag_devstack.wsclient import EventCollector
 
 pytestmark = pytest.mark.anyio
 
