@@ -38,7 +38,16 @@ async def _serve(app: Starlette, config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+
+    async def shutdown_trigger() -> None:
+        await stop.wait()
+        # WebSockets never end by themselves: close them (1001, clients resume on another
+        # replica) so that hypercorn's graceful shutdown does not wait its whole timeout.
+        hub = getattr(app.state, "hub", None)
+        if hub is not None:
+            await hub.close_connections()
+
+    await serve(app, config, shutdown_trigger=shutdown_trigger)  # type: ignore[arg-type]
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """What an uploaded file is: decided from its bytes and its name, never the client's Content-Type.
 
-Supported: .txt, .md, .html/.htm (text: UTF-8, or UTF-16 with a BOM, no NUL bytes in the
-first HEAD_BYTES), .pdf (`%PDF-` in the first KB), .docx (a zip, `PK\\x03\\x04`, that names
+Supported: .txt, .md, .html/.htm (text: UTF-8, UTF-16 with a BOM, or 8-bit text such as
+Latin-1 with almost no control bytes; never a NUL byte in the first HEAD_BYTES), .pdf (`%PDF-` in the first KB), .docx (a zip, `PK\\x03\\x04`, that names
 `word/document.xml` somewhere in the stream: the local headers and the central directory
 carry member names in clear). A known binary signature under a text extension is refused.
 """
@@ -83,8 +83,21 @@ def _is_text(head: bytes, final: bool) -> bool:
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final)
     except UnicodeDecodeError:
-        return False
+        # Legacy 8-bit text (Latin-1, Windows-1252) is text too; the parse worker decodes it.
+        # Binary data gives itself away by control bytes, which such text hardly has.
+        return _control_byte_share(head) <= MAX_CONTROL_SHARE
     return True
+
+
+MAX_CONTROL_SHARE = 0.01
+_TEXT_CONTROLS = frozenset(b"\t\n\r\f\x1b")
+
+
+def _control_byte_share(data: bytes) -> float:
+    if not data:
+        return 0.0
+    controls = sum(1 for byte in data if (byte < 0x20 and byte not in _TEXT_CONTROLS) or byte == 0x7F)
+    return controls / len(data)
 
 
 def sniff(filename: str, head: bytes, final: bool) -> str | Unsupported:

@@ -110,6 +110,7 @@ def test_upload_one_file_stores_rows_object_events_and_rings_parse_jobs(shared_a
         ("letter.docx", docx_bytes(), DOCX_TYPE),
         ("utf16.txt", "\ufeffhé llo".encode("utf-16-le"), "text/plain"),
         ("accents.txt", "héllo wörld ✓".encode(), "text/plain"),
+        ("latin1.txt", "caf\xe9 cr\xe8me br\xfbl\xe9e\r\n".encode("latin-1"), "text/plain"),  # 8-bit text
     ],
 )
 def test_supported_types_are_sniffed(shared_api: Any, name: str, data: bytes, content_type: str) -> None:
@@ -126,7 +127,7 @@ def test_supported_types_are_sniffed(shared_api: Any, name: str, data: bytes, co
         ("evil.txt", b"\x7fELF\x02\x01\x01" + bytes(range(256)) * 8),  # a binary renamed .txt
         ("image.md", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64),
         ("nul.txt", b"plain text\x00with a NUL"),
-        ("latin1.txt", "caf\xe9 cr\xe8me".encode("latin-1")),  # not UTF-8
+        ("noise.txt", bytes(range(1, 32)) * 20 + "caf\xe9".encode("latin-1")),  # control bytes: binary
         ("fake.pdf", b"just some text"),
         ("fake.docx", b"just some text"),
         ("zip.docx", b"PK\x03\x04" + b"\x00" * 100),  # a zip without word/document.xml
