@@ -1,0 +1,91 @@
+"""`python -m bench [NAME ...] [--quick]`: run the benchmarks, print the table, write the docs.
+
+Postgres: BENCH_DATABASE_URL (a superuser DSN to a server with pgvector) when set, else an
+embedded Postgres 16 started here and removed at the end. With no NAME every benchmark
+runs and docs/benchmarks.md is rewritten; with names, or --quick, only the table is printed
+(and the results saved under .bench/) unless --write-docs is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from bench import report
+from bench.common import ROOT, Bench, Section, raise_fd_limit
+
+BENCHMARKS = ("wakeup", "throughput", "realtime", "connections", "pipeline", "scaleout")
+
+
+def runner(name: str) -> Callable[[Bench], Awaitable[Section]]:
+    module = __import__(f"bench.{name}", fromlist=["run"])
+    fn: Callable[[Bench], Awaitable[Section]] = module.run
+    return fn
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", choices=[*BENCHMARKS, []], metavar="NAME", help=", ".join(BENCHMARKS))
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (small counts, 2 runs)")
+    parser.add_argument("--write-docs", action="store_true", help="rewrite docs/benchmarks.md even for a partial run")
+    parser.add_argument("--profile", action="store_true", help="also sample our processes with py-spy")
+    args = parser.parse_args(argv)
+    names = args.names or list(BENCHMARKS)
+    full = not args.names and not args.quick
+    raise_fd_limit()
+
+    work = Path(tempfile.mkdtemp(prefix="rag-bench-"))
+    server = None
+    admin_dsn = os.environ.get("BENCH_DATABASE_URL", "")
+    postgres_source = "BENCH_DATABASE_URL"
+    started = time.monotonic()
+    sections: list[Section] = []
+    try:
+        if not admin_dsn:
+            from rag_devstack.postgres import EmbeddedPostgres
+
+            server = EmbeddedPostgres(work / "pg")
+            admin_dsn = server.start()
+            postgres_source = "embedded (pgserver wheel), started by the bench"
+        bench = Bench(admin_dsn=admin_dsn, quick=args.quick, work_dir=work, profile=args.profile)
+        print(f"bench: Postgres {postgres_source}; logs in {work / 'logs'}", flush=True)
+        for name in names:
+            t0 = time.monotonic()
+            print(f"bench: {name} ...", flush=True)
+            section = asyncio.run(runner(name)(bench))
+            section.seconds = time.monotonic() - t0
+            sections.append(section)
+            print(report.table([section]), flush=True)
+            print(f"bench: {name} took {section.seconds:.0f} s", flush=True)
+        total = time.monotonic() - started
+        machine = report.machine(admin_dsn, postgres_source)
+        print()
+        print(report.table(sections))
+        print(f"\nbench: total {total:.0f} s")
+        out = ROOT / ".bench"
+        out.mkdir(exist_ok=True)
+        (out / "results.json").write_text(json.dumps(report.as_json(sections, machine, total), indent=1))
+        if full or args.write_docs:
+            path = ROOT / "docs" / "benchmarks.md"
+            path.write_text(report.markdown(sections, machine, total, quick=args.quick))
+            print(f"bench: wrote {path.relative_to(ROOT)}")
+    finally:
+        if server is not None:
+            server.destroy()
+        if os.environ.get("BENCH_KEEP_LOGS"):
+            print(f"bench: logs kept in {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""Child process: one worker of one queue system, reporting its handler starts to the bench.
+
+    python -m bench.jobworker SYSTEM DSN MODE CONCURRENCY [TOTAL WARMUP WINDOW]
+
+MODE `wakeup`: prints `{"t":"S","k":<job key>,"ns":<wall clock ns>}` as each handler starts;
+runs until stdin closes. MODE `throughput`: counts handler starts (jobs are queued before
+the worker starts) and prints `{"t":"result","count","seconds"}`: the starts between
+first start + WARMUP and WARMUP + WINDOW later (or the last start, if the queue ran dry
+first), then exits. Both print `{"t":"ready"}` once the worker listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import time
+from typing import Any
+
+from bench.common import emit, now_ns, stdin_closed
+from bench.queues import OURS_SYSTEMS, pgqueuer_driver, pgqueuer_manager, procrastinate_worker, run_ours
+
+PEER_SETTLE_SECONDS = 0.5  # peers give no "listening" signal: let their listener connect
+
+
+async def main(system: str, dsn: str, mode: str, concurrency: int, args: list[str]) -> None:
+    stop = asyncio.Event()
+    starts: list[float] = []
+    total = int(args[0]) if args else 0
+    warmup = float(args[1]) if len(args) > 1 else 0.0
+    window = float(args[2]) if len(args) > 2 else 0.0
+    write = sys.stdout.write
+    flush = sys.stdout.flush
+
+    def on_start_wakeup(key: str) -> None:
+        write(f'{{"t":"S","k":"{key}","ns":{now_ns()}}}\n')
+        flush()
+
+    def on_start_count(_key: str) -> None:
+        starts.append(time.perf_counter())
+        if len(starts) >= total:
+            stop.set()
+
+    on_start = on_start_wakeup if mode == "wakeup" else on_start_count
+
+    async def stop_when_done() -> None:
+        if mode == "wakeup":
+            await stdin_closed()
+        else:
+            while not starts:
+                await asyncio.sleep(0.005)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), warmup + window)
+        stop.set()
+
+    def ready() -> None:
+        emit({"t": "ready", "pid": os.getpid()})
+
+    stopper = asyncio.create_task(stop_when_done())
+    if system in OURS_SYSTEMS:
+        await run_ours(system, dsn, concurrency, on_start, ready, stop)
+    elif system == "procrastinate":
+        app, _ = procrastinate_worker(dsn, concurrency, on_start)
+        async with app.open_async():
+            task = asyncio.create_task(
+                app.run_worker_async(concurrency=concurrency, install_signal_handlers=False)
+            )
+            await asyncio.sleep(PEER_SETTLE_SECONDS)
+            ready()
+            await stop.wait()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    elif system.startswith("pgqueuer"):
+        driver, conn = await pgqueuer_driver(system, dsn)
+        try:
+            qm = pgqueuer_manager(driver, concurrency, on_start)
+            task = asyncio.create_task(qm.run())
+            await asyncio.sleep(PEER_SETTLE_SECONDS)
+            ready()
+            await stop.wait()
+            qm.shutdown.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, 10)
+        finally:
+            await conn.close()
+    else:
+        raise SystemExit(f"unknown system {system}")
+    stopper.cancel()
+    if mode == "throughput":
+        first = starts[0] if starts else 0.0
+        begin = first + warmup
+        end = min(begin + window, starts[-1] if starts else begin)
+        counted = sum(1 for t in starts if begin < t <= end)
+        emit({"t": "result", "count": counted, "seconds": end - begin, "started": len(starts)})
+
+
+if __name__ == "__main__":
+    system_, dsn_, mode_, concurrency_, *rest = sys.argv[1:]
+    asyncio.run(main(system_, dsn_, mode_, int(concurrency_), rest))

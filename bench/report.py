@@ -1,0 +1,183 @@
+"""The table printed by `make bench` and docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import subprocess
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any
+
+import psycopg
+
+from bench.common import ROOT, Row, Section
+
+VERSIONS = (
+    "psycopg",
+    "psycopg-binary",
+    "psycopg-pool",
+    "procrastinate",
+    "pgqueuer",
+    "hypercorn",
+    "starlette",
+    "wsproto",
+    "websockets",
+    "orjson",
+    "pydantic",
+    "py-spy",
+)
+
+
+def _mark(row: Row) -> str:
+    if row.ok is None:
+        return ""
+    return "yes" if row.ok else "**MISSED**"
+
+
+def table(sections: list[Section]) -> str:
+    rows = [r for s in sections for r in s.rows]
+    if not rows:
+        return "(no results)"
+    headers = ("bench", "figure", "median", "target", "met", "runs")
+    lines = [
+        (
+            r.bench,
+            r.name,
+            r.shown(),
+            r.target,
+            {None: "", True: "yes", False: "MISSED"}[r.ok],
+            ", ".join(_short(v, r.unit) for v in r.runs),
+        )
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    out.append("  ".join("-" * w for w in widths))
+    out += ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines]
+    return "\n".join(out)
+
+
+def _short(value: float, unit: str) -> str:
+    if unit == "ms":
+        return f"{value:.2f}" if value < 10 else f"{value:.0f}"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.2f}"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _mem_gib() -> float:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 2**20
+    return 0.0
+
+
+def machine(admin_dsn: str, postgres_source: str) -> dict[str, Any]:
+    with psycopg.connect(admin_dsn) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+        pg_version = row[0] if row else "?"
+        vec = conn.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'").fetchone()
+    versions = {}
+    for name in VERSIONS:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=False
+        ).stdout.strip()
+    except OSError:
+        commit = "?"
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gib": round(_mem_gib(), 1),
+        "kernel": platform.release(),
+        "python": sys.version.split()[0],
+        "postgres": pg_version,
+        "pgvector": vec[0] if vec else "?",
+        "postgres_source": postgres_source,
+        "versions": versions,
+        "commit": commit,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def as_json(sections: list[Section], machine_info: dict[str, Any], total: float) -> dict[str, Any]:
+    return {
+        "machine": machine_info,
+        "total_seconds": total,
+        "sections": [dataclasses.asdict(s) for s in sections],
+    }
+
+
+def markdown(sections: list[Section], m: dict[str, Any], total: float, *, quick: bool) -> str:
+    v = m["versions"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`python -m bench`); do not edit by hand, rerun it. "
+        + ("**This is a --quick smoke run: the counts are small and the figures rough.** " if quick else "")
+        + f"Run of {m['date']} at commit `{m['commit']}`, {total / 60:.1f} minutes in all.",
+        "",
+        "## Results",
+        "",
+        "Every figure is the median over several runs (the runs are listed); peers and baselines were "
+        "measured in the same run, interleaved, so that their ratios hold on this noisy machine.",
+        "",
+        "| benchmark | figure | median | target | met | runs |",
+        "|---|---|---|---|---|---|",
+    ]
+    for section in sections:
+        for r in section.rows:
+            lines.append(
+                f"| {section.title} | {r.name} | {r.shown()} | {r.target} | {_mark(r)} |"
+                f" {', '.join(_short(x, r.unit) for x in r.runs)} |"
+            )
+    lines += [
+        "",
+        "## Machine and versions",
+        "",
+        f"- CPU: {m['cpu']}, {m['cores']} cores (shared with other tenants: noisy), {m['memory_gib']} GiB",
+        f"- Linux {m['kernel']}, Python {m['python']}",
+        f"- PostgreSQL {m['postgres']} with pgvector {m['pgvector']}: {m['postgres_source']}; "
+        "fsync, synchronous_commit and full_page_writes off (a throwaway cluster), max_connections 300",
+        "- " + ", ".join(f"{k} {val}" for k, val in v.items()),
+        "- Everything runs on this one machine: Postgres, the processes under test, the load "
+        "generators and the clients share the 2 cores.",
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        "make bench                          # everything (installs requirements-bench.txt first)",
+        ".venv/bin/python -m bench wakeup    # one benchmark: " + ", ".join(s.name for s in sections),
+        ".venv/bin/python -m bench --quick   # a smoke run",
+        "BENCH_DATABASE_URL=postgresql://... make bench   # against another Postgres (superuser, pgvector)",
+        "```",
+        "",
+    ]
+    for section in sections:
+        lines += [f"## {section.title}", ""]
+        lines += [section.method, ""]
+        if section.extra:
+            lines += [section.extra, ""]
+        if section.limits:
+            lines += ["**What limits it.** " + section.limits, ""]
+        lines += [f"Reproduce: `.venv/bin/python -m bench {section.name}` ({section.seconds:.0f} s here).", ""]
+    return "\n".join(lines)
