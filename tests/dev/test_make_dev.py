@@ -140,7 +140,12 @@ def test_make_dev_in_a_fresh_clone_runs_the_system_and_ctrl_c_leaves_nothing(tmp
             ports = [api_port, urlparse(env["DATABASE_URL"]).port, urlparse(env["S3_ENDPOINT_URL"]).port]
         finally:
             code = dev.ctrl_c() if dev.proc.poll() is None else dev.proc.returncode
-        assert code == 0, f"make dev exited with {code} after Ctrl-C ({run} run):\n{dev.output()}"
+        # make itself dies of the SIGINT (as in a terminal) once `python -m rag_devstack.dev`
+        # has finished its cleanup; what matters is that the cleanup completed.
+        assert code in (0, -signal.SIGINT), (
+            f"make dev exited with {code} after Ctrl-C ({run} run):\n{dev.output()}"
+        )
+        assert "[   dev] stopping" in dev.output() and "Traceback" not in dev.output(), dev.output()
         deadline = time.monotonic() + 15
         while (left := processes_of(clone)) and time.monotonic() < deadline:
             time.sleep(0.2)
