@@ -10,6 +10,7 @@ writes nothing. Long documents report `progress` at least every 10 %.
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 import structlog
@@ -23,6 +24,8 @@ from rag_jobqueue.kind import set_document_status
 from rag_storage import ObjectNotFound, ObjectStore, StorageError
 
 log = structlog.get_logger("rag_ingest_worker")
+
+PROGRESS_MIN_CHUNKS = 20
 
 INGEST_QUEUE = QueueSpec(table="ingest_jobs", channel="ingest_jobs", name="ingest")
 
@@ -120,22 +123,24 @@ class IngestKind(DocumentJobKind):
         return data.decode("utf-8")
 
     async def _embed(self, job: Job, lease: Lease, chunks: list[Chunk]) -> list[str]:
-        """Embed in batches; report progress whenever another tenth is done."""
+        """Embed in batches of at most a tenth of the document, reporting progress after each.
+
+        Documents of fewer than PROGRESS_MIN_CHUNKS chunks finish in a blink: no progress.
+        """
         total = len(chunks)
+        step = self.batch_size
+        if total >= PROGRESS_MIN_CHUNKS:
+            step = max(1, min(self.batch_size, math.ceil(total / 10)))
         literals: list[str] = []
-        reported_tenths = 0
-        for start in range(0, total, self.batch_size):
-            batch = chunks[start : start + self.batch_size]
+        for start in range(0, total, step):
+            batch = chunks[start : start + step]
             try:
                 vectors = await self.embedder.embed([c.embedding_text for c in batch])
             except PermanentEmbeddingError as exc:
                 raise PermanentJobError(f"The embedding service refused the text: {exc}") from None
             literals.extend(vector_literal(v) for v in vectors)
-            done = len(literals)
-            tenths = done * 10 // total
-            if tenths > reported_tenths and done < total and total > self.batch_size:
-                reported_tenths = tenths
-                await self._report_progress(job, lease, done, total)
+            if step < total and len(literals) < total:
+                await self._report_progress(job, lease, len(literals), total)
         return literals
 
     async def _report_progress(self, job: Job, lease: Lease, done: int, total: int) -> None:

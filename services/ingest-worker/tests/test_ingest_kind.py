@@ -127,7 +127,7 @@ async def test_long_documents_report_progress_at_least_every_tenth(
     total = progress[0]["total"]
     done = [0] + [p["done"] for p in progress] + [total]
     assert all(b > a for a, b in itertools.pairwise(done))
-    assert max(b - a for a, b in itertools.pairwise(done)) <= total / 10 + 8
+    assert max(b - a for a, b in itertools.pairwise(done)) <= -(-total // 10)  # at most a tenth per step
 
 
 async def test_missing_parsed_text_fails_at_once_with_a_readable_error(
