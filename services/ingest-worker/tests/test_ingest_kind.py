@@ -13,7 +13,8 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from rag_embedding import HashEmbedder
+from rag_devstack.fake_embeddings import FakeEmbeddings, Scripted
+from rag_embedding import Embedder, HashEmbedder, OpenAIEmbedder
 from rag_ingest_worker.kind import IngestKind
 from rag_jobqueue import Worker
 from rag_schema.settings import JobSettings, S3Settings
@@ -27,13 +28,15 @@ SECTION = "## Section {n}\n\n" + "Paragraph {n} talks about topic {n} in some de
 
 
 @asynccontextmanager
-async def ingest_worker(dsn: str, s3_env: dict[str, str], **kind_options: Any) -> AsyncIterator[IngestKind]:
+async def ingest_worker(
+    dsn: str, s3_env: dict[str, str], embedder: Embedder | None = None, **kind_options: Any
+) -> AsyncIterator[IngestKind]:
     settings = JobSettings(worker_idle_sleep_seconds=30, job_retry_base_seconds=0.05)
     async with (
         AsyncConnectionPool(dsn, min_size=1, max_size=5, open=False) as pool,
         ObjectStore(S3Settings(**{k.lower(): v for k, v in s3_env.items()})) as store,
     ):
-        kind = IngestKind(pool, store, HashEmbedder(), **kind_options)
+        kind = IngestKind(pool, store, embedder or HashEmbedder(), **kind_options)
         stop = asyncio.Event()
         task = asyncio.create_task(Worker(kind, pool, dsn, settings).run(stop))
         try:
@@ -143,3 +146,24 @@ async def test_missing_parsed_text_fails_at_once_with_a_readable_error(
         attempts = conn.execute("SELECT status, attempt FROM ingest_jobs").fetchone()
     assert error == ("The parsed text of this document is missing; reprocess the document.",)
     assert attempts == ("failed", 1)
+
+
+async def test_an_embedding_endpoint_that_answers_429_three_times_costs_no_attempt(
+    database_url: str, s3_env: dict[str, str]
+) -> None:
+    text = "".join(SECTION.format(n=n) for n in range(3))
+    insert_parsed_document(database_url, s3_env, text)
+    server = FakeEmbeddings()
+    server.script = [Scripted(429, {"Retry-After": "0.1"}) for _ in range(3)]
+    try:
+        embedder = OpenAIEmbedder(server.base_url, "fake-embeddings", "key", backoff_base=0.01)
+        async with ingest_worker(database_url, s3_env, embedder):
+            await wait_for_status(database_url, "ingested")
+    finally:
+        server.close()
+    assert len(server.requests) == 4  # three 429s, then the answer
+    with psycopg.connect(database_url) as conn:
+        job = conn.execute("SELECT status, attempt, last_error FROM ingest_jobs").fetchone()
+        model = conn.execute("SELECT DISTINCT embedding_model FROM chunks").fetchall()
+    assert job == ("success", 1, None)
+    assert model == [("fake-embeddings",)]
