@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -203,8 +204,12 @@ async def run_ours(
 
     from rag_eventbus import publish
     from rag_jobqueue import DocumentJobKind, Job, Lease, QueueSpec, Worker, job_event
+    from rag_observability import configure_logging
     from rag_schema.events import Event
     from rag_schema.settings import JobSettings
+
+    # As the worker services do: LOG_LEVEL (default INFO), JSON lines on stderr.
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO"), "json", service="bench-worker")
 
     events = system != "ours-noevents"
 

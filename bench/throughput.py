@@ -1,0 +1,125 @@
+"""2. Job throughput: no-op jobs, one worker process, a deep queue (20k jobs queued up front)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.common import Bench, Child, Row, Section, median
+from bench.queues import Producer, needs_our_schema
+
+SYSTEMS = ("ours", "ours-noevents", "procrastinate", "pgqueuer")
+LABELS = {
+    "ours": "rag_jobqueue, DocumentJobKind-style events",
+    "ours-noevents": "rag_jobqueue, a kind without events",
+    "procrastinate": "procrastinate",
+    "pgqueuer": "pgqueuer (asyncpg)",
+}
+CONCURRENCY = (1, 10)
+
+
+async def one_run(
+    bench: Bench, system: str, dsn: str, producer: Producer, jobs: int, concurrency: int, warmup: float, window: float
+) -> float:
+    """Jobs started per second by one worker process over `window` seconds after `warmup`."""
+    await producer.reset()
+    await producer.insert_many(jobs)
+    child = await Child.start(
+        "bench.jobworker",
+        system,
+        dsn,
+        "throughput",
+        str(concurrency),
+        str(jobs),
+        str(warmup),
+        str(window),
+        log=bench.log_dir / f"throughput-{system}.log",
+    )
+    try:
+        msg = await child.expect("ready", timeout=60)
+        result = await child.expect("result", timeout=warmup + window + 120)
+    finally:
+        await child.stop()
+    del msg
+    seconds = float(result["seconds"])
+    return float(result["count"]) / seconds if seconds > 0 else float("nan")
+
+
+async def run(bench: Bench) -> Section:
+    runs = bench.runs(3)
+    jobs, warmup, window = (2_000, 0.3, 1.5) if bench.quick else (20_000, 0.5, 3.0)
+    dsns: dict[str, str] = {}
+    producers: dict[str, Producer] = {}
+    for system in SYSTEMS:
+        dsns[system] = bench.database(system.replace("-", "_"), migrated=needs_our_schema(system))
+        producers[system] = Producer(system, dsns[system])
+        await producers[system].open()
+        await producers[system].install()
+    rates: dict[tuple[str, int], list[float]] = {(s, c): [] for s in SYSTEMS for c in CONCURRENCY}
+    try:
+        for _ in range(runs):
+            for concurrency in CONCURRENCY:
+                for system in SYSTEMS:
+                    rate = await one_run(
+                        bench, system, dsns[system], producers[system], jobs, concurrency, warmup, window
+                    )
+                    rates[(system, concurrency)].append(rate)
+    finally:
+        for producer in producers.values():
+            await producer.close()
+        for dsn in dsns.values():
+            bench.drop_database(dsn)
+
+    rows: list[Row] = []
+    med = {key: median(values) for key, values in rates.items()}
+    for concurrency in CONCURRENCY:
+        best_peer = max(med[("procrastinate", concurrency)], med[("pgqueuer", concurrency)])
+        ours = med[("ours", concurrency)]
+        ratio = ours / best_peer if best_peer else float("nan")
+        rows.append(
+            Row(
+                "throughput",
+                f"ours c={concurrency}",
+                ours,
+                "jobs/s",
+                "",
+                None,
+                rates[("ours", concurrency)],
+            )
+        )
+        rows.append(
+            Row("throughput", f"ours / best peer c={concurrency}", ratio, "x", "≥ 2x", ratio >= 2.0)
+        )
+        for system in SYSTEMS[1:]:
+            rows.append(
+                Row(
+                    "throughput",
+                    f"{system} c={concurrency}",
+                    med[(system, concurrency)],
+                    "jobs/s",
+                    runs=rates[(system, concurrency)],
+                )
+            )
+    table = ["| system | concurrency 1 | concurrency 10 |", "|---|---|---|"]
+    for system in SYSTEMS:
+        table.append(
+            f"| {LABELS[system]} | {med[(system, 1)]:,.0f} jobs/s | {med[(system, 10)]:,.0f} jobs/s |"
+        )
+    details: dict[str, Any] = {f"{s} c={c}": v for (s, c), v in rates.items()}
+    method = (
+        f"{jobs:,} jobs are queued in bulk (one transaction, then ANALYZE) before one worker process "
+        f"starts; the worker is each system's own, in its default configuration, in a separate process "
+        f"(not in the bench's process), with a no-op handler that counts its starts. The rate is the "
+        f"number of handler starts in a {window:g} s window that opens {warmup:g} s after the first "
+        f"start (or closes at the last start if the queue runs dry first), so that connection set-up "
+        f"is not counted; in steady state starts and completions go at the same rate. {runs} runs, "
+        f"each on a freshly emptied and refilled queue, the systems interleaved. `ours` claims with "
+        f"the DocumentJobKind hooks: the claim transaction sets the document `parsing` and publishes "
+        f"`job.status_updated` running + `document.status_updated` through the event bus (per-user ids, "
+        f"event rows, one NOTIFY on rag_realtime); the job completes with `lease.finish` and a `success` "
+        f"event in a second transaction. The jobs are spread over 100 one-member workspaces. "
+        f"`ours-noevents` is the same runtime with a kind that publishes nothing, to show what the events "
+        f"cost. Our worker logs at INFO (its default: one JSON line per job, to a file here)."
+    )
+    return Section(
+        "throughput", "2. Job throughput", rows, method, limits="", extra="\n".join(table), details=details
+    )
