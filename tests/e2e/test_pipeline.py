@@ -7,16 +7,16 @@ non-member receives nothing, and a sentence of each document finds it first.
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
-from rag_devstack.system import System
+from rag_devstack.system import System, start_system
 from rag_devstack.wsclient import EventCollector
-
-pytestmark = pytest.mark.anyio
 
 FIXTURES = Path(__file__).parents[2] / "services" / "parse-worker" / "tests" / "fixtures"
 
@@ -61,6 +61,7 @@ def sequence_of(events: list[dict[str, Any]], document_id: str) -> list[tuple[st
     ]
 
 
+@pytest.mark.anyio
 async def test_five_formats_reach_ingested_with_the_contract_sequence_and_are_searchable(
     system: System,
 ) -> None:
@@ -114,3 +115,45 @@ async def test_five_formats_reach_ingested_with_the_contract_sequence_and_are_se
         assert hits, f"no hit for {sentence!r}"
         assert hits[0]["filename"] == name, (sentence, [h["filename"] for h in hits])
     assert stranger_api.get(f"/api/workspaces/{workspace}/search", params={"q": "bread"}).status_code == 404
+
+
+def test_an_upload_wakes_the_parse_worker_sleeping_on_a_30s_poll_within_100ms(
+    database_url: str, s3_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The seed's whole point: the api's NOTIFY parse_jobs starts the job at once."""
+    system = start_system(database_url, s3_env, tmp_path, WORKER_IDLE_SLEEP_SECONDS="30")
+    try:
+        api = system.client(uuid.uuid4())
+        workspace = api.post("/api/workspaces", json={"name": "wake"}).json()["id"]
+        time.sleep(0.5)  # let the worker settle into its 30 s wait
+        for n in range(10):
+            response = api.post(
+                f"/api/workspaces/{workspace}/documents/upload",
+                files=[("files", (f"note{n}.txt", f"Wake-up note number {n}.".encode(), "text/plain"))],
+            )
+            assert response.status_code == 201, response.text
+            job_id = response.json()["documents"][0]["parse_job_id"]
+            deadline = time.monotonic() + 5
+            while not started(database_url, job_id):
+                assert time.monotonic() < deadline, f"job {n} did not start within 5 s:\n{system.logs()}"
+                time.sleep(0.01)
+        with psycopg.connect(database_url) as conn:
+            delays = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT EXTRACT(EPOCH FROM (j.started_at - d.created_at))::float8"
+                    " FROM parse_jobs j JOIN documents d ON d.id = j.document_id"
+                )
+            ]
+    finally:
+        system.stop()
+    # created_at is the start of the upload's transaction: the delay includes its commit.
+    assert len(delays) == 10 and max(delays) < 0.1, delays
+
+
+def started(dsn: str, job_id: str) -> bool:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT started_at IS NOT NULL FROM parse_jobs WHERE id = %s", (job_id,)
+        ).fetchone()
+    return bool(row and row[0])

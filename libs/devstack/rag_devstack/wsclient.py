@@ -1,4 +1,4 @@
-"""A WebSocket client that collects a user's frames in the background (tests)."""
+"""WebSocket test clients: `EventCollector` keeps frames in the background, `FrameClient` reads on demand."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 
 class EventCollector:
@@ -64,3 +65,47 @@ class EventCollector:
             if time.monotonic() > deadline:
                 raise AssertionError(f"condition not met in {timeout}s; last frames: {self.frames[-5:]}")
             await asyncio.sleep(0.02)
+
+
+class FrameClient:
+    """Pull-style reading of one WebSocket's JSON frames (server pings skipped by default)."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+
+    async def frame(self, timeout: float = 10.0, skip_pings: bool = True) -> dict[str, Any]:
+        while True:
+            frame: dict[str, Any] = orjson.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+            if not (skip_pings and frame.get("type") == "ping"):
+                return frame
+
+    async def events(self, n: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+        """The next `n` numbered events; fails on anything else."""
+        out: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while len(out) < n:
+            frame = await self.frame(max(0.01, deadline - time.monotonic()))
+            assert "id" in frame, f"expected an event, got {frame}"
+            out.append(frame)
+        return out
+
+    async def silent(self, seconds: float) -> None:
+        """Nothing but server pings arrives for `seconds`."""
+        with contextlib.suppress(TimeoutError):
+            frame = await self.frame(seconds)
+            raise AssertionError(f"unexpected frame {frame}")
+
+    async def send(self, obj: Any) -> None:
+        await self.ws.send(obj if isinstance(obj, str | bytes) else orjson.dumps(obj).decode())
+
+    async def until_closed(self, timeout: float = 20.0) -> tuple[int, str, list[dict[str, Any]]]:
+        """Read everything until the server's close frame: (close code, reason, frames read)."""
+        seen: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                seen.append(orjson.loads(await asyncio.wait_for(self.ws.recv(), deadline - time.monotonic())))
+        except ConnectionClosed as closed:
+            if closed.rcvd is None:
+                raise AssertionError("the server sent no close frame") from None
+            return closed.rcvd.code, closed.rcvd.reason, seen

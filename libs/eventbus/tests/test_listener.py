@@ -9,10 +9,9 @@ import psycopg
 import pytest
 from psycopg import AsyncConnection
 
+from rag_devstack.seed import make_workspace
 from rag_eventbus import REALTIME_CHANNEL, EventLog, Listener, decode_notice, publish, wakeup_listener
 from rag_schema.events import DocumentStatusUpdated, Event
-
-from .conftest import make_workspace
 
 pytestmark = pytest.mark.anyio
 

@@ -10,10 +10,11 @@ import psycopg
 import pytest
 from psycopg import AsyncConnection
 
+from rag_devstack.seed import make_workspace
 from rag_eventbus import EventLog, publish
 from rag_schema.events import DocumentDeleted, Event
 
-from .conftest import make_workspace, user_event_ids
+from .conftest import user_event_ids
 
 pytestmark = pytest.mark.anyio
 

@@ -20,7 +20,6 @@ from uuid import UUID
 
 import httpx
 import jwt
-import orjson
 import psycopg
 import pytest
 from hypercorn.asyncio import serve
@@ -29,8 +28,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.asyncio.client import connect
 
 from rag_api.auth import mint_token
 from rag_api.realtime import RealtimeHub, events_endpoint, websocket_endpoint
@@ -38,6 +36,8 @@ from rag_api.realtime.connection import Connection
 from rag_api.realtime.retention import PRUNE_LOCK_KEY, prune_once
 from rag_api.settings import ApiSettings
 from rag_devstack.postgres import free_port
+from rag_devstack.seed import make_workspace
+from rag_devstack.wsclient import FrameClient
 from rag_eventbus import EventLog, publish
 from rag_schema.events import DeliveredEvent, DocumentStatusUpdated, Event
 
@@ -102,72 +102,15 @@ async def served_hub(database_url: str, *, queue_max: int = 1000, **hub_kwargs: 
         await pool.close()
 
 
-class Client:
-    """A WebSocket client that reads JSON frames (server pings are skipped unless asked)."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-
-    async def frame(self, timeout: float = 5.0, skip_pings: bool = True) -> dict[str, Any]:
-        while True:
-            frame: dict[str, Any] = orjson.loads(await asyncio.wait_for(self.ws.recv(), timeout))
-            if not (skip_pings and frame.get("type") == "ping"):
-                return frame
-
-    async def events(self, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        deadline = time.monotonic() + timeout
-        while len(out) < n:
-            frame = await self.frame(max(0.01, deadline - time.monotonic()))
-            assert "id" in frame, f"expected an event, got {frame}"
-            out.append(frame)
-        return out
-
-    async def silent(self, seconds: float) -> None:
-        """Nothing but server pings arrives for `seconds`."""
-        with contextlib.suppress(TimeoutError):
-            frame = await self.frame(seconds)
-            raise AssertionError(f"unexpected frame {frame}")
-
-    async def send(self, obj: Any) -> None:
-        await self.ws.send(obj if isinstance(obj, str | bytes) else orjson.dumps(obj).decode())
-
-
 @asynccontextmanager
-async def ws_client(url: str, **kwargs: Any) -> AsyncIterator[Client]:
+async def ws_client(url: str, **kwargs: Any) -> AsyncIterator[FrameClient]:
     async with connect(url, open_timeout=10, close_timeout=2, **kwargs) as ws:
-        yield Client(ws)
+        yield FrameClient(ws)
 
 
 def ws_url(base: str, user: UUID, **params: Any) -> str:
     query = "&".join(f"{k}={v}" for k, v in {"token": mint_token(user, SECRET), **params}.items())
     return f"{base}?{query}"
-
-
-async def close_code(client: Client, timeout: float = 10.0) -> tuple[int, str, list[dict[str, Any]]]:
-    """Read until the server closes; (code, reason, frames read before)."""
-    seen: list[dict[str, Any]] = []
-    with pytest.raises(ConnectionClosed) as info:
-        deadline = time.monotonic() + timeout
-        while True:
-            seen.append(orjson.loads(await asyncio.wait_for(client.ws.recv(), deadline - time.monotonic())))
-    rcvd = info.value.rcvd
-    assert rcvd is not None, "the server sent no close frame"
-    return rcvd.code, rcvd.reason, seen
-
-
-def make_workspace(dsn: str, members: list[UUID]) -> UUID:
-    workspace_id = uuid.uuid4()
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO workspaces (id, name, created_by) VALUES (%s, 'w', %s)", (workspace_id, members[0])
-        )
-        for i, user_id in enumerate(members):
-            conn.execute(
-                "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES (%s, %s, %s)",
-                (workspace_id, user_id, "owner" if i == 0 else "member"),
-            )
-    return workspace_id
 
 
 def status_event(workspace: UUID, error: str = "") -> Event:
@@ -242,11 +185,11 @@ async def test_bad_tokens_are_closed_with_4401_and_no_frame(database_url: str) -
             async with ws_client(url) as client:
                 # An event published meanwhile must not leak to the refused socket.
                 await publish_events(database_url, workspace, 1)
-                code, _, frames = await close_code(client)
+                code, _, frames = await client.until_closed(10)
                 assert (code, frames) == (4401, []), url
         headers = {"Authorization": f"Bearer {bad['wrong_signature']}"}
         async with ws_client(srv.ws_url, additional_headers=headers) as client:
-            assert (await close_code(client))[::2] == (4401, [])
+            assert (await client.until_closed(10))[::2] == (4401, [])
         headers = {"Authorization": f"Bearer {mint_token(user, SECRET)}"}
         async with ws_client(srv.ws_url, additional_headers=headers) as client:
             assert (await client.frame())["type"] == "hello"
@@ -404,7 +347,7 @@ async def test_heartbeat_closes_a_silent_connection_and_keeps_a_live_one(databas
                     await alive.send({"type": "pong"})
 
         answering = asyncio.create_task(answer_pings())
-        code, reason, frames = await close_code(silent, timeout=5)
+        code, reason, frames = await silent.until_closed(5)
         assert (code, reason) == (4408, "heartbeat timeout")
         assert {"type": "ping"} in frames
         assert 0.5 < time.monotonic() - started < 2.0
