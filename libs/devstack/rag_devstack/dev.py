@@ -30,7 +30,7 @@ import httpx
 from rag_devstack.backends import BackendChoice, choose_backends
 from rag_devstack.postgres import EmbeddedPostgres, free_port
 from rag_devstack.procs import venv_command
-from rag_devstack.s3 import DEV_ACCESS_KEY, DEV_SECRET_KEY, MotoServer
+from rag_devstack.s3 import DEV_ACCESS_KEY, DEV_SECRET_KEY, MotoServer, ensure_bucket
 
 COLOURS = {"api": "\033[36m", "parse": "\033[33m", "ingest": "\033[35m", "dev": "\033[32m"}
 RESET = "\033[0m"
@@ -170,23 +170,6 @@ def _pump(name: str, proc: subprocess.Popen[bytes]) -> None:
     assert proc.stdout is not None
     for raw in proc.stdout:
         say(raw.decode(errors="replace").rstrip(), name)
-
-
-def ensure_bucket(env: dict[str, str]) -> None:
-    import boto3
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=env.get("S3_ENDPOINT_URL"),
-        region_name=env.get("S3_REGION", "us-east-1"),
-        aws_access_key_id=env.get("S3_ACCESS_KEY_ID"),
-        aws_secret_access_key=env.get("S3_SECRET_ACCESS_KEY"),
-    )
-    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
-        try:
-            client.head_bucket(Bucket=env["S3_BUCKET"])
-        except client.exceptions.ClientError:
-            client.create_bucket(Bucket=env["S3_BUCKET"])
 
 
 def write_stack_env(path: Path, values: dict[str, str]) -> None:

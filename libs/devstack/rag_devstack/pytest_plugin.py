@@ -21,7 +21,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from rag_devstack.postgres import EmbeddedPostgres
-from rag_devstack.s3 import DEV_ACCESS_KEY, DEV_SECRET_KEY, MotoServer
+from rag_devstack.s3 import MotoServer, ensure_bucket
+from rag_devstack.s3 import s3_env as s3_env_for
 from rag_devstack.system import System, start_system
 from rag_schema.migrate import migrate
 
@@ -113,23 +114,8 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def s3_env(s3_server: str) -> dict[str, str]:
     """S3_* variables for a fresh, existing bucket private to this test."""
-    bucket = f"rag-test-{uuid.uuid4().hex[:12]}"
-    env = {
-        "S3_ENDPOINT_URL": s3_server,
-        "S3_BUCKET": bucket,
-        "S3_REGION": "us-east-1",
-        "S3_ACCESS_KEY_ID": DEV_ACCESS_KEY,
-        "S3_SECRET_ACCESS_KEY": DEV_SECRET_KEY,
-    }
-    import boto3  # moto[server] depends on boto3; sync is simplest in a fixture
-
-    boto3.client(
-        "s3",
-        endpoint_url=s3_server,
-        region_name="us-east-1",
-        aws_access_key_id=DEV_ACCESS_KEY,
-        aws_secret_access_key=DEV_SECRET_KEY,
-    ).create_bucket(Bucket=bucket)
+    env = s3_env_for(s3_server, f"rag-test-{uuid.uuid4().hex[:12]}")
+    ensure_bucket(env)
     return env
 
 

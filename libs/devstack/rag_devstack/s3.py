@@ -6,12 +6,14 @@ outage without losing state, put a `TcpProxy` (rag_devstack.faults) in front.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from rag_devstack.postgres import free_port
@@ -57,3 +59,32 @@ class MotoServer:
                 self._proc.kill()
                 self._proc.wait()
         self._proc = None
+
+
+def s3_env(endpoint_url: str, bucket: str) -> dict[str, str]:
+    """S3_* settings for `bucket` on a local server with the dev credentials."""
+    return {
+        "S3_ENDPOINT_URL": endpoint_url,
+        "S3_BUCKET": bucket,
+        "S3_REGION": "us-east-1",
+        "S3_ACCESS_KEY_ID": DEV_ACCESS_KEY,
+        "S3_SECRET_ACCESS_KEY": DEV_SECRET_KEY,
+    }
+
+
+def ensure_bucket(env: Mapping[str, str]) -> None:
+    """Create the bucket S3_* describe unless it exists (dev and tests only)."""
+    import boto3  # moto[server] depends on it; sync is simplest here
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=env.get("S3_ENDPOINT_URL"),
+        region_name=env.get("S3_REGION", "us-east-1"),
+        aws_access_key_id=env.get("S3_ACCESS_KEY_ID"),
+        aws_secret_access_key=env.get("S3_SECRET_ACCESS_KEY"),
+    )
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+        try:
+            client.head_bucket(Bucket=env["S3_BUCKET"])
+        except client.exceptions.ClientError:
+            client.create_bucket(Bucket=env["S3_BUCKET"])

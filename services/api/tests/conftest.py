@@ -33,7 +33,8 @@ from rag_api.auth import mint_token
 from rag_devstack.postgres import free_port
 from rag_devstack.procs import ServiceProcess, venv_command
 from rag_devstack.pytest_plugin import TEMPLATE_DB, with_dbname
-from rag_devstack.s3 import DEV_ACCESS_KEY, DEV_SECRET_KEY
+from rag_devstack.s3 import ensure_bucket
+from rag_devstack.s3 import s3_env as s3_env_for
 
 JWT_SECRET = "test-jwt-secret-for-the-api-suite-" + "0123456789abcdef" * 2
 FileSpec = tuple[str, bytes] | tuple[str, bytes, str]
@@ -252,24 +253,13 @@ def shared_api(
                 sql.Identifier(dbname), sql.Identifier(TEMPLATE_DB)
             )
         )
-    bucket = f"rag-shared-{uuid.uuid4().hex[:10]}"
     env = {
         "DATABASE_URL": with_dbname(pg_admin_dsn, dbname),
-        "S3_ENDPOINT_URL": s3_server,
-        "S3_BUCKET": bucket,
-        "S3_REGION": "us-east-1",
-        "S3_ACCESS_KEY_ID": DEV_ACCESS_KEY,
-        "S3_SECRET_ACCESS_KEY": DEV_SECRET_KEY,
+        **s3_env_for(s3_server, f"rag-shared-{uuid.uuid4().hex[:10]}"),
         "MAX_UPLOAD_BYTES": str(SHARED_MAX_UPLOAD_BYTES),
         "JOB_MAX_ATTEMPTS": "3",
     }
-    boto3.client(
-        "s3",
-        endpoint_url=s3_server,
-        region_name="us-east-1",
-        aws_access_key_id=DEV_ACCESS_KEY,
-        aws_secret_access_key=DEV_SECRET_KEY,
-    ).create_bucket(Bucket=bucket)
+    ensure_bucket(env)
     api = start_api(env, tmp_path_factory.mktemp("shared-api") / "api.log")
     try:
         yield api
