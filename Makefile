@@ -39,6 +39,7 @@ dev: install
 	$(BIN)/python -m rag_devstack.dev
 
 bench: install
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -r requirements-bench.txt
 	$(BIN)/python -m bench
 
 k8s-check: install

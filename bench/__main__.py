@@ -16,8 +16,9 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from bench import report
 from bench.common import ROOT, Bench, Section, raise_fd_limit
@@ -25,18 +26,26 @@ from bench.common import ROOT, Bench, Section, raise_fd_limit
 BENCHMARKS = ("wakeup", "throughput", "realtime", "connections", "pipeline", "scaleout")
 
 
-def runner(name: str) -> Callable[[Bench], Awaitable[Section]]:
+def runner(name: str) -> Callable[[Bench], Coroutine[Any, Any, Section]]:
     module = __import__(f"bench.{name}", fromlist=["run"])
-    fn: Callable[[Bench], Awaitable[Section]] = module.run
+    fn: Callable[[Bench], Coroutine[Any, Any, Section]] = module.run
     return fn
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="*", choices=[*BENCHMARKS, []], metavar="NAME", help=", ".join(BENCHMARKS))
+    parser.add_argument(
+        "names", nargs="*", choices=[*BENCHMARKS, []], metavar="NAME", help=", ".join(BENCHMARKS)
+    )
     parser.add_argument("--quick", action="store_true", help="a short smoke run (small counts, 2 runs)")
-    parser.add_argument("--write-docs", action="store_true", help="rewrite docs/benchmarks.md even for a partial run")
-    parser.add_argument("--profile", action="store_true", help="also sample our processes with py-spy")
+    parser.add_argument(
+        "--write-docs", action="store_true", help="rewrite docs/benchmarks.md even for a partial run"
+    )
+    parser.add_argument(
+        "--no-profile",
+        action="store_true",
+        help="skip the py-spy samples of our processes (extra, unmeasured runs)",
+    )
     args = parser.parse_args(argv)
     names = args.names or list(BENCHMARKS)
     full = not args.names and not args.quick
@@ -55,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             server = EmbeddedPostgres(work / "pg")
             admin_dsn = server.start()
             postgres_source = "embedded (pgserver wheel), started by the bench"
-        bench = Bench(admin_dsn=admin_dsn, quick=args.quick, work_dir=work, profile=args.profile)
+        bench = Bench(admin_dsn=admin_dsn, quick=args.quick, work_dir=work, profile=not args.no_profile)
         print(f"bench: Postgres {postgres_source}; logs in {work / 'logs'}", flush=True)
         for name in names:
             t0 = time.monotonic()

@@ -167,7 +167,7 @@ class Child:
 
     @classmethod
     async def start(cls, module: str, *args: str, env: dict[str, str] | None = None, log: Path) -> Child:
-        stderr = open(log, "ab")
+        stderr = _append(log)
         proc = await asyncio.create_subprocess_exec(
             PYTHON,
             "-m",
@@ -222,6 +222,10 @@ class Child:
         except TimeoutError:
             self.proc.kill()
             await self.proc.wait()
+
+
+def _append(path: Path) -> Any:
+    return open(path, "ab")
 
 
 def emit(obj: dict[str, Any]) -> None:

@@ -16,7 +16,6 @@ import contextlib
 import os
 import sys
 import time
-from typing import Any
 
 from bench.common import emit, now_ns, stdin_closed
 from bench.queues import OURS_SYSTEMS, pgqueuer_driver, pgqueuer_manager, procrastinate_worker, run_ours
@@ -27,6 +26,7 @@ PEER_SETTLE_SECONDS = 0.5  # peers give no "listening" signal: let their listene
 async def main(system: str, dsn: str, mode: str, concurrency: int, args: list[str]) -> None:
     stop = asyncio.Event()
     starts: list[float] = []
+    first_start = asyncio.Event()
     total = int(args[0]) if args else 0
     warmup = float(args[1]) if len(args) > 1 else 0.0
     window = float(args[2]) if len(args) > 2 else 0.0
@@ -39,6 +39,7 @@ async def main(system: str, dsn: str, mode: str, concurrency: int, args: list[st
 
     def on_start_count(_key: str) -> None:
         starts.append(time.perf_counter())
+        first_start.set()
         if len(starts) >= total:
             stop.set()
 
@@ -48,8 +49,7 @@ async def main(system: str, dsn: str, mode: str, concurrency: int, args: list[st
         if mode == "wakeup":
             await stdin_closed()
         else:
-            while not starts:
-                await asyncio.sleep(0.005)
+            await first_start.wait()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), warmup + window)
         stop.set()

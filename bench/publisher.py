@@ -29,8 +29,9 @@ from rag_schema.events import DocumentStatusUpdated, Event
 RAW_CHANNEL = "bench_raw"
 
 
-async def main(mode: str, dsn: str, users_file: str, rate: float, seconds: float, per_tx: int, conns: int) -> None:
-    users: list[dict[str, str]] = json.loads(open(users_file).read())
+async def main(
+    mode: str, dsn: str, users: list[dict[str, str]], rate: float, seconds: float, per_tx: int, conns: int
+) -> None:
     index = {uuid.UUID(u["user"]): i for i, u in enumerate(users)}
     events = [
         Event.of(
@@ -70,11 +71,13 @@ async def main(mode: str, dsn: str, users_file: str, rate: float, seconds: float
                     for n in numbers:
                         commits.append([index[user_id], n, ns])
             else:
-                body = []
+                body: list[list[Any]] = []
                 for t in targets:
                     raw_seq[t] += 1
                     body.append([t, raw_seq[t], events[t].type, events[t].payload])
-                await conn.execute("SELECT pg_notify(%s, %s)", (RAW_CHANNEL, orjson.dumps({"e": body}).decode()))
+                await conn.execute(
+                    "SELECT pg_notify(%s, %s)", (RAW_CHANNEL, orjson.dumps({"e": body}).decode())
+                )
                 ns = now_ns()
                 await conn.commit()
                 commits.extend([t, s, ns] for t, s, _, _ in body)
@@ -88,4 +91,6 @@ async def main(mode: str, dsn: str, users_file: str, rate: float, seconds: float
 
 if __name__ == "__main__":
     m, d, f, r, s, p, c = sys.argv[1:8]
-    asyncio.run(main(m, d, f, float(r), float(s), int(p), int(c)))
+    with open(f) as users_file:
+        users_ = json.load(users_file)
+    asyncio.run(main(m, d, users_, float(r), float(s), int(p), int(c)))

@@ -240,7 +240,7 @@ async def run_ours(
         await pool.open(wait=True)
         worker = Worker(NoopKind(pool), pool, dsn, settings)
         task = asyncio.create_task(worker.run(stop))
-        while not worker.ready and not task.done():
+        while not worker.ready and not task.done():  # noqa: ASYNC110 (a property, no event to wait on)
             await asyncio.sleep(0.01)
         ready()
         await task

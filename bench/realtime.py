@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from bench import profiling
 from bench.common import Bench, Child, Row, Section, cpu_seconds, median, percentile
 from bench.stack import apis, make_users, s3
 
@@ -83,6 +85,7 @@ async def run(bench: Bench) -> Section:
     fanout = (1, 100) if bench.quick else FANOUT
     dsn = bench.database("realtime")
     results: dict[str, list[dict[str, float]]] = defaultdict(list)
+    profile = ""
     try:
         with s3(bench.log_dir) as s3_env, apis(dsn, s3_env, bench.log_dir / "realtime") as system:
             api = system.api
@@ -91,7 +94,11 @@ async def run(bench: Bench) -> Section:
                 users_file = bench.work_dir / f"users-{n}.json"
                 users_file.write_text(json.dumps(users))
                 clients = await Child.start(
-                    "bench.wsclients", "ws", api.ws_url, str(users_file), log=bench.log_dir / f"clients-{n}.log"
+                    "bench.wsclients",
+                    "ws",
+                    api.ws_url,
+                    str(users_file),
+                    log=bench.log_dir / f"clients-{n}.log",
                 )
                 raw = None
                 if n == 100:
@@ -102,13 +109,22 @@ async def run(bench: Bench) -> Section:
                 try:
                     ready = await clients.expect("ready", timeout=300)
                     if ready["failed"]:
-                        raise RuntimeError(f"{ready['failed']} of {n} clients failed to connect: {ready['error']}")
+                        raise RuntimeError(
+                            f"{ready['failed']} of {n} clients failed to connect: {ready['error']}"
+                        )
                     for _ in range(runs):
                         results[f"N={n}"].append(
                             await one_run(bench, "bus", dsn, users_file, clients, seconds, api.process.pid)
                         )
                         if raw is not None:
-                            results["raw"].append(await one_run(bench, "raw", dsn, users_file, raw, seconds, None))
+                            results["raw"].append(
+                                await one_run(bench, "raw", dsn, users_file, raw, seconds, None)
+                            )
+                    if bench.profile and n == 100:  # an extra, unmeasured run with py-spy on the api
+                        out = bench.work_dir / "realtime.prof"
+                        sampling = asyncio.create_task(profiling.record(api.process.pid, seconds, out))
+                        await one_run(bench, "bus", dsn, users_file, clients, seconds, None)
+                        profile = profiling.summarise(out) if await sampling else "(py-spy unavailable)"
                 finally:
                     await clients.stop()
                     if raw is not None:
@@ -137,7 +153,9 @@ async def run(bench: Bench) -> Section:
                 [r["delivered_per_s"] for r in results[key]],
             )
         )
-        rows.append(Row("realtime", f"{key} p50", med(key, "p50"), "ms", runs=[r["p50"] for r in results[key]]))
+        rows.append(
+            Row("realtime", f"{key} p50", med(key, "p50"), "ms", runs=[r["p50"] for r in results[key]])
+        )
         rows.append(
             Row(
                 "realtime",
@@ -149,14 +167,24 @@ async def run(bench: Bench) -> Section:
                 [r["p99"] for r in results[key]],
             )
         )
-        rows.append(
-            Row("realtime", f"{key} lost + duplicated", lost + dups, "events", "0", lost + dups == 0)
-        )
+        rows.append(Row("realtime", f"{key} lost + duplicated", lost + dups, "events", "0", lost + dups == 0))
     rows.append(
-        Row("realtime", "floor pg_notify→LISTEN p50", med("raw", "p50"), "ms", runs=[r["p50"] for r in results["raw"]])
+        Row(
+            "realtime",
+            "floor pg_notify→LISTEN p50",
+            med("raw", "p50"),
+            "ms",
+            runs=[r["p50"] for r in results["raw"]],
+        )
     )
     rows.append(
-        Row("realtime", "floor pg_notify→LISTEN p99", med("raw", "p99"), "ms", runs=[r["p99"] for r in results["raw"]])
+        Row(
+            "realtime",
+            "floor pg_notify→LISTEN p99",
+            med("raw", "p99"),
+            "ms",
+            runs=[r["p99"] for r in results["raw"]],
+        )
     )
     table = [
         "| path | offered | delivered | p50 | p99 | max | lost | dup | 4408 closes | api CPU |",
@@ -171,6 +199,8 @@ async def run(bench: Bench) -> Section:
             f" {sum(r['lost'] + r['gaps'] for r in results[key]):.0f} | {sum(r['dups'] for r in results[key]):.0f} |"
             f" {sum(r['closes'] for r in results[key]):.0f} | {cpu} |"
         )
+    if profile:
+        table += ["", "py-spy on the api process at N=100 during an extra run:", "", profile]
     method = (
         f"One real `rag-api` process (hypercorn), N users each the only member of a workspace of their "
         f"own, one WebSocket per user; all N clients live in one separate process (`bench.wsclients`, "

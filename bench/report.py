@@ -91,7 +91,9 @@ def machine(admin_dsn: str, postgres_source: str) -> dict[str, Any]:
     with psycopg.connect(admin_dsn) as conn:
         row = conn.execute("SHOW server_version").fetchone()
         pg_version = row[0] if row else "?"
-        vec = conn.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'").fetchone()
+        vec = conn.execute(
+            "SELECT default_version FROM pg_available_extensions WHERE name = 'vector'"
+        ).fetchone()
     versions = {}
     for name in VERSIONS:
         try:
@@ -179,5 +181,8 @@ def markdown(sections: list[Section], m: dict[str, Any], total: float, *, quick:
             lines += [section.extra, ""]
         if section.limits:
             lines += ["**What limits it.** " + section.limits, ""]
-        lines += [f"Reproduce: `.venv/bin/python -m bench {section.name}` ({section.seconds:.0f} s here).", ""]
+        lines += [
+            f"Reproduce: `.venv/bin/python -m bench {section.name}` ({section.seconds:.0f} s here).",
+            "",
+        ]
     return "\n".join(lines)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
+from bench import profiling
 from bench.common import Bench, Child, Row, Section, median
 from bench.queues import Producer, needs_our_schema
 
@@ -18,7 +21,15 @@ CONCURRENCY = (1, 10)
 
 
 async def one_run(
-    bench: Bench, system: str, dsn: str, producer: Producer, jobs: int, concurrency: int, warmup: float, window: float
+    bench: Bench,
+    system: str,
+    dsn: str,
+    producer: Producer,
+    jobs: int,
+    concurrency: int,
+    warmup: float,
+    window: float,
+    profile: Path | None = None,
 ) -> float:
     """Jobs started per second by one worker process over `window` seconds after `warmup`."""
     await producer.reset()
@@ -35,11 +46,13 @@ async def one_run(
         log=bench.log_dir / f"throughput-{system}.log",
     )
     try:
-        msg = await child.expect("ready", timeout=60)
+        await child.expect("ready", timeout=60)
+        sampling = asyncio.create_task(profiling.record(child.pid, window, profile)) if profile else None
         result = await child.expect("result", timeout=warmup + window + 120)
+        if sampling is not None:
+            await sampling
     finally:
         await child.stop()
-    del msg
     seconds = float(result["seconds"])
     return float(result["count"]) / seconds if seconds > 0 else float("nan")
 
@@ -55,6 +68,7 @@ async def run(bench: Bench) -> Section:
         await producers[system].open()
         await producers[system].install()
     rates: dict[tuple[str, int], list[float]] = {(s, c): [] for s in SYSTEMS for c in CONCURRENCY}
+    profile = ""
     try:
         for _ in range(runs):
             for concurrency in CONCURRENCY:
@@ -63,6 +77,10 @@ async def run(bench: Bench) -> Section:
                         bench, system, dsns[system], producers[system], jobs, concurrency, warmup, window
                     )
                     rates[(system, concurrency)].append(rate)
+        if bench.profile:  # an extra, unmeasured run with py-spy on our worker
+            out = bench.work_dir / "throughput.prof"
+            await one_run(bench, "ours", dsns["ours"], producers["ours"], jobs, 10, warmup, window + 1, out)
+            profile = profiling.summarise(out) if out.exists() else "(py-spy unavailable)"
     finally:
         for producer in producers.values():
             await producer.close()
@@ -86,9 +104,7 @@ async def run(bench: Bench) -> Section:
                 rates[("ours", concurrency)],
             )
         )
-        rows.append(
-            Row("throughput", f"ours / best peer c={concurrency}", ratio, "x", "≥ 2x", ratio >= 2.0)
-        )
+        rows.append(Row("throughput", f"ours / best peer c={concurrency}", ratio, "x", "≥ 2x", ratio >= 2.0))
         for system in SYSTEMS[1:]:
             rows.append(
                 Row(
@@ -104,6 +120,13 @@ async def run(bench: Bench) -> Section:
         table.append(
             f"| {LABELS[system]} | {med[(system, 1)]:,.0f} jobs/s | {med[(system, 10)]:,.0f} jobs/s |"
         )
+    if profile:
+        table += [
+            "",
+            "py-spy on our worker process (`ours`, concurrency 10) during an extra run:",
+            "",
+            profile,
+        ]
     details: dict[str, Any] = {f"{s} c={c}": v for (s, c), v in rates.items()}
     method = (
         f"{jobs:,} jobs are queued in bulk (one transaction, then ANALYZE) before one worker process "

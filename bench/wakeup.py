@@ -21,7 +21,9 @@ WARMUP_JOBS = 3
 START_TIMEOUT = 12.0  # longer than every system's poll interval
 
 
-async def one_run(bench: Bench, system: str, dsn: str, producer: Producer, samples: int, budget: float) -> list[float]:
+async def one_run(
+    bench: Bench, system: str, dsn: str, producer: Producer, samples: int, budget: float
+) -> list[float]:
     """Latencies (ms) of up to `samples` jobs, or as many as fit in `budget` seconds."""
     child = await Child.start(
         "bench.jobworker", system, dsn, "wakeup", "1", log=bench.log_dir / f"wakeup-{system}.log"

@@ -62,7 +62,13 @@ class Recorder:
 
 
 async def client(
-    url: str, user: int, user_id: str, rec: Recorder, compression: str | None, hello: asyncio.Event, sem: asyncio.Semaphore
+    url: str,
+    user: int,
+    user_id: str,
+    rec: Recorder,
+    compression: str | None,
+    hello: asyncio.Event,
+    sem: asyncio.Semaphore,
 ) -> None:
     token = mint_token(uuid.UUID(user_id), TEST_JWT_SECRET, 24 * 3600)
     first = True
@@ -113,8 +119,7 @@ async def raw_listener(dsn: str, rec: Recorder, ready: asyncio.Event) -> None:
                 rec.record(user, seq, ns)
 
 
-async def main(mode: str, target: str, users_file: str, compression: str) -> None:
-    users: list[dict[str, str]] = json.loads(open(users_file).read())
+async def main(mode: str, target: str, users: list[dict[str, str]], compression: str) -> None:
     rec = Recorder(len(users))
     commands = await stdin_lines()
     tasks: list[asyncio.Task[None]] = []
@@ -181,4 +186,6 @@ async def main(mode: str, target: str, users_file: str, compression: str) -> Non
 
 if __name__ == "__main__":
     args: list[Any] = sys.argv[1:]
-    asyncio.run(main(args[0], args[1], args[2], args[3] if len(args) > 3 else "deflate"))
+    with open(args[2]) as f:
+        users_ = json.load(f)
+    asyncio.run(main(args[0], args[1], users_, args[3] if len(args) > 3 else "deflate"))

@@ -1,0 +1,147 @@
+"""4. Idle WebSocket connections held by one api process, and its RSS per connection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+from typing import Any
+
+from bench.common import Bench, Child, Row, Section, median, rss_kib
+from bench.stack import apis, make_users, s3
+
+TARGET_CONNECTIONS = 10_000
+WARM = 50  # connections opened first, so that one-time allocations are not charged per connection
+
+
+async def one_run(bench: Bench, system: Any, n: int, compression: str, tag: str) -> dict[str, float]:
+    api = system.api
+    pid = api.process.pid
+    warm_file = bench.work_dir / f"warm-{tag}.json"
+    warm_file.write_text(json.dumps(make_users("", WARM, workspaces=False)))
+    users_file = bench.work_dir / f"idle-{tag}.json"
+    users_file.write_text(json.dumps(make_users("", n, workspaces=False)))
+    warm = await Child.start(
+        "bench.wsclients",
+        "ws",
+        api.ws_url,
+        str(warm_file),
+        compression,
+        log=bench.log_dir / "idle-clients.log",
+    )
+    clients = None
+    try:
+        await warm.expect("ready", timeout=120)
+        await asyncio.sleep(1.0)
+        before = rss_kib(pid)
+        clients = await Child.start(
+            "bench.wsclients",
+            "ws",
+            api.ws_url,
+            str(users_file),
+            compression,
+            log=bench.log_dir / "idle-clients.log",
+        )
+        ready = await clients.expect("ready", timeout=600)
+        await asyncio.sleep(2.0)  # let the connections settle (idle)
+        after = rss_kib(pid)
+        held = float(ready["connected"])
+        return {
+            "connected": held,
+            "failed": float(ready["failed"]),
+            "connect_s": float(ready["seconds"]),
+            "rss_before_mib": before / 1024,
+            "rss_after_mib": after / 1024,
+            "kib_per_conn": (after - before) / held if held else float("nan"),
+            "error": ready.get("error") or "",  # type: ignore[dict-item]
+        }
+    finally:
+        if clients is not None:
+            await clients.stop(timeout=60)
+        await warm.stop()
+
+
+async def run(bench: Bench) -> Section:
+    runs = bench.runs(3)
+    n = 1000 if bench.quick else TARGET_CONNECTIONS
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    n = min(n, limit - 500)  # each process (api, clients) needs one descriptor per socket
+    # RSS grows linearly with sockets: the second variant is measured on fewer, to save time.
+    sizes = {"deflate": n, "none": min(n, 2_000)}
+    dsn = bench.database("connections")
+    results: dict[str, list[dict[str, float]]] = {"deflate": [], "none": []}
+    try:
+        with s3(bench.log_dir) as s3_env:
+            for i in range(runs):
+                for compression in ("deflate", "none"):
+                    # A fresh api each run: RSS does not shrink back after connections close.
+                    with apis(dsn, s3_env, bench.log_dir / f"connections-{i}-{compression}") as system:
+                        results[compression].append(
+                            await one_run(bench, system, sizes[compression], compression, f"{i}{compression}")
+                        )
+    finally:
+        bench.drop_database(dsn)
+
+    def med(key: str, field: str) -> float:
+        return median([float(r[field]) for r in results[key]])
+
+    held = med("deflate", "connected")
+    per_conn = med("deflate", "kib_per_conn")
+    per_conn_plain = med("none", "kib_per_conn")
+    rows = [
+        Row(
+            "connections",
+            "idle sockets held by one api",
+            held,
+            "",
+            f"{n:,}",
+            held >= n,
+            [r["connected"] for r in results["deflate"]],
+        ),
+        Row(
+            "connections",
+            "RSS per idle socket (deflate offered)",
+            per_conn,
+            "KiB",
+            "≤ 20 KiB",
+            per_conn <= 20,
+            [r["kib_per_conn"] for r in results["deflate"]],
+        ),
+        Row(
+            "connections",
+            "RSS per idle socket (no compression)",
+            per_conn_plain,
+            "KiB",
+            "≤ 20 KiB",
+            per_conn_plain <= 20,
+            [r["kib_per_conn"] for r in results["none"]],
+        ),
+    ]
+    table = [
+        "| clients offer | held | connect time | api RSS before → after | per connection |",
+        "|---|---|---|---|---|",
+    ]
+    for key, label in (("deflate", "permessage-deflate (browsers)"), ("none", "no compression")):
+        table.append(
+            f"| {label} | {med(key, 'connected'):,.0f} of {sizes[key]:,} | {med(key, 'connect_s'):.1f} s |"
+            f" {med(key, 'rss_before_mib'):.0f} → {med(key, 'rss_after_mib'):.0f} MiB | {med(key, 'kib_per_conn'):.1f} KiB |"
+        )
+    method = (
+        f"A fresh `rag-api` process per run. {WARM} sockets are opened first (one-time allocations: "
+        f"imports, pools, the first handshake), the api's RSS (VmRSS) is read, then {n:,} more sockets of "
+        f"as many distinct users are opened from a separate client process ({100} handshakes at a time), "
+        f"each waits for its `hello`, and after 2 s idle the RSS is read again: per connection = growth / "
+        f"sockets. RLIMIT_NOFILE is raised to its hard limit ({limit:,}) by the bench, which the api and "
+        f"the clients inherit. Measured twice per run: with the clients offering permessage-deflate (what "
+        f"browsers and the `websockets` library do by default; hypercorn accepts it) and, with "
+        f"{sizes['none']:,} sockets, without. {runs} runs."
+    )
+    return Section(
+        "connections",
+        "4. Idle connections",
+        rows,
+        method,
+        limits="",
+        extra="\n".join(table),
+        details=dict(results),
+    )
