@@ -3,7 +3,7 @@
 Postgres: BENCH_DATABASE_URL (a superuser DSN to a server with pgvector) when set, else an
 embedded Postgres 16 started here and removed at the end. With no NAME every benchmark
 runs and docs/benchmarks.md is rewritten; with names, or --quick, only the table is printed
-(and the results saved under .bench/) unless --write-docs is given.
+unless --write-docs is given.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip the py-spy samples of our processes (extra, unmeasured runs)",
     )
+    parser.add_argument("--json", metavar="PATH", help="also write every figure and raw run to PATH")
     args = parser.parse_args(argv)
     names = args.names or list(BENCHMARKS)
     full = not args.names and not args.quick
@@ -79,9 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(report.table(sections))
         print(f"\nbench: total {total:.0f} s")
-        out = ROOT / ".bench"
-        out.mkdir(exist_ok=True)
-        (out / "results.json").write_text(json.dumps(report.as_json(sections, machine, total), indent=1))
+        if args.json:
+            Path(args.json).write_text(json.dumps(report.as_json(sections, machine, total), indent=1))
+            print(f"bench: wrote {args.json}")
         if full or args.write_docs:
             path = ROOT / "docs" / "benchmarks.md"
             path.write_text(report.markdown(sections, machine, total, quick=args.quick))

@@ -17,6 +17,7 @@ import os
 import sys
 import time
 
+from bench import trace
 from bench.common import emit, now_ns, stdin_closed
 from bench.queues import OURS_SYSTEMS, pgqueuer_driver, pgqueuer_manager, procrastinate_worker, run_ours
 
@@ -33,8 +34,19 @@ async def main(system: str, dsn: str, mode: str, concurrency: int, args: list[st
     write = sys.stdout.write
     flush = sys.stdout.flush
 
+    tracing = bool(os.environ.get("BENCH_TRACE")) and system in OURS_SYSTEMS
+    if tracing:
+        trace.install()
+
     def on_start_wakeup(key: str) -> None:
-        write(f'{{"t":"S","k":"{key}","ns":{now_ns()}}}\n')
+        ns = now_ns()
+        if tracing:
+            s = trace.STATE
+            write(
+                f'{{"t":"S","k":"{key}","ns":{ns},"notify":{s["notify"]},"c0":{s["claim0"]},"c1":{s["claim1"]}}}\n'
+            )
+        else:
+            write(f'{{"t":"S","k":"{key}","ns":{ns}}}\n')
         flush()
 
     def on_start_count(_key: str) -> None:
@@ -75,7 +87,9 @@ async def main(system: str, dsn: str, mode: str, concurrency: int, args: list[st
     elif system.startswith("pgqueuer"):
         driver, conn = await pgqueuer_driver(system, dsn)
         try:
-            qm = pgqueuer_manager(driver, concurrency, on_start)
+            # Wake-up: its default (no concurrency limit). With a limit of 1 a finished job holds
+            # the slot until its buffered status is flushed, and the next dequeue waits 100 ms.
+            qm = pgqueuer_manager(driver, 0 if mode == "wakeup" else concurrency, on_start)
             task = asyncio.create_task(qm.run())
             await asyncio.sleep(PEER_SETTLE_SECONDS)
             ready()
@@ -88,6 +102,8 @@ async def main(system: str, dsn: str, mode: str, concurrency: int, args: list[st
     else:
         raise SystemExit(f"unknown system {system}")
     stopper.cancel()
+    if tracing:
+        emit({"t": "statements", "ms": trace.statement_summary()})
     if mode == "throughput":
         first = starts[0] if starts else 0.0
         begin = first + warmup

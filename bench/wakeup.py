@@ -22,13 +22,30 @@ START_TIMEOUT = 12.0  # longer than every system's poll interval
 
 
 async def one_run(
-    bench: Bench, system: str, dsn: str, producer: Producer, samples: int, budget: float
+    bench: Bench,
+    system: str,
+    dsn: str,
+    producer: Producer,
+    samples: int,
+    budget: float,
+    traced: dict[str, Any] | None = None,
 ) -> list[float]:
-    """Latencies (ms) of up to `samples` jobs, or as many as fit in `budget` seconds."""
+    """Latencies (ms) of up to `samples` jobs, or as many as fit in `budget` seconds.
+
+    With `traced` (a dict to fill), the worker is instrumented (bench.trace) and the
+    parts of each wake-up and the claim's statement timings are collected in it.
+    """
     child = await Child.start(
-        "bench.jobworker", system, dsn, "wakeup", "1", log=bench.log_dir / f"wakeup-{system}.log"
+        "bench.jobworker",
+        system,
+        dsn,
+        "wakeup",
+        "1",
+        log=bench.log_dir / f"wakeup-{system}.log",
+        env={"BENCH_TRACE": "1"} if traced is not None else None,
     )
     latencies: list[float] = []
+    parts: list[dict[str, float]] = []
     try:
         await child.expect("ready", timeout=30)
         loop = asyncio.get_running_loop()
@@ -46,8 +63,22 @@ async def one_run(
                     break
             if i >= WARMUP_JOBS:
                 latencies.append((msg["ns"] - committed) / 1e6)
+                if traced is not None and msg.get("c0"):
+                    parts.append(
+                        {
+                            "commit → listener rings": (msg["notify"] - committed) / 1e6,
+                            "ring → claim starts": (msg["c0"] - msg["notify"]) / 1e6,
+                            "claim transaction": (msg["c1"] - msg["c0"]) / 1e6,
+                            "claim → handler starts": (msg["ns"] - msg["c1"]) / 1e6,
+                        }
+                    )
                 if loop.time() > deadline:
                     break
+        if traced is not None:
+            assert child.proc.stdin is not None
+            child.proc.stdin.close()
+            traced["statements"] = (await child.expect("statements", timeout=30))["ms"]
+            traced["parts"] = parts
     finally:
         await child.stop()
     return latencies
@@ -55,8 +86,8 @@ async def one_run(
 
 async def run(bench: Bench) -> Section:
     runs = bench.runs(3)
-    samples = {"ours": 200, "ours-noevents": 150, "ours-poll": 12, "procrastinate": 120, "pgqueuer": 120}
-    budget = 12.0
+    samples = {"ours": 150, "ours-noevents": 100, "ours-poll": 10, "procrastinate": 80, "pgqueuer": 80}
+    budget = 8.0
     if bench.quick:
         samples = {k: max(5, v // 10) for k, v in samples.items()}
         budget = 4.0
@@ -68,6 +99,7 @@ async def run(bench: Bench) -> Section:
         await producers[system].open()
         await producers[system].install()
     per_run: dict[str, list[dict[str, float]]] = {s: [] for s in SYSTEMS}
+    traced: dict[str, Any] = {}
     all_samples: dict[str, list[float]] = {s: [] for s in SYSTEMS}
     try:
         for _ in range(runs):
@@ -82,6 +114,8 @@ async def run(bench: Bench) -> Section:
                         "slow": sum(1 for x in lat if x > 500),
                     }
                 )
+        if bench.profile:  # extra, unmeasured: where an `ours` wake-up spends its time
+            await one_run(bench, "ours", dsns["ours"], producers["ours"], samples["ours"], budget, traced)
     finally:
         for producer in producers.values():
             await producer.close()
@@ -117,6 +151,23 @@ async def run(bench: Bench) -> Section:
             f" {max(pooled, default=float('nan')):.1f} ms | {len(pooled)} |"
             f" {sum(1 for x in pooled if x > 500)} |"
         )
+    if traced.get("parts"):
+        parts = traced["parts"]
+        table += [
+            "",
+            f"Where an `ours` wake-up goes (an extra run with the worker instrumented, {len(parts)} jobs; "
+            "the parts are medians, so they need not add up to the total exactly):",
+            "",
+            "| part | p50 | p99 |",
+            "|---|---|---|",
+        ]
+        for name in parts[0]:
+            values = [p[name] for p in parts]
+            table.append(f"| {name} | {percentile(values, 50):.2f} ms | {percentile(values, 99):.2f} ms |")
+        table += ["", "| statement inside the claim transaction | runs per claim | p50 |", "|---|---|---|"]
+        claims = max(1, len(traced["statements"].get("COMMIT", [])))
+        for name, values in traced["statements"].items():
+            table.append(f"| {name} | {len(values) / claims:.1f} | {percentile(values, 50):.2f} ms |")
     details: dict[str, Any] = {s: per_run[s] for s in SYSTEMS}
     method = (
         f"Each system's worker runs alone in its own process (concurrency 1) against its own database "
