@@ -15,7 +15,7 @@ possible in the transaction, with every event of that transaction.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -141,16 +141,26 @@ def _notice_payloads(
     return payloads
 
 
-def decode_notice(payload: str) -> Notice:
-    """Parse a `rag_realtime` payload written by `publish`."""
+def decode_notice(payload: str, wanted: Callable[[UUID], bool] | None = None) -> Notice:
+    """Parse a `rag_realtime` payload written by `publish`.
+
+    With `wanted`, only the users for whom it is true are decoded: an api replica gets
+    every notification and drops those of users it does not hold, and building their
+    events was the largest part of its cost per notification (docs/benchmarks.md, 6).
+    """
     body = orjson.loads(payload)
     if "e" in body:
-        created_at = datetime.fromisoformat(body["c"])
-        return Notice(
-            events=[
-                (UUID(u), DeliveredEvent(id=i, type=t, payload=p, created_at=created_at))
-                for u, i, t, p in body["e"]
-            ],
-            ranges=[],
-        )
-    return Notice(events=[], ranges=[(UUID(u), first, last) for u, first, last in body["r"]])
+        events: list[tuple[UUID, DeliveredEvent]] = []
+        created_at: datetime | None = None
+        for u, i, t, p in body["e"]:
+            user_id = UUID(u)
+            if wanted is not None and not wanted(user_id):
+                continue
+            if created_at is None:
+                created_at = datetime.fromisoformat(body["c"])
+            events.append((user_id, DeliveredEvent(id=i, type=t, payload=p, created_at=created_at)))
+        return Notice(events=events, ranges=[])
+    ranges = [(UUID(u), first, last) for u, first, last in body["r"]]
+    if wanted is not None:
+        ranges = [r for r in ranges if wanted(r[0])]
+    return Notice(events=[], ranges=ranges)

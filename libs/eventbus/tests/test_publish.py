@@ -101,6 +101,31 @@ async def test_events_reach_only_members_of_their_workspace(database_url: str) -
     )
 
 
+def test_decode_notice_decodes_only_the_wanted_users() -> None:
+    from datetime import UTC, datetime
+
+    import orjson
+
+    from rag_eventbus import decode_notice
+
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    inline = orjson.dumps(
+        {
+            "c": datetime(2024, 1, 1, tzinfo=UTC),
+            "e": [[str(alice), 1, "document.deleted", {"a": 1}], [str(bob), 7, "document.deleted", {"b": 2}]],
+        }
+    ).decode()
+    every = decode_notice(inline)
+    assert [(u, e.id) for u, e in every.events] == [(alice, 1), (bob, 7)]
+    only_bob = decode_notice(inline, wanted={bob}.__contains__)
+    assert [(u, e.id, e.payload) for u, e in only_bob.events] == [(bob, 7, {"b": 2})]
+    assert only_bob.events[0][1].created_at == datetime(2024, 1, 1, tzinfo=UTC)
+    assert decode_notice(inline, wanted=lambda _u: False).events == []
+    ranges = orjson.dumps({"r": [[str(alice), 1, 3], [str(bob), 4, 9]]}).decode()
+    assert decode_notice(ranges).ranges == [(alice, 1, 3), (bob, 4, 9)]
+    assert decode_notice(ranges, wanted={alice}.__contains__).ranges == [(alice, 1, 3)]
+
+
 async def test_one_notification_per_publish_with_numbered_events(database_url: str) -> None:
     user = uuid.uuid4()
     workspace = make_workspace(database_url, [user])

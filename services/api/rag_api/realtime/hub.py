@@ -177,7 +177,8 @@ class RealtimeHub:
     def _on_notice(self, payload: str) -> None:
         """The listener's handler: decode and hand over; never awaits, never blocks."""
         try:
-            notice = decode_notice(payload)
+            # Only the users with a socket here are decoded; the rest is dropped unread.
+            notice = decode_notice(payload, wanted=self._by_user.__contains__)
         except Exception:
             log.exception("realtime_bad_notice", size=len(payload))
             return
