@@ -5,10 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import resource
+import signal
+import tracemalloc
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
-from bench.common import Bench, Child, Row, Section, median, rss_kib
-from bench.stack import apis, make_users, s3
+from bench.common import PYTHON, Bench, Child, Row, Section, median, rss_kib
+from bench.stack import api_env, apis, make_users, s3
+from rag_devstack.postgres import free_port
+from rag_devstack.procs import ServiceProcess
 
 TARGET_CONNECTIONS = 10_000
 WARM = 50  # connections opened first, so that one-time allocations are not charged per connection
@@ -61,6 +67,78 @@ async def one_run(bench: Bench, system: Any, n: int, compression: str, tag: str)
         await warm.stop()
 
 
+def _package(filename: str) -> str:
+    parts = Path(filename).parts
+    if "site-packages" in parts:
+        return parts[parts.index("site-packages") + 1].split(".")[0]
+    for ours in ("rag_api", "rag_eventbus", "rag_schema", "rag_jobqueue", "rag_observability"):
+        if ours in parts:
+            return ours
+    if "asyncio" in parts:
+        return "asyncio"
+    return Path(filename).stem + " (stdlib)" if "python3" in filename else Path(filename).name
+
+
+async def _snapshot(proc: ServiceProcess, out: Path, index: int) -> tracemalloc.Snapshot:
+    proc.signal(signal.SIGUSR1)
+    path = Path(f"{out}.{index}")
+    for _ in range(600):
+        await asyncio.sleep(0.1)
+        if await asyncio.to_thread(path.exists):
+            await asyncio.sleep(0.5)  # let the dump finish
+            return tracemalloc.Snapshot.load(str(path))
+    raise TimeoutError(f"no tracemalloc snapshot at {path}")
+
+
+async def traced_run(bench: Bench, dsn: str, s3_env: dict[str, str], n: int) -> str:
+    """Where an idle socket's memory goes: the api under tracemalloc, snapshots compared by package."""
+    out = bench.work_dir / "api.tracemalloc"
+    port = free_port()
+    env = {**api_env(dsn, s3_env), "API_PORT": str(port), "BENCH_TRACEMALLOC_OUT": str(out)}
+    proc = ServiceProcess([PYTHON, "-m", "bench.tracedapi"], env, bench.log_dir / "traced-api.log").start()
+    warm = clients = None
+    try:
+        await asyncio.to_thread(proc.wait_http, f"http://127.0.0.1:{port}/readyz", 120)
+        url = f"ws://127.0.0.1:{port}/api/ws"
+        warm_file = bench.work_dir / "traced-warm.json"
+        warm_file.write_text(json.dumps(make_users("", WARM, workspaces=False)))
+        users_file = bench.work_dir / "traced-users.json"
+        users_file.write_text(json.dumps(make_users("", n, workspaces=False)))
+        warm = await Child.start(
+            "bench.wsclients", "ws", url, str(warm_file), log=bench.log_dir / "idle-clients.log"
+        )
+        await warm.expect("ready", timeout=120)
+        await asyncio.sleep(1.0)
+        before = await _snapshot(proc, out, 0)
+        clients = await Child.start(
+            "bench.wsclients", "ws", url, str(users_file), log=bench.log_dir / "idle-clients.log"
+        )
+        ready = await clients.expect("ready", timeout=600)
+        await asyncio.sleep(2.0)
+        after = await _snapshot(proc, out, 1)
+    finally:
+        for child in (clients, warm):
+            if child is not None:
+                await child.stop(timeout=60)
+        proc.stop()
+    by_package: Counter[str] = Counter()
+    for stat in after.compare_to(before, "filename"):
+        by_package[_package(stat.traceback[0].filename)] += stat.size_diff
+    held = max(1, int(ready["connected"]))
+    total = sum(by_package.values()) / held / 1024
+    lines = [
+        f"Where the Python heap of an idle socket goes (an extra run under tracemalloc, {held:,} sockets, "
+        f"permessage-deflate offered; tracemalloc sees allocations through Python's allocators, zlib's "
+        f"included, so {total:.1f} KiB per socket here against the RSS growth above):",
+        "",
+        "| allocated by | per socket |",
+        "|---|---|",
+    ]
+    for name, size in by_package.most_common(8):
+        lines.append(f"| {name} | {size / held / 1024:.1f} KiB |")
+    return "\n".join(lines)
+
+
 async def run(bench: Bench) -> Section:
     runs = bench.runs(3)
     n = 1000 if bench.quick else TARGET_CONNECTIONS
@@ -70,6 +148,7 @@ async def run(bench: Bench) -> Section:
     sizes = {"deflate": n, "none": min(n, 2_000)}
     dsn = bench.database("connections")
     results: dict[str, list[dict[str, float]]] = {"deflate": [], "none": []}
+    traced = ""
     try:
         with s3(bench.log_dir) as s3_env:
             for i in range(runs):
@@ -79,6 +158,8 @@ async def run(bench: Bench) -> Section:
                         results[compression].append(
                             await one_run(bench, system, sizes[compression], compression, f"{i}{compression}")
                         )
+            if bench.profile:
+                traced = await traced_run(bench, dsn, s3_env, min(n, 1000))
     finally:
         bench.drop_database(dsn)
 
@@ -126,6 +207,8 @@ async def run(bench: Bench) -> Section:
             f"| {label} | {med(key, 'connected'):,.0f} of {sizes[key]:,} | {med(key, 'connect_s'):.1f} s |"
             f" {med(key, 'rss_before_mib'):.0f} → {med(key, 'rss_after_mib'):.0f} MiB | {med(key, 'kib_per_conn'):.1f} KiB |"
         )
+    if traced:
+        table += ["", traced]
     method = (
         f"A fresh `rag-api` process per run. {WARM} sockets are opened first (one-time allocations: "
         f"imports, pools, the first handshake), the api's RSS (VmRSS) is read, then {n:,} more sockets of "

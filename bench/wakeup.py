@@ -165,8 +165,10 @@ async def run(bench: Bench) -> Section:
             values = [p[name] for p in parts]
             table.append(f"| {name} | {percentile(values, 50):.2f} ms | {percentile(values, 99):.2f} ms |")
         table += ["", "| statement inside the claim transaction | runs per claim | p50 |", "|---|---|---|"]
-        claims = max(1, len(traced["statements"].get("COMMIT", [])))
+        claims = max(1, len(traced["statements"].get("claims", [])))
         for name, values in traced["statements"].items():
+            if name == "claims":
+                continue
             table.append(f"| {name} | {len(values) / claims:.1f} | {percentile(values, 50):.2f} ms |")
     details: dict[str, Any] = {s: per_run[s] for s in SYSTEMS}
     method = (
@@ -182,6 +184,65 @@ async def run(bench: Bench) -> Section:
         f"`ours` uses a DocumentJobKind-style kind: the claim also sets the document `parsing` and "
         f"publishes two events through the bus, in the claim's transaction, before the handler starts."
     )
-    return Section(
-        "wakeup", "1. Wake-up latency", rows, method, limits="", extra="\n".join(table), details=details
+    limits = wakeup_limits(
+        {s: (med(s, "p50"), med(s, "p99")) for s in SYSTEMS},
+        {name: percentile([p[name] for p in traced["parts"]], 50) for name in traced["parts"][0]}
+        if traced.get("parts")
+        else {},
+        {
+            name: (len(v), percentile(v, 50))
+            for name, v in traced.get("statements", {}).items()
+            if name != "claims"
+        },
+        len(traced.get("statements", {}).get("claims", [])),
     )
+    return Section(
+        "wakeup", "1. Wake-up latency", rows, method, limits=limits, extra="\n".join(table), details=details
+    )
+
+
+def wakeup_limits(
+    fig: dict[str, tuple[float, float]],
+    parts: dict[str, float],
+    statements: dict[str, tuple[int, float]],
+    claims: int,
+) -> str:
+    ours50, ours99 = fig["ours"]
+    plain50, plain99 = fig["ours-noevents"]
+    poll50 = fig["ours-poll"][0]
+    verdicts = [
+        f"p50 {ours50:.2f} ms " + (f"misses ≤ 1 ms by {ours50 - 1:.2f} ms" if ours50 > 1 else "meets ≤ 1 ms"),
+        f"p99 {ours99:.2f} ms " + (f"misses ≤ 3 ms by {ours99 - 3:.2f} ms" if ours99 > 3 else "meets ≤ 3 ms"),
+        f"polling's p50 is {poll50 / ours50:.0f}x ours" + (" (target 300x)" if poll50 / ours50 < 300 else ""),
+    ]
+    text = (
+        "With the running events: " + "; ".join(verdicts) + ". "
+        f"NOTIFY itself is not the cost: the floor in section 3 shows a notification crossing Postgres in "
+        f"about 0.2 ms, and the same runtime with a kind that publishes nothing wakes in {plain50:.1f} ms "
+        f"(p99 {plain99:.1f} ms, {poll50 / plain50:.0f}x below polling). "
+    )
+    if parts and statements:
+        per_claim = sum(n for n, _ in statements.values()) / max(1, claims)
+        text += (
+            f"The instrumented run splits a wake-up: the listener rings "
+            f"{parts['commit → listener rings']:.2f} ms after the commit, the loop starts its claim "
+            f"{parts['ring → claim starts']:.2f} ms later, the claim transaction takes "
+            f"{parts['claim transaction']:.2f} ms and the handler starts "
+            f"{parts['claim → handler starts']:.2f} ms after it commits. The claim is the cost: with the "
+            f"contract's `running` event (the claim that starts a run sends it, in the claim's transaction) "
+            f"it runs {per_claim:.0f} statements, each a round trip of "
+            f"{min(v for _, v in statements.values()):.2f}–{max(v for _, v in statements.values()):.2f} ms "
+            f"through psycopg to a backend that shares the two cores, plus building two pydantic events. "
+        )
+    text += (
+        "What would close most of the gap, not done here because it rewrites the event bus's SQL rather "
+        "than being a small safe fix: `publish` in one statement (recipients, per-user id allocation and "
+        "event rows as one data-modifying CTE; today three), the document's status update and the NOTIFY "
+        "pipelined with it and with COMMIT (psycopg pipeline mode; they return nothing the claim needs). "
+        "That is three round trips instead of eight. "
+        f"The peers publish nothing when they claim: procrastinate ({fig['procrastinate'][0]:.1f} ms) "
+        f"claims with one stored-procedure call, pgqueuer ({fig['pgqueuer'][0]:.1f} ms, no concurrency "
+        f"limit as by default) with one dequeue statement on asyncpg, a driver with less overhead per "
+        f"round trip than psycopg; both are in the range of our runtime without events."
+    )
+    return text
