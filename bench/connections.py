@@ -224,7 +224,30 @@ async def run(bench: Bench) -> Section:
         "4. Idle connections",
         rows,
         method,
-        limits="",
+        limits=connections_limits(held, n, limit, per_conn, per_conn_plain),
         extra="\n".join(table),
         details=dict(results),
     )
+
+
+def connections_limits(held: float, n: int, limit: int, deflate: float, plain: float) -> str:
+    text = (
+        f"One api process held {held:,.0f} idle sockets"
+        + (f" of the {TARGET_CONNECTIONS:,} asked for" if held < TARGET_CONNECTIONS else "")
+        + f"; the bound here is the descriptor limit ({limit:,} per process: each socket needs one in the "
+        f"api and one in the client process), not memory (24 GiB) nor CPU once they are open. The memory "
+        f"target is missed: {deflate:.0f} KiB per socket when the client offers permessage-deflate "
+        f"({deflate / 20:.1f}x the 20 KiB target), {plain:.0f} KiB without ({plain / 20:.1f}x). "
+        "tracemalloc (above) shows where: with compression, wsproto's per-connection zlib compressor "
+        "(permessage-deflate with context takeover and a 15-bit window: deflateInit reserves about 256 KiB, "
+        "of which the first frame, `hello`, touches about 100 KiB) is most of it. Without it the rest is "
+        "spread over asyncio (the tasks, futures and transport of each socket: hypercorn's own tasks plus "
+        "our four, writer, reader, close-waiter and heartbeat), hypercorn, Starlette and our Connection. "
+        "Fixes: do not negotiate permessage-deflate, or negotiate it with server_no_context_takeover and "
+        "a small window so that no compressor outlives a message (hypercorn hard-codes "
+        "`PerMessageDeflate()` in its handshake, so this needs a patched handshake or another server): "
+        "about 40 KiB per socket; folding the close-waiter and heartbeat into the writer saves a few KiB "
+        "more; 20 KiB needs a leaner WebSocket server than hypercorn + wsproto, whose per-connection "
+        "state is most of what remains."
+    )
+    return text

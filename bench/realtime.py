@@ -14,6 +14,8 @@ from bench.stack import apis, make_users, s3
 
 FANOUT = (1, 100, 1000)
 RATE = 5000  # events/s offered: the target
+LIGHT_RATE = 2500  # N=100 again at half the rate: the latency when the machine is not saturated
+LIGHT = f"N=100 at {LIGHT_RATE:,}/s"
 PER_TX = 10  # events per publishing transaction (one NOTIFY each)
 PUBLISH_CONNECTIONS = 4  # per publisher process
 PUBLISHERS = 2  # processes: one Python process cannot offer 5,000 events/s on this machine
@@ -42,7 +44,14 @@ def analyse(commits: list[list[int]], received: dict[str, Any]) -> dict[str, flo
 
 
 async def one_run(
-    bench: Bench, mode: str, dsn: str, users_file: Path, clients: Child, seconds: float, api_pid: int | None
+    bench: Bench,
+    mode: str,
+    dsn: str,
+    users_file: Path,
+    clients: Child,
+    seconds: float,
+    api_pid: int | None,
+    rate: float = RATE,
 ) -> dict[str, float]:
     count = 1 if mode == "raw" else PUBLISHERS  # raw numbers its events per process: keep one
     publishers = [
@@ -51,7 +60,7 @@ async def one_run(
             mode,
             dsn,
             str(users_file),
-            str(RATE / count),
+            str(rate / count),
             str(seconds),
             str(PER_TX),
             str(PUBLISH_CONNECTIONS),
@@ -120,6 +129,19 @@ async def run(bench: Bench) -> Section:
                             results["raw"].append(
                                 await one_run(bench, "raw", dsn, users_file, raw, seconds, None)
                             )
+                        if n == 100:
+                            results[LIGHT].append(
+                                await one_run(
+                                    bench,
+                                    "bus",
+                                    dsn,
+                                    users_file,
+                                    clients,
+                                    seconds,
+                                    api.process.pid,
+                                    LIGHT_RATE,
+                                )
+                            )
                     if bench.profile and n == 100:  # an extra, unmeasured run with py-spy on the api
                         out = bench.work_dir / "realtime.prof"
                         sampling = asyncio.create_task(profiling.record(api.process.pid, seconds, out))
@@ -149,7 +171,7 @@ async def run(bench: Bench) -> Section:
                 rate,
                 "events/s",
                 "≥ 5,000 events/s" if target else "",
-                rate >= 0.98 * RATE if target else None,
+                rate >= 0.99 * RATE if target else None,
                 [r["delivered_per_s"] for r in results[key]],
             )
         )
@@ -190,8 +212,10 @@ async def run(bench: Bench) -> Section:
         "| path | offered | delivered | p50 | p99 | max | lost | dup | 4408 closes | api CPU |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for key in [f"N={n}" for n in fanout] + ["raw"]:
+    for key in [f"N={n}" for n in fanout] + [LIGHT, "raw"]:
         label = "raw pg_notify → LISTEN (floor)" if key == "raw" else f"bus → 1 api → {key} sockets"
+        if key == LIGHT:
+            label = f"bus → 1 api → N=100 sockets, {LIGHT_RATE:,}/s offered"
         cpu = "" if key == "raw" else f"{med(key, 'api_cpu_s') / seconds * 100:.0f} % of a core"
         table.append(
             f"| {label} | {med(key, 'offered_per_s'):,.0f}/s | {med(key, 'delivered_per_s'):,.0f}/s |"
@@ -212,17 +236,72 @@ async def run(bench: Bench) -> Section:
         f"{PUBLISH_CONNECTIONS} connections each, for {seconds:g} s. Latency is from the publisher "
         f"sending COMMIT (so it includes the commit) to the frame "
         f"arriving at the client (wall clock, one machine); delivered/s is the events received over the "
-        f"time from the first commit to the last arrival. Every (user, id) sent is matched with what "
+        f"time from the first commit to the last arrival (so it includes the last event's latency: "
+        f"the target counts as met at 99 % of 5,000/s). Every (user, id) sent is matched with what "
         f"arrived: a missing id is lost, a repeated one duplicated. The floor publishes the same payloads "
         f"with a bare `pg_notify` to one psycopg LISTEN connection in the client process: no tables, no "
-        f"api, no WebSocket. {runs} runs of each, the floor interleaved with N=100."
+        f"api, no WebSocket. N=100 is run again at {LIGHT_RATE:,} events/s, to show the latency when the "
+        f"machine is not saturated. {runs} runs of each, the floor and the lighter load interleaved with N=100."
     )
+    limits = realtime_limits({k: {f: med(k, f) for f in results[k][0]} for k in results}, seconds, fanout)
     return Section(
         "realtime",
         "3. Realtime bridge",
         rows,
         method,
-        limits="",
+        limits=limits,
         extra="\n".join(table),
         details={k: v for k, v in results.items()},
     )
+
+
+def realtime_limits(m: dict[str, dict[str, float]], seconds: float, fanout: tuple[int, ...]) -> str:
+    n100, n1, raw = m["N=100"], m["N=1"], m["raw"]
+    us = n100["api_cpu_s"] / n100["events"] * 1e6
+    verdict = []
+    if n100["delivered_per_s"] < RATE:
+        verdict.append(
+            f"the api delivered {n100['delivered_per_s']:,.0f} events/s of the {n100['offered_per_s']:,.0f}/s "
+            f"the publishers managed to offer (the target is 5,000)"
+        )
+    else:
+        verdict.append(f"the api delivered {n100['delivered_per_s']:,.0f} events/s (target 5,000)")
+    verdict.append(
+        f"p99 {n100['p99']:.0f} ms " + ("misses" if n100["p99"] > 25 else "meets") + " the 25 ms target"
+    )
+    text = (
+        "At N=100 "
+        + " and ".join(verdict)
+        + (
+            ", with no event lost or duplicated. "
+            if n100["lost"] + n100["gaps"] + n100["dups"] == 0
+            else f", with events lost or duplicated (median per run: {n100['lost'] + n100['gaps']:.0f} lost, "
+            f"{n100['dups']:.0f} duplicated): see the table. "
+        )
+        + f"The api process itself is not the limit: it used {n100['api_cpu_s'] / seconds * 100:.0f} % of one "
+        f"core, {us:.0f} µs of CPU per delivered event, so one core would carry about "
+        f"{1e6 / us:,.0f} events/s. The machine is: two publisher processes (publishing through the event "
+        f"bus costs Postgres and Python more per event than delivering it), Postgres, the api and the "
+        f"client process share 2 cores, and the run queue shows in the tail and in the gap between the "
+        f"offered and the 5,000 asked for. The floor, one light publisher and one LISTEN connection, has "
+        f"p99 {raw['p99']:.1f} ms at the same rate; N=1 (one socket, the least work per event for the "
+        f"api and the client) has p99 {n1['p99']:.1f} ms; N=100 at {LIGHT_RATE:,} events/s, half the load, "
+        f"has p50 {m[LIGHT]['p50']:.1f} ms and p99 {m[LIGHT]['p99']:.1f} ms. "
+    )
+    if 1000 in fanout:
+        n1000 = m["N=1000"]
+        text += (
+            f"At N=1000 the per-event work is the same but spread over ten times the sockets and tasks "
+            f"(p50 {n1000['p50']:.0f} ms, p99 {n1000['p99']:.0f} ms). "
+        )
+    text += (
+        "Inside the api (py-spy above) the write path dominates: each event is its own `send_text` through "
+        "Starlette and hypercorn's wsproto, a quarter of the busy time is permessage-deflate compressing "
+        "each frame (the clients offer it as browsers do and hypercorn always accepts it), much of the rest "
+        "the socket write; decoding the notification and fanning it out (`RealtimeHub._on_notice`) is about "
+        "an eighth. Fixes, biggest first: not negotiating permessage-deflate (the frames are small JSON; "
+        "it costs a quarter of the api's CPU here and 100 KiB per socket, section 4), which hypercorn has "
+        "no setting for (a patched handshake, or a server that has one); then the per-frame path through "
+        "ASGI `send`, hypercorn and wsproto, which is the server's."
+    )
+    return text
