@@ -59,7 +59,7 @@ async def one_run(
 
 async def run(bench: Bench) -> Section:
     runs = bench.runs(3)
-    jobs, warmup, window = (2_000, 0.3, 1.5) if bench.quick else (20_000, 0.5, 3.0)
+    jobs, warmup, window = (2_000, 0.3, 1.5) if bench.quick else (20_000, 0.5, 2.5)
     dsns: dict[str, str] = {}
     producers: dict[str, Producer] = {}
     for system in SYSTEMS:
