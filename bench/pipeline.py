@@ -221,12 +221,13 @@ def pipeline_limits(m: dict[str, dict[str, float]]) -> str:
     per_chunk = ml["mean ingest"] * ml["documents"] / max(1.0, ml["chunks"])
     return (
         f"With `hash` ({h['docs_per_min']:,.0f} documents/min, {h['pages_per_s']:.0f} pages/s) embedding "
-        f"is nearly free and a document's time is mostly waiting for a parse slot "
-        f"({h['share parse queue']:.0f} % of the summed stage time): all {h['documents']:.0f} documents "
-        f"arrive in one upload and the parse worker takes two at a time (WORKER_CONCURRENCY=2), each parse "
-        f"taking {h['mean parse']:.0f} ms (S3 get, extraction in a child process, S3 put, the completing "
-        f"transaction with its events and the ingest job); the wake-ups between stages are milliseconds "
-        f"(section 1). With `minilm` ({ml['docs_per_min']:,.0f} documents/min, {ml['pages_per_s']:.1f} "
+        f"is nearly free; the summed stage time splits "
+        + ", ".join(f"{s} {h['share ' + s]:.0f} %" for s in STAGES)
+        + f". The queues are documents waiting for a slot: all {h['documents']:.0f} documents arrive in "
+        f"one upload and each worker takes two at a time (WORKER_CONCURRENCY=2); a parse takes "
+        f"{h['mean parse']:.0f} ms (S3 get, extraction in a child process, S3 put, the completing "
+        f"transaction with its events and the ingest job), an ingest {h['mean ingest']:.0f} ms; the "
+        f"wake-ups between stages are milliseconds (section 1). With `minilm` ({ml['docs_per_min']:,.0f} documents/min, {ml['pages_per_s']:.1f} "
         f"pages/s) ingest is {ml['share ingest'] + ml['share ingest queue']:.0f} % of it, running or "
         f"queued: the model runs on the CPU with numpy, {per_chunk:.0f} ms per chunk of about 800 "
         f"characters here, and two ingest jobs at a time already share the two cores with everything "
