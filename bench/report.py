@@ -169,9 +169,16 @@ def markdown(sections: list[Section], m: dict[str, Any], total: float, *, quick:
         "```",
         "make bench                          # everything (installs requirements-bench.txt first)",
         ".venv/bin/python -m bench wakeup    # one benchmark: " + ", ".join(s.name for s in sections),
-        ".venv/bin/python -m bench --quick   # a smoke run",
+        ".venv/bin/python -m bench --quick   # a smoke run (prints, does not rewrite this file)",
+        ".venv/bin/python -m bench --no-profile --json out.json   # no py-spy/tracemalloc runs; raw figures",
         "BENCH_DATABASE_URL=postgresql://... make bench   # against another Postgres (superuser, pgvector)",
         "```",
+        "",
+        "The profiles in the sections below (py-spy samples of our processes, a tracemalloc comparison, an "
+        "instrumented wake-up) come from extra runs made after the measured ones; the figures never include "
+        "a profiler's overhead. Every benchmark's processes (workers, api replicas, publishers, WebSocket "
+        "clients) are separate OS processes started by the bench; their logs go to a temporary directory "
+        "(kept with BENCH_KEEP_LOGS=1).",
         "",
     ]
     for section in sections:
