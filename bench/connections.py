@@ -159,7 +159,7 @@ async def run(bench: Bench) -> Section:
                             await one_run(bench, system, sizes[compression], compression, f"{i}{compression}")
                         )
             if bench.profile:
-                traced = await traced_run(bench, dsn, s3_env, min(n, 1000))
+                traced = await traced_run(bench, dsn, s3_env, min(n, 500))
     finally:
         bench.drop_database(dsn)
 

@@ -90,7 +90,7 @@ async def one_run(
 
 async def run(bench: Bench) -> Section:
     runs = bench.runs(3)
-    seconds = 1.5 if bench.quick else 4.0
+    seconds = 1.5 if bench.quick else 3.0
     fanout = (1, 100) if bench.quick else FANOUT
     dsn = bench.database("realtime")
     results: dict[str, list[dict[str, float]]] = defaultdict(list)
