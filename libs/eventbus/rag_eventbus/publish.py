@@ -10,11 +10,13 @@ One NOTIFY on `rag_realtime` per call: it carries the numbered events inline whe
 they fit well below Postgres' 8000-byte limit, otherwise only per-user id ranges
 that the api replicas read back from the log. Call `publish` once, as late as
 possible in the transaction, with every event of that transaction.
+
+All of it runs in Postgres (`rag_publish`, migration 0003): one round trip, which
+matters because the job runtime publishes inside every claim.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,28 +29,11 @@ from psycopg import AsyncConnection
 from rag_schema.events import DeliveredEvent, Event
 
 REALTIME_CHANNEL = "rag_realtime"
-NOTIFY_PAYLOAD_LIMIT = 7000  # bytes; Postgres refuses 8000 and more
+NOTIFY_PAYLOAD_LIMIT = 7000  # bytes; Postgres refuses 8000 and more (enforced in rag_publish)
 
-SELECT_RECIPIENTS = """
-SELECT workspace_id, user_id FROM workspace_members WHERE workspace_id = ANY(%(workspaces)s)
-"""
-
-# Rows are locked in the order of the sorted input: overlapping publishers queue
-# behind each other instead of deadlocking.
-ALLOCATE_IDS = """
-INSERT INTO user_streams AS s (user_id, last_id)
-SELECT u, n FROM unnest(%(users)s::uuid[], %(counts)s::bigint[]) AS t(u, n) ORDER BY u
-ON CONFLICT (user_id) DO UPDATE SET last_id = s.last_id + excluded.last_id
-RETURNING user_id, last_id
-"""
-
-INSERT_EVENTS = """
-INSERT INTO events (user_id, id, type, payload)
-SELECT * FROM unnest(%(users)s::uuid[], %(ids)s::bigint[], %(types)s::text[], %(payloads)s::jsonb[])
-RETURNING created_at
-"""
-
-NOTIFY = "SELECT pg_notify(%s, %s)"
+# The whole publish (recipients, ids, rows, NOTIFY) is one server-side function:
+# one round trip inside the caller's transaction (migration 0003_publish_function.sql).
+PUBLISH = "SELECT user_id, first_id, last_id FROM rag_publish(%s::jsonb)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,74 +56,9 @@ async def publish(conn: AsyncConnection[Any], events: Sequence[Event]) -> dict[U
     """
     if not events:
         return {}
-    workspaces = sorted({e.workspace_id for e in events})
-    cur = await conn.execute(SELECT_RECIPIENTS, {"workspaces": workspaces})
-    members: dict[UUID, list[UUID]] = defaultdict(list)
-    for workspace_id, user_id in await cur.fetchall():
-        members[workspace_id].append(user_id)
-
-    per_user: dict[UUID, list[Event]] = defaultdict(list)
-    for event in events:
-        for user_id in members.get(event.workspace_id, ()):
-            per_user[user_id].append(event)
-    if not per_user:
-        return {}
-
-    users = sorted(per_user)
-    cur = await conn.execute(ALLOCATE_IDS, {"users": users, "counts": [len(per_user[u]) for u in users]})
-    last_ids = {user_id: last_id for user_id, last_id in await cur.fetchall()}
-
-    row_users: list[UUID] = []
-    row_ids: list[int] = []
-    row_types: list[str] = []
-    row_payloads: list[str] = []
-    allocated: dict[UUID, list[int]] = {}
-    for user_id in users:
-        mine = per_user[user_id]
-        first = last_ids[user_id] - len(mine) + 1
-        allocated[user_id] = list(range(first, first + len(mine)))
-        for event_id, event in zip(allocated[user_id], mine, strict=True):
-            row_users.append(user_id)
-            row_ids.append(event_id)
-            row_types.append(event.type)
-            row_payloads.append(orjson.dumps(event.payload).decode())
-    cur = await conn.execute(
-        INSERT_EVENTS,
-        {"users": row_users, "ids": row_ids, "types": row_types, "payloads": row_payloads},
-    )
-    created_at: datetime = (await cur.fetchone() or [None])[0]
-
-    for payload in _notice_payloads(per_user, allocated, created_at):
-        await conn.execute(NOTIFY, (REALTIME_CHANNEL, payload))
-    return allocated
-
-
-def _notice_payloads(
-    per_user: dict[UUID, list[Event]], allocated: dict[UUID, list[int]], created_at: datetime
-) -> list[str]:
-    """The inline notification if it fits; else id ranges, split to fit."""
-    inline = orjson.dumps(
-        {
-            "c": created_at,
-            "e": [
-                [str(u), i, e.type, e.payload]
-                for u in per_user
-                for i, e in zip(allocated[u], per_user[u], strict=True)
-            ],
-        }
-    )
-    if len(inline) <= NOTIFY_PAYLOAD_LIMIT:
-        return [inline.decode()]
-    payloads: list[str] = []
-    batch: list[list[Any]] = []
-    for user_id, ids in allocated.items():
-        batch.append([str(user_id), ids[0], ids[-1]])
-        if len(batch) >= 100:  # ~60 bytes each: well under the limit
-            payloads.append(orjson.dumps({"r": batch}).decode())
-            batch = []
-    if batch:
-        payloads.append(orjson.dumps({"r": batch}).decode())
-    return payloads
+    body = orjson.dumps([{"type": e.type, "payload": e.payload} for e in events]).decode()
+    cur = await conn.execute(PUBLISH, (body,))
+    return {user_id: list(range(first, last + 1)) for user_id, first, last in await cur.fetchall()}
 
 
 def decode_notice(payload: str, wanted: Callable[[UUID], bool] | None = None) -> Notice:
