@@ -161,9 +161,10 @@ def rss_kib(pid: int) -> int:
 class Child:
     """A helper process of the bench speaking JSON lines on stdout (`python -m bench.X`)."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, name: str) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, name: str, log: Path | None = None) -> None:
         self.proc = proc
         self.name = name
+        self.log = log
 
     @classmethod
     async def start(cls, module: str, *args: str, env: dict[str, str] | None = None, log: Path) -> Child:
@@ -181,7 +182,7 @@ class Child:
             limit=2**24,
         )
         stderr.close()
-        return cls(proc, module)
+        return cls(proc, module, log)
 
     @property
     def pid(self) -> int:
@@ -208,6 +209,15 @@ class Child:
             raise RuntimeError(f"{self.name}: expected {kind!r}, got {msg}")
         return msg
 
+    def tail(self, lines: int = 25) -> str:
+        """The end of the child's log (its stderr), for error messages."""
+        if self.log is None:
+            return ""
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
     def send(self, obj: dict[str, Any]) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps(obj).encode() + b"\n")
@@ -226,6 +236,10 @@ class Child:
 
 def _append(path: Path) -> Any:
     return open(path, "ab")
+
+
+def warn(message: str) -> None:
+    print(f"bench: WARNING: {message}", file=sys.stderr, flush=True)
 
 
 def emit(obj: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from bench.common import emit, now_ns, stdin_closed
 from bench.queues import OURS_SYSTEMS, pgqueuer_driver, pgqueuer_manager, procrastinate_worker, run_ours
 
 PEER_SETTLE_SECONDS = 0.5  # peers give no "listening" signal: let their listener connect
+FIRST_START_TIMEOUT = 60.0  # throughput: a worker that starts nothing in this long has failed
 
 
 async def main(system: str, dsn: str, mode: str, concurrency: int, args: list[str]) -> None:
@@ -61,10 +62,23 @@ async def main(system: str, dsn: str, mode: str, concurrency: int, args: list[st
         if mode == "wakeup":
             await stdin_closed()
         else:
-            await first_start.wait()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), warmup + window)
+            try:
+                await asyncio.wait_for(first_start.wait(), FIRST_START_TIMEOUT)
+            except TimeoutError:
+                print(f"no job started in {FIRST_START_TIMEOUT:.0f} s", file=sys.stderr)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), warmup + window)
         stop.set()
+
+    async def until_stopped(task: asyncio.Task[None]) -> None:
+        """Wait for `stop`; if the worker's own task ends first, its exception ends this process."""
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([stopping, task], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if task.done() and not stop.is_set():
+            task.result()  # raises what killed the worker
+            raise RuntimeError(f"the {system} worker stopped by itself")
 
     def ready() -> None:
         emit({"t": "ready", "pid": os.getpid()})
@@ -80,7 +94,7 @@ async def main(system: str, dsn: str, mode: str, concurrency: int, args: list[st
             )
             await asyncio.sleep(PEER_SETTLE_SECONDS)
             ready()
-            await stop.wait()
+            await until_stopped(task)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -93,7 +107,7 @@ async def main(system: str, dsn: str, mode: str, concurrency: int, args: list[st
             task = asyncio.create_task(qm.run())
             await asyncio.sleep(PEER_SETTLE_SECONDS)
             ready()
-            await stop.wait()
+            await until_stopped(task)
             qm.shutdown.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, 10)

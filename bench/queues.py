@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -221,8 +221,8 @@ async def run_ours(
         def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
             self.pool = pool
 
-        async def on_claimed(self, conn: Any, job: Job) -> list[Event]:
-            return await super().on_claimed(conn, job) if events else []
+        async def on_claimed(self, conn: Any, jobs: Sequence[Job]) -> list[Event]:
+            return await super().on_claimed(conn, jobs) if events else []
 
         async def run(self, job: Job, lease: Lease) -> None:
             on_start(str(job.id))

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import profiling
-from bench.common import Bench, Child, Row, Section, median
+from bench.common import Bench, Child, Row, Section, median, warn
 from bench.queues import Producer, needs_our_schema
 
 SYSTEMS = ("ours", "ours-noevents", "procrastinate", "pgqueuer")
@@ -51,6 +51,10 @@ async def one_run(
         result = await child.expect("result", timeout=warmup + window + 120)
         if sampling is not None:
             await sampling
+    except (TimeoutError, RuntimeError) as exc:
+        # One failed run (a peer's worker dying, say) is reported, not fatal to the suite.
+        warn(f"throughput run of {system} c={concurrency} failed ({exc!r}); its log ends:\n{child.tail()}")
+        return float("nan")
     finally:
         await child.stop()
     seconds = float(result["seconds"])

@@ -6,7 +6,7 @@ import asyncio
 import random
 from typing import Any
 
-from bench.common import Bench, Child, Row, Section, median, now_ns, percentile
+from bench.common import Bench, Child, Row, Section, median, now_ns, percentile, warn
 from bench.queues import Producer, needs_our_schema
 
 SYSTEMS = ("ours", "ours-noevents", "ours-poll", "procrastinate", "pgqueuer")
@@ -79,6 +79,11 @@ async def one_run(
             child.proc.stdin.close()
             traced["statements"] = (await child.expect("statements", timeout=30))["ms"]
             traced["parts"] = parts
+    except (TimeoutError, RuntimeError) as exc:
+        # A failed run (a peer's worker dying, say) keeps what it measured and is reported.
+        warn(
+            f"wake-up run of {system} failed ({exc!r}) after {len(latencies)} jobs; its log ends:\n{child.tail()}"
+        )
     finally:
         await child.stop()
     return latencies
