@@ -9,6 +9,7 @@ domain rows and the events commit together.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
@@ -32,7 +33,8 @@ class JobKind(Protocol):
         exception is retried with backoff.
         """
 
-    async def on_claimed(self, conn: Conn, job: Job) -> list[Event]: ...
+    async def on_claimed(self, conn: Conn, jobs: Sequence[Job]) -> list[Event]:
+        """Called once per claim with every job it started (one round trip for many jobs)."""
 
     async def on_retry(self, conn: Conn, job: Job, error: str) -> list[Event]: ...
 
@@ -46,6 +48,9 @@ class JobKind(Protocol):
 
 UPDATE_DOCUMENT_STATUS = """
 UPDATE documents SET status = %(status)s, error = %(error)s, updated_at = now() WHERE id = %(id)s
+"""
+UPDATE_DOCUMENTS_STATUS = """
+UPDATE documents SET status = %(status)s, error = NULL, updated_at = now() WHERE id = ANY(%(ids)s)
 """
 
 
@@ -84,6 +89,11 @@ async def set_document_status(
     await conn.execute(
         UPDATE_DOCUMENT_STATUS, {"status": status, "error": error, "id": job.row["document_id"]}
     )
+    return document_event(job, status, error)
+
+
+def document_event(job: Job, status: DocumentStatus, error: str | None = None) -> Event:
+    """document.status_updated for the job's document."""
     return Event.of(
         DocumentStatusUpdated(
             workspace_id=job.row["workspace_id"],
@@ -102,8 +112,15 @@ class DocumentJobKind:
     working_status: ClassVar[DocumentStatus]  # "parsing" / "ingesting"
     timeout_seconds: float | None = None
 
-    async def on_claimed(self, conn: Conn, job: Job) -> list[Event]:
-        return [job_event(job, self.job_type), await set_document_status(conn, job, self.working_status)]
+    async def on_claimed(self, conn: Conn, jobs: Sequence[Job]) -> list[Event]:
+        await conn.execute(
+            UPDATE_DOCUMENTS_STATUS,
+            {"status": self.working_status, "ids": [j.row["document_id"] for j in jobs]},
+        )
+        events: list[Event] = []
+        for job in jobs:
+            events += [job_event(job, self.job_type), document_event(job, self.working_status)]
+        return events
 
     async def on_retry(self, conn: Conn, job: Job, error: str) -> list[Event]:
         return [job_event(job, self.job_type)]

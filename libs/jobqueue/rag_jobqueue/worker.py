@@ -183,8 +183,9 @@ class Worker:
                     if failed is not None:
                         events += await self.kind.on_failed(conn, failed, error)
                     continue
-                events += await self.kind.on_claimed(conn, job)
                 started.append(job)
+            if started:
+                events += await self.kind.on_claimed(conn, started)
             await publish(conn, events)
         kind = "takeover" if takeover else "new"
         metrics.JOBS_CLAIMED.labels(queue=self.queue.name, kind=kind).inc(len(started))

@@ -9,6 +9,7 @@ restarts the answer: the content is reset and a new `streaming` sequence begins.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -121,11 +122,10 @@ class AnswerKind:
             )
         )
 
-    async def on_claimed(self, conn: Conn, job: Job) -> list[Event]:
-        if job.attempt == 1:
-            return []  # still `pending` until the first delta
-        # A retry or a takeover: whatever an earlier attempt streamed is discarded.
-        return [await self._update(conn, job, "streaming", "", "")]
+    async def on_claimed(self, conn: Conn, jobs: Sequence[Job]) -> list[Event]:
+        # A first attempt stays `pending` until its first delta. A retry or a takeover
+        # discards whatever an earlier attempt streamed.
+        return [await self._update(conn, job, "streaming", "", "") for job in jobs if job.attempt > 1]
 
     async def on_retry(self, conn: Conn, job: Job, error: str) -> list[Event]:
         return [await self._update(conn, job, "pending", "", "")]
