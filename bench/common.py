@@ -238,7 +238,11 @@ def _append(path: Path) -> Any:
     return open(path, "ab")
 
 
+WARNINGS: list[str] = []  # runs that failed, listed in docs/benchmarks.md
+
+
 def warn(message: str) -> None:
+    WARNINGS.append(message.split("\n", 1)[0])
     print(f"bench: WARNING: {message}", file=sys.stderr, flush=True)
 
 

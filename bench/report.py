@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from bench.common import ROOT, Row, Section
+from bench.common import ROOT, WARNINGS, Row, Section
 
 VERSIONS = (
     "psycopg",
@@ -152,6 +152,9 @@ def markdown(sections: list[Section], m: dict[str, Any], total: float, *, quick:
                 f"| {section.title} | {r.name} | {r.shown()} | {r.target} | {_mark(r)} |"
                 f" {', '.join(_short(x, r.unit) for x in r.runs)} |"
             )
+    if WARNINGS:
+        lines += ["", "Runs that failed in this run (left out of the medians):", ""]
+        lines += [f"- {w}" for w in WARNINGS]
     lines += [
         "",
         "## Machine and versions",
