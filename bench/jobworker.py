@@ -69,7 +69,15 @@ async def main(system: str, dsn: str, mode: str, concurrency: int, args: list[st
             else:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), warmup + window)
+            report()  # before the worker's shutdown, whatever that takes
         stop.set()
+
+    def report() -> None:
+        first = starts[0] if starts else 0.0
+        begin = first + warmup
+        end = min(begin + window, starts[-1] if starts else begin)
+        counted = sum(1 for t in starts if begin < t <= end)
+        emit({"t": "result", "count": counted, "seconds": end - begin, "started": len(starts)})
 
     async def until_stopped(task: asyncio.Task[None]) -> None:
         """Wait for `stop`; if the worker's own task ends first, its exception ends this process."""
@@ -118,12 +126,6 @@ async def main(system: str, dsn: str, mode: str, concurrency: int, args: list[st
     stopper.cancel()
     if tracing:
         emit({"t": "statements", "ms": trace.statement_summary()})
-    if mode == "throughput":
-        first = starts[0] if starts else 0.0
-        begin = first + warmup
-        end = min(begin + window, starts[-1] if starts else begin)
-        counted = sum(1 for t in starts if begin < t <= end)
-        emit({"t": "result", "count": counted, "seconds": end - begin, "started": len(starts)})
 
 
 if __name__ == "__main__":
