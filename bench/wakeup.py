@@ -236,23 +236,23 @@ def wakeup_limits(
     )
     if parts and statements:
         per_claim = sum(n for n, _ in statements.values()) / max(1, claims)
+        listing = ", ".join(f"{name} {p50:.2f} ms" for name, (_, p50) in statements.items())
         text += (
             f"The instrumented run splits a wake-up: the listener rings "
             f"{parts['commit → listener rings']:.2f} ms after the commit, the loop starts its claim "
             f"{parts['ring → claim starts']:.2f} ms later, the claim transaction takes "
             f"{parts['claim transaction']:.2f} ms and the handler starts "
-            f"{parts['claim → handler starts']:.2f} ms after it commits. The claim is the cost: with the "
-            f"contract's `running` event (the claim that starts a run sends it, in the claim's transaction) "
-            f"it runs {per_claim:.0f} statements, each a round trip of "
-            f"{min(v for _, v in statements.values()):.2f}–{max(v for _, v in statements.values()):.2f} ms "
-            f"through psycopg to a backend that shares the two cores, plus building two pydantic events. "
+            f"{parts['claim → handler starts']:.2f} ms after it commits. The claim transaction is the cost: "
+            f"with the contract's `running` event (the claim that starts a run sends it, in the claim's "
+            f"transaction) it is {per_claim:.0f} round trips through psycopg to a backend that shares the "
+            f"two cores ({listing}), plus building the two pydantic events in Python; without events it is "
+            f"three (BEGIN, the claim, COMMIT). "
         )
     text += (
-        "What would close most of the gap, not done here because it rewrites the event bus's SQL rather "
-        "than being a small safe fix: `publish` in one statement (recipients, per-user id allocation and "
-        "event rows as one data-modifying CTE; today three), the document's status update and the NOTIFY "
-        "pipelined with it and with COMMIT (psycopg pipeline mode; they return nothing the claim needs). "
-        "That is three round trips instead of eight. "
+        "What would take more off, not done here: pipelining the statements whose results the claim does "
+        "not wait for (BEGIN with the claim, the document update with the publish; psycopg pipeline mode) "
+        "saves two round trips; a server-side function doing the whole claim (as procrastinate does) "
+        "would make it one, at the price of moving the runtime's logic into SQL. "
         f"The peers publish nothing when they claim: procrastinate ({fig['procrastinate'][0]:.1f} ms) "
         f"claims with one stored-procedure call, pgqueuer ({fig['pgqueuer'][0]:.1f} ms, no concurrency "
         f"limit as by default) with one dequeue statement on asyncpg, a driver with less overhead per "
