@@ -186,7 +186,7 @@ def scaleout_limits(us: dict[str, float]) -> str:
     return (
         f"Every replica pays about {cost:.0f} µs of CPU for every notification on `rag_realtime`, whoever "
         f"it is for ({us['R=2']:.0f} µs with 2 replicas, {us['R=4']:.0f} µs with 4: the cost per replica "
-        f"does not depend on their number, the cluster's total grows with it). That is "
+        f"does not grow with their number, the cluster's total does). That is "
         f"{cost / 10:.0f} % of a core per 1,000 notifications/s, on each replica, before it delivers "
         f"anything of its own. py-spy (above): most of it is psycopg's notification path (the "
         f"`notifies()` generator waking the event loop, and the loop's per-wake-up work), then decoding. "
