@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import PYTHON, Bench, Child, Row, Section, median, rss_kib
-from bench.stack import api_env, apis, make_users, s3
+from bench.stack import apis, make_users, s3
 from rag_devstack.postgres import free_port
 from rag_devstack.procs import ServiceProcess
+from rag_devstack.system import system_env
 
 TARGET_CONNECTIONS = 10_000
 WARM = 50  # connections opened first, so that one-time allocations are not charged per connection
@@ -94,7 +95,7 @@ async def traced_run(bench: Bench, dsn: str, s3_env: dict[str, str], n: int) -> 
     """Where an idle socket's memory goes: the api under tracemalloc, snapshots compared by package."""
     out = bench.work_dir / "api.tracemalloc"
     port = free_port()
-    env = {**api_env(dsn, s3_env), "API_PORT": str(port), "BENCH_TRACEMALLOC_OUT": str(out)}
+    env = {**system_env(dsn, s3_env), "API_PORT": str(port), "BENCH_TRACEMALLOC_OUT": str(out)}
     proc = ServiceProcess([PYTHON, "-m", "bench.tracedapi"], env, bench.log_dir / "traced-api.log").start()
     warm = clients = None
     try:

@@ -10,8 +10,8 @@ from typing import Any
 
 import psycopg
 
-from rag_devstack.s3 import DEV_ACCESS_KEY, DEV_SECRET_KEY, MotoServer
-from rag_devstack.system import TEST_JWT_SECRET, System
+from rag_devstack.s3 import MotoServer, ensure_bucket, s3_env
+from rag_devstack.system import System, start_system
 
 
 @contextlib.contextmanager
@@ -20,50 +20,19 @@ def s3(log_dir: Path) -> Iterator[dict[str, str]]:
     server = MotoServer(log_file=log_dir / "moto.log")
     server.start()
     try:
-        import boto3
-
-        bucket = f"bench-{uuid.uuid4().hex[:8]}"
-        boto3.client(
-            "s3",
-            endpoint_url=server.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id=DEV_ACCESS_KEY,
-            aws_secret_access_key=DEV_SECRET_KEY,
-        ).create_bucket(Bucket=bucket)
-        yield {
-            "S3_ENDPOINT_URL": server.endpoint_url,
-            "S3_BUCKET": bucket,
-            "S3_REGION": "us-east-1",
-            "S3_ACCESS_KEY_ID": DEV_ACCESS_KEY,
-            "S3_SECRET_ACCESS_KEY": DEV_SECRET_KEY,
-        }
+        env = s3_env(server.endpoint_url, f"bench-{uuid.uuid4().hex[:8]}")
+        ensure_bucket(env)
+        yield env
     finally:
         server.stop()
-
-
-def api_env(database_url: str, s3_env: dict[str, str], **overrides: str) -> dict[str, str]:
-    return {
-        "DATABASE_URL": database_url,
-        **s3_env,
-        "JWT_SECRET": TEST_JWT_SECRET,
-        "API_HOST": "127.0.0.1",
-        "EMBEDDING_PROVIDER": "hash",
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "INFO",
-        **overrides,
-    }
 
 
 @contextlib.contextmanager
 def apis(database_url: str, s3_env: dict[str, str], log_dir: Path, count: int = 1) -> Iterator[System]:
     """`count` rag-api processes, each ready (/readyz 200)."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    system = System(api_env(database_url, s3_env), log_dir)
+    system = start_system(database_url, s3_env, log_dir, apis=count, workers=False)
     try:
-        for _ in range(count):
-            system.add_api(wait=False)
-        for service in system.services:
-            service.process.wait_http(service.url + "/readyz", timeout=120)
         yield system
     finally:
         system.stop()

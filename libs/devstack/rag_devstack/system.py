@@ -92,11 +92,9 @@ class System:
             service.process.stop()
 
 
-def start_system(
-    database_url: str, s3_env: dict[str, str], log_dir: Path, *, apis: int = 1, **overrides: str
-) -> System:
-    """api replicas plus one parse and one ingest worker, all ready."""
-    env = {
+def system_env(database_url: str, s3_env: dict[str, str], **overrides: str) -> dict[str, str]:
+    """The environment every service of a test or bench system gets."""
+    return {
         "DATABASE_URL": database_url,
         **s3_env,
         "JWT_SECRET": TEST_JWT_SECRET,
@@ -108,12 +106,25 @@ def start_system(
         "JOB_RETRY_BASE_SECONDS": "0.2",
         **overrides,
     }
-    system = System(env, log_dir)
+
+
+def start_system(
+    database_url: str,
+    s3_env: dict[str, str],
+    log_dir: Path,
+    *,
+    apis: int = 1,
+    workers: bool = True,
+    **overrides: str,
+) -> System:
+    """api replicas (plus one parse and one ingest worker unless `workers=False`), all ready."""
+    system = System(system_env(database_url, s3_env, **overrides), log_dir)
     try:
         for _ in range(apis):
             system.add_api(wait=False)
-        system.add_worker("parse", wait=False)
-        system.add_worker("ingest", wait=False)
+        if workers:
+            system.add_worker("parse", wait=False)
+            system.add_worker("ingest", wait=False)
         for service in system.services:
             service.process.wait_http(service.url + "/readyz", timeout=120)
     except BaseException:
