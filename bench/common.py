@@ -11,7 +11,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,11 @@ def percentile(values: Sequence[float], p: float) -> float:
 def median(values: Sequence[float]) -> float:
     clean = [v for v in values if not math.isnan(v)]
     return float(statistics.median(clean)) if clean else math.nan
+
+
+def median_of(runs: Mapping[str, Sequence[Mapping[str, Any]]], group: str, figure: str) -> float:
+    """Median of `figure` over the runs of `group` (each run a dict of figures)."""
+    return median([float(run[figure]) for run in runs[group]])
 
 
 # -- results -------------------------------------------------------------------------------

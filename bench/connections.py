@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import resource
 import signal
@@ -11,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.common import PYTHON, Bench, Child, Row, Section, median, rss_kib
+from bench.common import PYTHON, Bench, Child, Row, Section, median_of, rss_kib
 from bench.stack import apis, make_users, s3
 from rag_devstack.postgres import free_port
 from rag_devstack.procs import ServiceProcess
@@ -164,8 +165,7 @@ async def run(bench: Bench) -> Section:
     finally:
         bench.drop_database(dsn)
 
-    def med(key: str, field: str) -> float:
-        return median([float(r[field]) for r in results[key]])
+    med = functools.partial(median_of, results)
 
     held = med("deflate", "connected")
     per_conn = med("deflate", "kib_per_conn")

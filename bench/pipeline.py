@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import random
 import time
@@ -12,7 +13,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from bench.common import ROOT, Bench, Row, Section, median
+from bench.common import ROOT, Bench, Row, Section, median_of
 from bench.stack import s3
 from rag_devstack.system import start_system
 
@@ -154,8 +155,7 @@ async def run(bench: Bench) -> Section:
                 bench.drop_database(dsn)
     httpx.Client().close()
 
-    def med(embedder: str, key: str) -> float:
-        return median([r[key] for r in results[embedder]])
+    med = functools.partial(median_of, results)
 
     rows: list[Row] = []
     for embedder in EMBEDDERS:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from bench import profiling
-from bench.common import Bench, Child, Row, Section, cpu_seconds, median, percentile
+from bench.common import Bench, Child, Row, Section, cpu_seconds, median_of, percentile
 from bench.stack import apis, make_users, s3
 
 FANOUT = (1, 100, 1000)
@@ -154,8 +155,7 @@ async def run(bench: Bench) -> Section:
     finally:
         bench.drop_database(dsn)
 
-    def med(key: str, field: str) -> float:
-        return median([r[field] for r in results[key]])
+    med = functools.partial(median_of, results)
 
     rows: list[Row] = []
     for n in fanout:

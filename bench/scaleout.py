@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from typing import Any
 
 from bench import profiling
-from bench.common import Bench, Child, Row, Section, cpu_seconds, median
+from bench.common import Bench, Child, Row, Section, cpu_seconds, median, median_of
 from bench.stack import apis, make_users, s3
 
 REPLICAS = (2, 4)
@@ -117,8 +118,7 @@ async def run(bench: Bench) -> Section:
     finally:
         bench.drop_database(dsn)
 
-    def med(key: str, field: str) -> float:
-        return median([r[field] for r in results[key]])
+    med = functools.partial(median_of, results)
 
     rows: list[Row] = []
     for replicas in REPLICAS:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from typing import Any
 
-from bench.common import Bench, Child, Row, Section, median, now_ns, percentile, warn
+from bench.common import Bench, Child, Row, Section, median_of, now_ns, percentile, warn
 from bench.queues import Producer, needs_our_schema
 
 SYSTEMS = ("ours", "ours-noevents", "ours-poll", "procrastinate", "pgqueuer")
@@ -135,8 +136,7 @@ async def run(bench: Bench) -> Section:
         for dsn in dsns.values():
             bench.drop_database(dsn)
 
-    def med(system: str, key: str) -> float:
-        return median([r[key] for r in per_run[system]])
+    med = functools.partial(median_of, per_run)
 
     def runs_of(system: str, key: str) -> list[float]:
         return [r[key] for r in per_run[system]]
