@@ -29,7 +29,6 @@ from psycopg import AsyncConnection
 from rag_schema.events import DeliveredEvent, Event
 
 REALTIME_CHANNEL = "rag_realtime"
-NOTIFY_PAYLOAD_LIMIT = 7000  # bytes; Postgres refuses 8000 and more (enforced in rag_publish)
 
 # The whole publish (recipients, ids, rows, NOTIFY) is one server-side function:
 # one round trip inside the caller's transaction (migration 0003_publish_function.sql).
