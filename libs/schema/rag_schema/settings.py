@@ -43,6 +43,9 @@ class EmbeddingSettings(_Base):
     embedding_base_url: str | None = None
     embedding_model: str | None = None
     embedding_api_key: str | None = None
+    # One embedding call (all its retries included) fails after this long: a dead embedding
+    # service must fail searches and jobs quickly instead of holding them for minutes.
+    embedding_timeout_seconds: float = Field(default=30.0, gt=0)
 
 
 class JobSettings(_Base):

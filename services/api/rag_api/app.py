@@ -188,7 +188,7 @@ async def _api_error(request: Request, exc: Exception) -> Response:
         orjson.dumps(exc.body()),
         status_code=exc.status,
         media_type="application/json",
-        headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None,
+        headers={**exc.headers, **({"WWW-Authenticate": "Bearer"} if exc.status == 401 else {})},
     )
 
 

@@ -27,3 +27,15 @@ class ApiSettings(DatabaseSettings, S3Settings, EmbeddingSettings, EventRetentio
     llm_base_url: str | None = None
     llm_model: str | None = None
     llm_api_key: str | None = None
+    # Limits against hostile or runaway clients (CONTRACT.md §3, docs/security.md).
+    # The refusals they cause are built in one place: rag_api/limits.py.
+    max_upload_files: int = Field(default=100, ge=1)
+    max_concurrent_uploads_per_user: int = Field(default=4, ge=1)
+    request_read_timeout_seconds: float = Field(default=30.0, gt=0)
+    ws_max_connections_per_user: int = Field(default=20, ge=1)
+    ws_max_frame_bytes: int = Field(default=65536, ge=128)
+    workspace_max_members: int = Field(default=1000, ge=1)
+    questions_per_minute: int = Field(default=20, ge=1)
+    max_question_chars: int = Field(default=4000, ge=1)
+    db_statement_timeout_seconds: float = Field(default=15.0, gt=0)
+    orphan_sweep_interval_seconds: float = Field(default=3600.0, gt=0)
