@@ -8,6 +8,9 @@
 (dev), ``openai`` calls any OpenAI-compatible endpoint. Errors: ``TransientEmbeddingError``
 (retry the job later), ``PermanentEmbeddingError`` (fail it), with
 ``EmbeddingConfigurationError`` a permanent error raised at start where possible.
+Every embedder ``build_embedder`` returns is wrapped in a ``TimeoutEmbedder``: one call,
+the provider's retries included, fails with ``EmbeddingTimeoutError`` (transient) after
+``EMBEDDING_TIMEOUT_SECONDS``.
 """
 
 from __future__ import annotations
@@ -28,16 +31,19 @@ from .base import (
 from .hashing import HashEmbedder
 from .minilm import MiniLMEmbedder
 from .openai_compat import OpenAIEmbedder
+from .timeout import EmbeddingTimeoutError, TimeoutEmbedder
 
 __all__ = [
     "STORAGE_DIM",
     "Embedder",
     "EmbeddingConfigurationError",
     "EmbeddingError",
+    "EmbeddingTimeoutError",
     "HashEmbedder",
     "MiniLMEmbedder",
     "OpenAIEmbedder",
     "PermanentEmbeddingError",
+    "TimeoutEmbedder",
     "TransientEmbeddingError",
     "Vectors",
     "build_embedder",
@@ -46,10 +52,16 @@ __all__ = [
 ]
 
 
-def build_embedder(settings: EmbeddingSettings) -> Embedder:
-    """The embedder ``EMBEDDING_PROVIDER`` names. Raises ``EmbeddingConfigurationError``
-    (message starts with the variable at fault) when it cannot work, so a service can stop
-    at start with one clear line. Cheap: model weights load on first use."""
+def build_embedder(settings: EmbeddingSettings) -> TimeoutEmbedder:
+    """The embedder ``EMBEDDING_PROVIDER`` names, each call bounded by
+    ``EMBEDDING_TIMEOUT_SECONDS`` (``.inner`` is the provider's own embedder). Raises
+    ``EmbeddingConfigurationError`` (message starts with the variable at fault) when it
+    cannot work, so a service can stop at start with one clear line. Cheap: model weights
+    load on first use."""
+    return TimeoutEmbedder(_provider_embedder(settings), settings.embedding_timeout_seconds)
+
+
+def _provider_embedder(settings: EmbeddingSettings) -> Embedder:
     provider = settings.embedding_provider
     if provider == "hash":
         return HashEmbedder()

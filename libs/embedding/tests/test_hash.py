@@ -88,7 +88,7 @@ def test_vector_literal_round_trips_float32() -> None:
 
 
 def test_build_embedder_chooses_the_provider() -> None:
-    assert isinstance(build_embedder(EmbeddingSettings(embedding_provider="hash")), HashEmbedder)
+    assert isinstance(build_embedder(EmbeddingSettings(embedding_provider="hash")).inner, HashEmbedder)
     openai = build_embedder(
         EmbeddingSettings(
             embedding_provider="openai",
@@ -96,7 +96,7 @@ def test_build_embedder_chooses_the_provider() -> None:
             embedding_model="all-minilm",
             embedding_api_key="k",
         )
-    )
+    ).inner
     assert isinstance(openai, OpenAIEmbedder)
     assert (openai.model_name, openai.dim, openai.url) == (
         "all-minilm",

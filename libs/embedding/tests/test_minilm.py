@@ -33,7 +33,7 @@ SEMANTIC_SET = Path(__file__).with_name("semantic_set.json")
 
 @pytest.fixture(scope="module")
 def embedder() -> MiniLMEmbedder:
-    embedder = build_embedder(EmbeddingSettings(embedding_provider="minilm"))
+    embedder = build_embedder(EmbeddingSettings(embedding_provider="minilm")).inner
     assert isinstance(embedder, MiniLMEmbedder)
     assert (embedder.model_name, embedder.dim) == ("all-MiniLM-L6-v2", 384)
     return embedder
