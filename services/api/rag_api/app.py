@@ -26,12 +26,14 @@ from rag_api.answering.providers import build_provider
 from rag_api.conversations import create_conversation, list_conversations, list_messages, post_message
 from rag_api.documents import delete_document, document_jobs, get_document, list_documents, reprocess_document
 from rag_api.errors import ApiError, error_response
+from rag_api.limits import database_timeout, too_many_uploads
 from rag_api.middleware import RequestContextMiddleware
 from rag_api.probes import healthz, metrics, readyz
 from rag_api.realtime import RealtimeHub, events_endpoint, websocket_endpoint
 from rag_api.search import search_endpoint
 from rag_api.settings import ApiSettings
 from rag_api.uploads import upload_documents
+from rag_api.user_slots import UserSlots
 from rag_api.workspaces import add_member, create_workspace, list_workspaces, remove_member
 from rag_embedding import build_embedder
 from rag_jobqueue import Worker
@@ -128,7 +130,7 @@ def create_app(settings: ApiSettings) -> Starlette:
             min_size=POOL_MIN_SIZE,
             max_size=POOL_MAX_SIZE + settings.answer_concurrency,
             timeout=POOL_CHECKOUT_TIMEOUT,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, "options": statement_timeout_option(settings)},
             check=AsyncConnectionPool.check_connection,  # a restart of Postgres is survived
             name="rag-api",
         )
@@ -166,11 +168,13 @@ def create_app(settings: ApiSettings) -> Starlette:
 
     app = Starlette(
         routes=routes(),
-        # A refused request's unread body is drained up to this much before the answer.
-        middleware=[Middleware(RequestContextMiddleware, drain_limit=2 * settings.max_upload_bytes + 2**20)],
+        # A request body idle for REQUEST_READ_TIMEOUT_SECONDS: 408 and the connection closed.
+        middleware=[Middleware(RequestContextMiddleware, body_idle_seconds=settings.request_read_timeout_seconds)],
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,
+            # QueryCanceled is an OperationalError: Starlette picks the closest class in the MRO.
+            psycopg.errors.QueryCanceled: _database_timeout,
             psycopg.OperationalError: _database_unavailable,
             PoolTimeout: _database_unavailable,
             StorageError: _storage_unavailable,
@@ -179,6 +183,7 @@ def create_app(settings: ApiSettings) -> Starlette:
     )
     app.state.settings = settings
     app.state.embedder = embedder
+    app.state.upload_slots = UserSlots(settings.max_concurrent_uploads_per_user, too_many_uploads)
     return app
 
 
@@ -205,6 +210,22 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.headers:
         response.headers.update(exc.headers)
     return response
+
+
+def statement_timeout_option(settings: ApiSettings) -> str:
+    """libpq `options` giving every pool connection DB_STATEMENT_TIMEOUT_SECONDS.
+
+    Per statement, so a long answer job (many short statements) is unaffected; the
+    realtime LISTEN connection is not from the pool and never times out.
+    """
+    return f"-c statement_timeout={max(1, round(settings.db_statement_timeout_seconds * 1000))}"
+
+
+async def _database_timeout(request: Request, exc: Exception) -> Response:
+    """A statement cancelled by statement_timeout (or a lock waited on that long)."""
+    log.warning("database_timeout", error=str(exc))
+    settings: ApiSettings = request.app.state.settings
+    return await _api_error(request, database_timeout(settings.db_statement_timeout_seconds))
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> Response:

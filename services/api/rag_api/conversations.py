@@ -3,6 +3,13 @@
 Posting a question writes, in ONE transaction, the user's message (completed),
 the assistant's reply (pending), the answer job and both `message.created`
 events, and NOTIFYs `answer_jobs`: an api replica's answer worker picks it up.
+
+A question is 1 to MAX_QUESTION_CHARS characters, not blank (400 `invalid_content`).
+A user asks at most QUESTIONS_PER_MINUTE questions in any 60 seconds, counted over all
+replicas in Postgres (the user's own `user` messages of the window) under a per-user
+advisory lock held to commit, so concurrent posts cannot both see room for one more;
+the refused one (429 `rate_limited`, Retry-After = seconds until the oldest counted
+question leaves the window) writes nothing.
 """
 
 from __future__ import annotations
@@ -20,13 +27,16 @@ from rag_api.access import require_member
 from rag_api.body import read_model
 from rag_api.deps import pool_of, require_user, settings_of
 from rag_api.errors import ApiError, not_found
+from rag_api.limits import invalid_content, rate_limited
 from rag_api.responses import json_response
 from rag_api.shapes import row_out
 from rag_eventbus import notify_job, publish
 from rag_schema.events import Event, MessageCreated
 
 ANSWER_CHANNEL = "answer_jobs"
-MAX_QUESTION_CHARS = 8000
+QUESTION_WINDOW_SECONDS = 60
+# Key space of the per-user lock (two-int4 advisory keys never meet a one-bigint key).
+QUESTION_LOCK_CLASS = 0x5154  # "QT"
 
 CONVERSATION_COLUMNS = "id, workspace_id, title, created_by, created_at"
 MESSAGE_COLUMNS = (
@@ -49,15 +59,23 @@ INSERT INTO messages (conversation_id, workspace_id, role, status, content, crea
 VALUES (%(conversation)s, %(workspace)s, %(role)s, %(status)s, %(content)s, %(user)s)
 RETURNING {MESSAGE_COLUMNS}
 """
+LOCK_USER_QUESTIONS = "SELECT pg_advisory_xact_lock(%s, hashtext(%s::text))"
+# Seconds until each of the user's newest questions of the window leaves it, newest first
+# (index messages_user_questions_idx, migration 0005).
+RECENT_QUESTIONS = """
+SELECT extract(epoch FROM created_at + make_interval(secs => %(window)s) - clock_timestamp())::float8
+FROM messages
+WHERE created_by = %(user)s AND role = 'user'
+  AND created_at > clock_timestamp() - make_interval(secs => %(window)s)
+ORDER BY created_at DESC
+LIMIT %(limit)s
+"""
 INSERT_ANSWER_JOB = """
 INSERT INTO answer_jobs (message_id, question_id, conversation_id, workspace_id, max_attempts)
 VALUES (%s, %s, %s, %s, %s) RETURNING id
 """
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Question = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUESTION_CHARS)
-]
 
 
 class NewConversation(BaseModel):
@@ -66,8 +84,10 @@ class NewConversation(BaseModel):
 
 
 class NewMessage(BaseModel):
+    """`content` is checked against MAX_QUESTION_CHARS by `question_text` (a 400, not a 422)."""
+
     model_config = ConfigDict(extra="ignore")
-    content: Question
+    content: str
 
 
 def message_out(row: dict[str, Any]) -> dict[str, Any]:
@@ -128,12 +148,14 @@ async def post_message(request: Request) -> Response:
     conversation_id: UUID = request.path_params["conversation_id"]
     body = await read_model(request, NewMessage)
     settings = settings_of(request)
+    content = question_text(body.content, settings.max_question_chars)
     async with pool_of(request).connection() as conn, conn.transaction():
         workspace_id = await conversation_workspace(conn, conversation_id, user_id)
+        await check_question_rate(conn, user_id, settings.questions_per_minute)
         cur = conn.cursor(row_factory=dict_row)
         common = {"conversation": conversation_id, "workspace": workspace_id, "user": user_id}
         await cur.execute(
-            INSERT_MESSAGE, {**common, "role": "user", "status": "completed", "content": body.content}
+            INSERT_MESSAGE, {**common, "role": "user", "status": "completed", "content": content}
         )
         question = await cur.fetchone()
         await cur.execute(INSERT_MESSAGE, {**common, "role": "assistant", "status": "pending", "content": ""})
@@ -149,6 +171,29 @@ async def post_message(request: Request) -> Response:
         await publish(conn, [created_event(question), created_event(reply)])
         await notify_job(conn, ANSWER_CHANNEL, job[0])
     return json_response({"message": message_out(question), "reply": message_out(reply)}, status=201)
+
+
+def question_text(raw: str, max_chars: int) -> str:
+    """The question without surrounding whitespace; 400 invalid_content if empty, blank or too long."""
+    content = raw.strip()
+    if not content or len(content) > max_chars:
+        raise invalid_content(max_chars)
+    return content
+
+
+async def check_question_rate(conn: AsyncConnection[Any], user_id: UUID, per_minute: int) -> None:
+    """429 rate_limited when the user asked `per_minute` questions in the last minute.
+
+    Must run inside the transaction that inserts the question: the advisory lock it
+    takes is held to commit, so the next post of the same user counts this one.
+    """
+    await conn.execute(LOCK_USER_QUESTIONS, (QUESTION_LOCK_CLASS, user_id))
+    cur = await conn.execute(
+        RECENT_QUESTIONS, {"user": user_id, "window": QUESTION_WINDOW_SECONDS, "limit": per_minute}
+    )
+    recent = await cur.fetchall()
+    if len(recent) >= per_minute:
+        raise rate_limited("questions", per_minute, retry_after=recent[-1][0])
 
 
 def created_event(row: dict[str, Any]) -> Event:

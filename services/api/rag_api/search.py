@@ -5,6 +5,12 @@ chunk's score is the sum of 1/(60 + rank) over the rankings it appears in. The
 full-text side ORs the query's lexemes (a question rarely contains every word of
 its answer) and ranks by cover density. Only chunks embedded with the current
 model enter the vector ranking: mixing vector spaces would rank noise.
+
+No database connection is held while the query is embedded: the embedder may wait for
+a slow service up to EMBEDDING_TIMEOUT_SECONDS, and a pool connection held meanwhile by
+each waiting search would leave every other route without one (503). So membership is
+checked on one short checkout, the query embedded with no connection, and the ranking
+run on a second checkout. An embedder that fails or overruns is 503 `embedding_unavailable`.
 """
 
 from __future__ import annotations
@@ -13,15 +19,20 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import structlog
 from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from rag_api.access import require_member
 from rag_api.deps import pool_of, require_user
 from rag_api.errors import ApiError
+from rag_api.limits import embedding_unavailable
 from rag_api.responses import json_response
-from rag_embedding import Embedder, vector_literal
+from rag_embedding import Embedder, EmbeddingError, vector_literal
+
+log = structlog.get_logger("rag_api.search")
 
 RRF_K = 60
 CANDIDATES = 50  # per ranking, before fusion
@@ -79,16 +90,28 @@ class Hit:
 
 
 async def hybrid_search(
-    conn: AsyncConnection[Any], embedder: Embedder, workspace_id: UUID, query: str, k: int
+    pool: AsyncConnectionPool[Any], embedder: Embedder, workspace_id: UUID, query: str, k: int
 ) -> list[Hit]:
-    """The `k` best chunks of the workspace for `query`."""
-    vector = (await embedder.embed([query]))[0]
+    """The `k` best chunks of the workspace for `query`.
+
+    The query is embedded before a connection is taken (see the module docstring);
+    EmbeddingError (a timeout included) propagates to the caller.
+    """
+    vector = vector_literal((await embedder.embed([query]))[0])
+    async with pool.connection() as conn:
+        return await rank_chunks(conn, embedder.model_name, vector, workspace_id, query, k)
+
+
+async def rank_chunks(
+    conn: AsyncConnection[Any], model: str, vector: str, workspace_id: UUID, query: str, k: int
+) -> list[Hit]:
+    """The fused ranking for an already embedded query (`vector` in pgvector's text form)."""
     cur = await conn.execute(
         HYBRID_SEARCH,
         {
-            "vector": vector_literal(vector),
+            "vector": vector,
             "workspace": workspace_id,
-            "model": embedder.model_name,
+            "model": model,
             "q": query,
             "candidates": max(CANDIDATES, k),
             "rrf_k": RRF_K,
@@ -120,7 +143,12 @@ async def search_endpoint(request: Request) -> Response:
     workspace_id: UUID = request.path_params["workspace_id"]
     query, k = parse_search_params(request)
     embedder: Embedder = request.app.state.embedder
-    async with pool_of(request).connection() as conn:
+    pool = pool_of(request)
+    async with pool.connection() as conn:
         await require_member(conn, workspace_id, user_id)
-        hits = await hybrid_search(conn, embedder, workspace_id, query, k)
+    try:
+        hits = await hybrid_search(pool, embedder, workspace_id, query, k)
+    except EmbeddingError as exc:
+        log.warning("search_embedding_failed", error=str(exc), error_type=type(exc).__name__)
+        raise embedding_unavailable() from None
     return json_response({"items": [hit.as_json() for hit in hits]})

@@ -1,14 +1,18 @@
 """POST /api/workspaces/{id}/documents/upload: multipart, one or more `files` parts.
 
-1. Auth and membership before a byte of the body is used (the middleware drains the
-   body of a refused request before the answer, so the client reads the status).
+1. Auth, one of the user's MAX_CONCURRENT_UPLOADS_PER_USER slots of this process (429
+   `too_many_uploads` otherwise) and membership, before a byte of the body is used.
 2. The body is parsed as a stream; each `files` part is hashed, sniffed and streamed to
    S3 (intake.py). Nothing is written to the database while the body is read: if the
-   multipart turns out malformed, every stored object is deleted and nothing remains.
+   multipart turns out malformed, or a part beyond MAX_UPLOAD_FILES starts (413
+   `too_many_files`), every stored object is deleted and nothing remains.
 3. One transaction per stored file: a live document with the same sha256 in the
    workspace makes it a duplicate (no new row, no job, the new object is deleted);
    otherwise document + file + parse job + events + NOTIFY parse_jobs. If that
    transaction fails, the object is deleted: S3 never keeps an object without a row.
+   The duplicate is looked up FOR KEY SHARE: a concurrent delete (which holds the row
+   FOR UPDATE) is waited for, and a document that is going away is never answered as
+   the duplicate; the file becomes a new document instead.
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ from rag_api.deps import pool_of, require_user, settings_of, store_of
 from rag_api.errors import ApiError
 from rag_api.intake import FileIntake, Received, Refusal
 from rag_api.jobs import PARSE_CHANNEL, queue_parse_job
+from rag_api.limits import too_many_files
 from rag_api.metrics import UPLOAD_BYTES
 from rag_api.multipart import InvalidMultipart, PartData, PartEnd, PartStart, boundary_of, iter_parts
 from rag_api.responses import json_response
 from rag_api.shapes import DOCUMENT_COLUMNS, row_out
+from rag_api.user_slots import UserSlots
 from rag_eventbus import notify_job, publish
 from rag_schema.events import DocumentCreated, Event
 
@@ -44,6 +50,7 @@ SELECT {DOCUMENT_COLUMNS},
        (SELECT j.id FROM parse_jobs j WHERE j.document_id = d.id ORDER BY j.created_at DESC LIMIT 1)
            AS parse_job_id
 FROM documents d WHERE d.workspace_id = %s AND d.sha256 = %s
+FOR KEY SHARE OF d
 """
 INSERT_DOCUMENT = f"""
 INSERT INTO documents (id, workspace_id, filename, content_type, size_bytes, sha256, status)
@@ -58,6 +65,12 @@ VALUES (%(id)s, 'original', %(bucket)s, %(key)s, %(size)s, %(content_type)s)
 
 async def upload_documents(request: Request) -> Response:
     user_id = require_user(request)
+    slots: UserSlots = request.app.state.upload_slots
+    with slots.hold(user_id):  # 429 too_many_uploads before the body is read
+        return await _upload(request, user_id)
+
+
+async def _upload(request: Request, user_id: UUID) -> Response:
     workspace_id: UUID = request.path_params["workspace_id"]
     async with pool_of(request).connection() as conn:
         await require_member(conn, workspace_id, user_id)
@@ -96,14 +109,24 @@ async def upload_documents(request: Request) -> Response:
 
 
 async def _receive(request: Request, workspace_id: UUID, boundary: bytes) -> list[Received | Refusal]:
-    """Stream every `files` part to S3; other fields are read and ignored."""
-    store, max_bytes = store_of(request), settings_of(request).max_upload_bytes
+    """Stream every `files` part to S3; other fields are read and ignored.
+
+    The file part after the MAX_UPLOAD_FILES-th is refused as it starts (413), with
+    every object of the request deleted: the request stores all of its files or none.
+    """
+    settings = settings_of(request)
+    store, max_bytes, max_files = store_of(request), settings.max_upload_bytes, settings.max_upload_files
     outcomes: list[Received | Refusal] = []
     current: FileIntake | None = None
+    file_parts = 0
     try:
         async for event in iter_parts(boundary, request.stream()):
             if isinstance(event, PartStart):
                 is_file = event.name == FILES_FIELD and event.filename is not None
+                file_parts += is_file
+                if file_parts > max_files:
+                    log.info("upload_refused_too_many_files", limit=max_files)
+                    raise too_many_files(max_files)
                 current = (
                     FileIntake(store, workspace_id, event.filename or "", max_bytes) if is_file else None
                 )

@@ -1,8 +1,12 @@
 """Workspaces and their members.
 
 POST/GET /api/workspaces, POST /api/workspaces/{id}/members,
-DELETE /api/workspaces/{id}/members/{user_id}. Member changes are for owners only
-(403 for a member, 404 for a stranger); the last owner cannot be removed (409).
+DELETE /api/workspaces/{id}/members/{user_id}. Adding members and removing others is
+for owners only (403 for a member, 404 for a stranger); any member may remove
+themselves (leave), so that nobody can be kept in a workspace, and its event stream,
+against their will. The last owner cannot be removed (409 `last_owner`). A workspace
+has at most WORKSPACE_MAX_MEMBERS members (409 `too_many_members`): adds to one
+workspace are serialised by a lock on its row, so concurrent adds cannot overshoot.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from starlette.requests import Request
 from starlette.responses import Response
 
-from rag_api.access import require_owner
+from rag_api.access import require_member, require_owner
 from rag_api.body import read_model
-from rag_api.deps import pool_of, require_user
+from rag_api.deps import pool_of, require_user, settings_of
 from rag_api.errors import ApiError, not_found
+from rag_api.limits import too_many_members
 from rag_api.responses import json_response
 from rag_api.shapes import row_out
 
@@ -37,6 +42,10 @@ FROM workspaces w JOIN workspace_members m ON m.workspace_id = w.id
 WHERE m.user_id = %s
 ORDER BY w.created_at, w.id
 """
+# FOR NO KEY UPDATE serialises member adds of one workspace without blocking the
+# FOR KEY SHARE locks that inserts of its documents and conversations take.
+LOCK_WORKSPACE = "SELECT id FROM workspaces WHERE id = %s FOR NO KEY UPDATE"
+COUNT_MEMBERS = "SELECT count(*) FROM workspace_members WHERE workspace_id = %s"
 # Owners are locked so that two concurrent removals cannot both pass the last-owner check.
 LOCK_OWNERS = """
 SELECT user_id FROM workspace_members WHERE workspace_id = %s AND role = 'owner' ORDER BY user_id FOR UPDATE
@@ -82,16 +91,22 @@ async def add_member(request: Request) -> Response:
     user_id = require_user(request)
     workspace_id: UUID = request.path_params["workspace_id"]
     body = await read_model(request, NewMember)
+    limit = settings_of(request).workspace_max_members
     async with pool_of(request).connection() as conn, conn.transaction():
         await require_owner(conn, workspace_id, user_id)
+        if await (await conn.execute(LOCK_WORKSPACE, (workspace_id,))).fetchone() is None:
+            raise not_found("workspace")  # it went away meanwhile
         cur = conn.cursor(row_factory=dict_row)
         try:
             await cur.execute(INSERT_MEMBER, (workspace_id, body.user_id, body.role))
         except psycopg.errors.ForeignKeyViolation:  # the workspace went away meanwhile
             raise not_found("workspace") from None
         row = await cur.fetchone()
-    if row is None:
-        raise ApiError(409, "already_member", "That user is already a member of the workspace.")
+        if row is None:
+            raise ApiError(409, "already_member", "That user is already a member of the workspace.")
+        count = await (await conn.execute(COUNT_MEMBERS, (workspace_id,))).fetchone()
+        if count is None or count[0] > limit:
+            raise too_many_members(limit)  # rolls the insert back
     return json_response(row, status=201)
 
 
@@ -103,7 +118,9 @@ async def remove_member(request: Request) -> Response:
         cur = await conn.execute(LOCK_OWNERS, (workspace_id,))
         owners = {r[0] for r in await cur.fetchall()}
         if user_id not in owners:
-            await require_owner(conn, workspace_id, user_id)  # raises 404 or 403
+            await require_member(conn, workspace_id, user_id)  # 404 for a stranger
+            if target != user_id:
+                raise ApiError(403, "forbidden", "Only an owner may remove another member.")
         if target in owners and len(owners) == 1:
             raise ApiError(409, "last_owner", "The last owner of a workspace cannot be removed.")
         cur = await conn.execute(DELETE_MEMBER, (workspace_id, target))

@@ -6,7 +6,7 @@ import uuid
 
 import psycopg
 import pytest
-from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
 from rag_api.search import hybrid_search
 from rag_embedding import HashEmbedder, vector_literal
@@ -43,8 +43,8 @@ async def seed(dsn: str, workspace: uuid.UUID, passages: dict[str, str], model: 
 
 
 async def search(dsn: str, workspace: uuid.UUID, q: str, k: int = 10) -> list[str]:
-    async with await AsyncConnection.connect(dsn) as conn:
-        return [h.filename for h in await hybrid_search(conn, HashEmbedder(), workspace, q, k)]
+    async with AsyncConnectionPool(dsn, min_size=1, max_size=1, open=False) as pool:
+        return [h.filename for h in await hybrid_search(pool, HashEmbedder(), workspace, q, k)]
 
 
 async def test_a_sentence_finds_its_document_first(database_url: str) -> None:

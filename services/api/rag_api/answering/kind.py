@@ -64,9 +64,10 @@ class AnswerKind:
     async def run(self, job: Job, lease: Lease) -> None:
         async with self.pool.connection() as conn:
             row = await (await conn.execute(SELECT_QUESTION, (job.row["question_id"],))).fetchone()
-            if row is None:
-                raise PermanentJobError("The question was deleted.")
-            hits = await hybrid_search(conn, self.embedder, job.row["workspace_id"], row[0], RETRIEVE_K)
+        if row is None:
+            raise PermanentJobError("The question was deleted.")
+        # No connection is held while the question is embedded (hybrid_search takes its own).
+        hits = await hybrid_search(self.pool, self.embedder, job.row["workspace_id"], row[0], RETRIEVE_K)
         content = ""
         try:
             deltas = coalesce(
