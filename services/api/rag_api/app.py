@@ -169,7 +169,9 @@ def create_app(settings: ApiSettings) -> Starlette:
     app = Starlette(
         routes=routes(),
         # A request body idle for REQUEST_READ_TIMEOUT_SECONDS: 408 and the connection closed.
-        middleware=[Middleware(RequestContextMiddleware, body_idle_seconds=settings.request_read_timeout_seconds)],
+        middleware=[
+            Middleware(RequestContextMiddleware, body_idle_seconds=settings.request_read_timeout_seconds)
+        ],
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,

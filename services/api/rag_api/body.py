@@ -37,11 +37,42 @@ async def read_json(request: Request, limit: int = JSON_BODY_LIMIT) -> Any:
         raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
 
 
+def holds_nul(value: Any) -> bool:
+    """True if a parsed JSON value has a NUL character in any string or key.
+
+    Iterative (orjson allows nesting 1,024 deep) and without building paths, so that
+    its cost stays linear in the body.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            if any("\x00" in key for key in item):
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 async def read_model(request: Request, model: type[M]) -> M:
-    """The JSON body validated against `model`: 422 validation_error naming the field."""
+    """The JSON body validated against `model`: 422 validation_error naming the field.
+
+    NUL characters are refused anywhere in the body, keys included: Postgres text cannot
+    store them (the insert would fail as a 500), and no field means anything with one.
+    """
     raw = await read_json(request)
     if not isinstance(raw, dict):
         raise ApiError(422, "validation_error", "The request body must be a JSON object.")
+    for key, value in raw.items():
+        if holds_nul(key) or holds_nul(value):
+            where = key.replace("\x00", "\\u0000")[:100]
+            raise ApiError(
+                422, "validation_error", f"Invalid field '{where}': NUL characters are not allowed."
+            )
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

@@ -18,6 +18,7 @@ from rag_api.access import require_member
 from rag_api.deps import pool_of, require_user, settings_of, store_of
 from rag_api.errors import ApiError, not_found
 from rag_api.jobs import PARSE_CHANNEL, queue_parse_job
+from rag_api.params import choice_param, int_param, text_param
 from rag_api.responses import json_response
 from rag_api.shapes import DOCUMENT_COLUMNS, JOB_COLUMNS, decode_cursor, encode_cursor, job_out, row_out
 from rag_api.storage_keys import original_key
@@ -83,28 +84,18 @@ async def _load(conn: AsyncConnection[Any], document_id: UUID, user_id: UUID, *,
 
 
 def _limit(request: Request) -> int:
-    raw = request.query_params.get("limit")
-    if raw is None or raw == "":
-        return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise ApiError(400, "invalid_parameter", f"'limit' must be an integer from 1 to {MAX_LIMIT}.")
-    return int(raw)
+    return int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
 
 
 def _status(request: Request) -> str | None:
-    raw = request.query_params.get("status")
-    if raw is None or raw == "":
-        return None
-    if raw not in STATUSES:
-        raise ApiError(400, "invalid_parameter", f"'status' must be one of: {', '.join(STATUSES)}.")
-    return raw
+    return choice_param(request, "status", STATUSES)
 
 
 async def list_documents(request: Request) -> Response:
     user_id = require_user(request)
     workspace_id: UUID = request.path_params["workspace_id"]
     limit, status = _limit(request), _status(request)
-    cursor = request.query_params.get("cursor")
+    cursor = text_param(request, "cursor")
     before_at, before_id = decode_cursor(cursor) if cursor else (None, None)
     async with pool_of(request).connection() as conn:
         await require_member(conn, workspace_id, user_id)

@@ -30,6 +30,13 @@ def hypercorn_config(settings: ApiSettings) -> Config:
     config.graceful_timeout = GRACEFUL_SECONDS
     config.startup_timeout = 60
     config.include_server_header = False
+    # A client message (all its fragments) above WS_MAX_FRAME_BYTES: hypercorn closes the
+    # socket with 1009 ("message too big") before the app sees it.
+    config.websocket_max_message_size = settings.ws_max_frame_bytes
+    # No hypercorn `read_timeout`: it would also cut idle WebSockets. The request body idle
+    # timeout (REQUEST_READ_TIMEOUT_SECONDS) is the middleware's; slow request headers are
+    # bounded by hypercorn's keep-alive timeout (the connection counts as idle until the
+    # headers are complete).
     return config
 
 

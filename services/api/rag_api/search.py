@@ -29,6 +29,7 @@ from rag_api.access import require_member
 from rag_api.deps import pool_of, require_user
 from rag_api.errors import ApiError
 from rag_api.limits import embedding_unavailable
+from rag_api.params import has_nul, int_param
 from rag_api.responses import json_response
 from rag_embedding import Embedder, EmbeddingError, vector_literal
 
@@ -122,19 +123,15 @@ async def rank_chunks(
 
 
 def parse_search_params(request: Request) -> tuple[str, int]:
+    """(q, k) of a search; 400 `invalid_query` for an empty, too long or NUL-holding `q`."""
     query = request.query_params.get("q", "").strip()
     if not query:
         raise ApiError(400, "invalid_query", "The search query `q` must not be empty.")
     if len(query) > MAX_QUERY_CHARS:
         raise ApiError(400, "invalid_query", f"The search query is longer than {MAX_QUERY_CHARS} characters.")
-    raw_k = request.query_params.get("k", "10")
-    try:
-        k = int(raw_k)
-    except ValueError:
-        k = 0
-    if not 1 <= k <= 50:
-        raise ApiError(400, "invalid_parameter", "`k` must be an integer from 1 to 50.")
-    return query, k
+    if has_nul(query):
+        raise ApiError(400, "invalid_query", "The search query `q` must not contain NUL characters.")
+    return query, int_param(request, "k", 10, 1, 50)
 
 
 async def search_endpoint(request: Request) -> Response:

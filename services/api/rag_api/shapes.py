@@ -52,13 +52,35 @@ def encode_cursor(created_at: datetime, row_id: UUID) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+MAX_CURSOR_CHARS = 256  # an encoded cursor is about 100; anything longer is not ours
+
+
+def _invalid_cursor() -> ApiError:
+    return ApiError(400, "invalid_cursor", "The 'cursor' parameter is not a cursor this api returned.")
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    """The (created_at, id) of a cursor from `encode_cursor`; 400 `invalid_cursor` otherwise.
+
+    The cursor comes from the client: every shape it can decode to (an object, a list
+    of three, a number, a naive or out-of-range timestamp) is refused here, before it
+    reaches a query.
+    """
+    if len(cursor) > MAX_CURSOR_CHARS:
+        raise _invalid_cursor()
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, row_id = orjson.loads(raw)
-        when = datetime.fromisoformat(created_at)
+        decoded = orjson.loads(raw)
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        raise _invalid_cursor() from None
+    if not (isinstance(decoded, list) and len(decoded) == 2 and all(isinstance(v, str) for v in decoded)):
+        raise _invalid_cursor()
+    try:
+        when = datetime.fromisoformat(decoded[0])
+        row_id = UUID(decoded[1])
         if when.tzinfo is None:
             raise ValueError("naive timestamp")
-        return when, UUID(row_id)
-    except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError):
-        raise ApiError(400, "invalid_parameter", "The 'cursor' parameter is not a valid cursor.") from None
+        # Normalised to UTC so that an offset cannot push it outside the years 1..9999.
+        return when.astimezone(UTC), row_id
+    except (ValueError, OverflowError):
+        raise _invalid_cursor() from None

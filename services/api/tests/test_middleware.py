@@ -30,7 +30,7 @@ def app(received: list[Any]) -> Any:
     behind a spy that records every message the server hands to the app."""
     inner = Starlette(
         routes=[Route("/boom", boom), Route("/refuse", refuse_early, methods=["POST"])],
-        middleware=[Middleware(RequestContextMiddleware, drain_limit=1000)],
+        middleware=[Middleware(RequestContextMiddleware, drain_bytes=1000, linger_seconds=0.2)],
     )
 
     async def recording_app(scope: Any, receive: Any, send: Any) -> None:
@@ -74,3 +74,11 @@ async def test_body_over_the_drain_limit_closes_the_connection() -> None:
         response = await client.post("/refuse", content=chunks())
     assert response.status_code == 401
     assert response.headers["connection"] == "close"
+
+
+async def test_the_500_message_names_the_request_id() -> None:
+    transport = httpx.ASGITransport(app=app([]), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/boom", headers={"X-Request-ID": "req-42"})
+    assert response.status_code == 500
+    assert response.json()["error"]["message"].endswith("(ref req-42).")

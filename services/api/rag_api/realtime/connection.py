@@ -39,7 +39,8 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 from starlette.websockets import WebSocket
 
-from rag_api.metrics import EVENTS_DELIVERED, WEBSOCKET_CLOSES
+from rag_api.limits import WS_CLOSE_TOO_MANY_CONNECTIONS
+from rag_api.metrics import EVENTS_DELIVERED, WEBSOCKET_CLOSES, close_code_label
 from rag_api.realtime import frames
 from rag_eventbus import EventLog, ResyncRequired
 from rag_schema.events import DeliveredEvent
@@ -63,7 +64,7 @@ class Connection:
         pool: AsyncConnectionPool[Any],
         queue_max: int,
         heartbeat_seconds: float | None,
-        register: Callable[[Connection], None],
+        register: Callable[[Connection], bool],
         unregister: Callable[[Connection], None],
     ) -> None:
         self.websocket = websocket
@@ -144,7 +145,14 @@ class Connection:
 
     async def serve(self, resume_after: int | None, param_error: str | None = None) -> None:
         """Run until the client leaves or the server closes; the socket is accepted."""
-        self._register(self)  # FIRST: from now on every live notice reaches us
+        # FIRST: from now on every live notice reaches us. Refused when the user holds
+        # WS_MAX_CONNECTIONS_PER_USER sockets here: closed with 4429 before any frame.
+        if not self._register(self):
+            log.info("websocket_too_many_connections", user_id=str(self.user_id))
+            self._close = (WS_CLOSE_TOO_MANY_CONNECTIONS, "too many connections")
+            await self._send_close()
+            self.finished.set()
+            return
         tasks: list[asyncio.Task[Any]] = []
         try:
             try:
@@ -206,7 +214,7 @@ class Connection:
         if self._client_closed or self._close is None:
             return
         code, reason = self._close
-        WEBSOCKET_CLOSES.labels(code=str(code)).inc()
+        WEBSOCKET_CLOSES.labels(code=close_code_label(code)).inc()
         # A client that stopped reading may never drain the socket: do not wait forever.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.websocket.close(code, reason), CLOSE_TIMEOUT)
@@ -216,7 +224,7 @@ class Connection:
             message = await self.websocket.receive()
             if message["type"] == "websocket.disconnect":
                 self._client_closed = True
-                WEBSOCKET_CLOSES.labels(code=str(message.get("code", 1005))).inc()
+                WEBSOCKET_CLOSES.labels(code=close_code_label(message.get("code", 1005))).inc()
                 return
             self._last_received = time.monotonic()
             data = message.get("text")

@@ -8,7 +8,7 @@ there is none); `has_more` tells whether more events follow.
 409 when events after N were pruned (a partial list would silently lose some):
 `{"error": {"code": "resync_required", "message"}, "oldest_event_id": M}`. The client
 reloads its state, then continues from `after=M-1` (or from the WebSocket hello).
-400 `invalid_parameter` for a bad `after` or `limit`; 401 without a valid token.
+400 `invalid_parameter` for a bad `after` (0..2^63-1) or `limit`; 401 without a valid token.
 """
 
 from __future__ import annotations
@@ -21,25 +21,12 @@ from starlette.responses import Response
 
 from rag_api.deps import pool_of, require_user
 from rag_api.errors import ApiError, error_response
+from rag_api.params import int_param
 from rag_api.responses import json_response
 from rag_eventbus import EventLog, ResyncRequired
 
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 1000
-
-
-def _int_param(request: Request, name: str, default: int, low: int, high: int | None = None) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    bounds = f"{low}..{high}" if high is not None else f">= {low}"
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, "invalid_parameter", f"{name} must be an integer {bounds}.") from None
-    if value < low or (high is not None and value > high):
-        raise ApiError(400, "invalid_parameter", f"{name} must be an integer {bounds}.")
-    return value
 
 
 def _pool(request: Request) -> AsyncConnectionPool[Any]:
@@ -53,8 +40,8 @@ def _pool(request: Request) -> AsyncConnectionPool[Any]:
 async def events_endpoint(request: Request) -> Response:
     try:
         user_id = require_user(request)
-        after = _int_param(request, "after", 0, 0)
-        limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        after = int_param(request, "after", 0, 0)
+        limit = int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         async with _pool(request).connection() as conn:
             events = await EventLog(conn).read_after(user_id, after, limit=limit + 1)
     except ApiError as exc:

@@ -94,6 +94,9 @@ class RealtimeHub:
     def connection_count(self) -> int:
         return sum(len(conns) for conns in self._by_user.values())
 
+    def connections_of(self, user_id: UUID) -> int:
+        return len(self._by_user.get(user_id, ()))
+
     async def start(self) -> None:
         """Start listening; wait (bounded) for the first connection of the listener."""
         if self._started:
@@ -159,9 +162,16 @@ class RealtimeHub:
             unregister=self._unregister,
         )
 
-    def _register(self, conn: Connection) -> None:
-        self._by_user.setdefault(conn.user_id, set()).add(conn)
+    def _register(self, conn: Connection) -> bool:
+        """Add `conn` to its user's set; False (not added) when the user already holds
+        WS_MAX_CONNECTIONS_PER_USER sockets here. Synchronous, so the count and the add
+        cannot be split by another connection of the same user."""
+        conns = self._by_user.setdefault(conn.user_id, set())
+        if len(conns) >= self.settings.ws_max_connections_per_user:
+            return False
+        conns.add(conn)
         WEBSOCKETS_OPEN.inc()
+        return True
 
     def _unregister(self, conn: Connection) -> None:
         conns = self._by_user.get(conn.user_id)
