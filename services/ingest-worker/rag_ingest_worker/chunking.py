@@ -33,11 +33,20 @@ from dataclasses import dataclass
 DEFAULT_TARGET_CHARS = 800
 DEFAULT_OVERLAP_CHARS = 120  # 15 %
 
-_LINE = re.compile(r"[^\n\f]*(?:\n|\f|$)")
-_HEADING = re.compile(r" {0,3}(#{1,6})[ \t]+(.*?)[ \t#]*$")
+# Every pattern here is linear however hostile the text (a run of 300,000 dots, a heading
+# line of 100,000 "#"), and each is used in ONE left-to-right scan: no pattern may re-scan a
+# run from each of its offsets. Possessive quantifiers (``++``, ``*+``) never give back what
+# they took, and a lookbehind refuses to start a match inside a run that an earlier start
+# already covered; bench/pathological.py measures the shapes.
+_LINE = re.compile(r"[^\n\f]*+(?:\n|\f|$)")
+# The title is the rest of the line with trailing spaces, tabs and closing "#" stripped in
+# Python: ``(.*?)[ \t#]*$`` did the same in the regex and was quadratic on such runs.
+_HEADING = re.compile(r" {0,3}(#{1,6})[ \t]++(.*)")
+_HEADING_TRAIL = " \t#"
 # A sentence ends with . ! ? (or their CJK forms / an ellipsis), maybe closing quotes or
-# brackets, then whitespace: the next sentence starts where the whitespace ends.
-_SENTENCE_END = re.compile(r"[.!?…。！？]+[\"'”’)\]]*\s+")
+# brackets, then whitespace: the next sentence starts where the whitespace ends. A match
+# starts only at the first mark of a run (the lookbehind), so a run is scanned once.
+_SENTENCE_END = re.compile(r"(?<![.!?…。！？])[.!?…。！？]++[\"'”’)\]]*+\s++")
 _SPACE_THEN_WORD = re.compile(r"\s+(?=\S)")
 _NON_SPACE = re.compile(r"\S")
 
@@ -113,7 +122,7 @@ def _blocks(text: str) -> list[tuple[int, int, str | None, bool]]:
             level = len(h.group(1))
             while path and path[-1][0] >= level:
                 path.pop()
-            path.append((level, h.group(2).strip() or h.group(1)))
+            path.append((level, h.group(2).rstrip(_HEADING_TRAIL).strip() or h.group(1)))
             current = " > ".join(title for _, title in path)
             out.append((*_trim(text, s, line_end), current, True))
         else:
@@ -200,7 +209,9 @@ def chunk_text(
         # word start.
         last = cur[-1]
         lo = max(lo, last.start)
-        for sentence in _SENTENCE_END.finditer(text, max(lo - 4, last.start), end):
+        # From the unit's start (at most target_chars back), not from ``lo``: a match may only
+        # start at the first mark of a run, which can lie before the window.
+        for sentence in _SENTENCE_END.finditer(text, last.start, end):
             if sentence.end() >= lo:
                 if sentence.end() < end:
                     return [_Unit(sentence.end(), end, last.heading)]
