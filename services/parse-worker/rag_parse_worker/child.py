@@ -1,14 +1,11 @@
-"""The extraction process: `python -m rag_parse_worker.child PARENT_PID MEMORY_LIMIT_MB`.
+"""The extraction process: `python -m rag_parse_worker.child PARENT_PID MEMORY_LIMIT_MB CPU_SECONDS`.
 
 Started by `isolation.ExtractionPool` as a plain subprocess (not multiprocessing, whose
-spawn/forkserver re-import the parent's main module). Protocol over stdin/stdout, each
-message a length-prefixed pickle (multiprocessing.connection.Connection framing), only
-ever between this process and the worker that started it:
-
-    worker -> child: Limits once, then (data, filename, content_type) per document, None to stop
-    child -> worker: ("ready",) once, then one reply per document:
-                     ("ok", Extracted, seconds) | ("error", class name, message, code) | ("bug", text)
-                     | ("fatal", class name, message, code): an error after which the child exits
+spawn/forkserver re-import the parent's main module and speak pickle), with an
+environment that holds no secret, in its own session. It confines itself
+(`sandbox.apply_child_limits`) before it reads a single byte, then speaks the frames of
+`rag_parse_worker.wire` over stdin/stdout: the limits once, then one document per
+request, one reply each.
 
 The child ignores SIGINT/SIGTERM (the worker decides when it stops), exits at EOF on
 stdin (the worker closed it or died), and a watchdog exits it mid-document if the
@@ -17,18 +14,18 @@ worker is gone, so it never outlives a `kill -9` of the worker.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
 import threading
 import time
-from multiprocessing.connection import Connection
-from typing import Any
 
+from rag_parse_worker import sandbox, wire
 from rag_parse_worker.extract import ExtractionError, LimitExceeded, Limits, extract
 
 OUT_OF_MEMORY = "The file needs more memory to read than a document may use."
+FATAL = wire.Failed("LimitExceeded", OUT_OF_MEMORY, LimitExceeded.code, fatal=True)
+MAX_DOCUMENT_BYTES = 2**32 - 1  # the frame's length field; the worker enforces the upload limit
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -38,65 +35,74 @@ def _watch_parent(parent_pid: int) -> None:
             os._exit(1)
 
 
-def _limit_memory(megabytes: int) -> None:
-    if megabytes <= 0:
-        return
-    import resource
-
-    cap = megabytes * 1024 * 1024
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else " " for c in text[: wire.MAX_BUG_CHARS]) or "?"
 
 
-def handle(request: tuple[bytes, str, str], limits: Limits) -> tuple[Any, ...]:
-    data, filename, content_type = request
+def handle(data: bytes, filename: str, content_type: str, limits: Limits) -> wire.Reply:
     started = time.perf_counter()
     try:
         result = extract(data, filename, content_type, limits)
-        return ("ok", result, time.perf_counter() - started)
+        return wire.Ok(result, time.perf_counter() - started)
     except ExtractionError as exc:
-        return ("error", type(exc).__name__, exc.message, exc.code)
+        return wire.Failed(type(exc).__name__, exc.message, exc.code)
     except MemoryError:
-        return ("error", "LimitExceeded", OUT_OF_MEMORY, LimitExceeded.code)
+        return wire.Failed("LimitExceeded", OUT_OF_MEMORY, LimitExceeded.code)
     except Exception as exc:  # a bug: report it rather than die
-        return ("bug", f"{type(exc).__name__}: {exc}")
+        return wire.Bug(_printable(f"{type(exc).__name__}: {exc}"))
+
+
+def _request(header: wire.Header) -> tuple[str, str] | None:
+    """(filename, content_type) of an extract request; None for stop."""
+    if header.get("type") == "stop":
+        return None
+    filename, content_type = header.get("filename"), header.get("content_type")
+    if header.get("type") != "extract" or not isinstance(filename, str) or not isinstance(content_type, str):
+        raise wire.ProtocolViolation("not an extract request")
+    return filename, content_type
+
+
+def serve(incoming: int, outgoing: int, memory_limit_mb: int, cpu_budget: int) -> int:
+    sandbox.apply_child_limits(memory_limit_mb, cpu_budget)
+    # Past the memory cap even receiving a document or sending its text can fail: then say
+    # so ("fatal": the worker replaces this process, whose pipe may hold half a message) and exit.
+    try:
+        raw, _ = wire.receive(incoming, max_body=0)
+        limits = wire.decode_limits(wire.parse_header(raw))
+        wire.send(outgoing, wire.READY)
+        while True:
+            sandbox.renew_cpu_budget(cpu_budget)
+            try:
+                raw, data = wire.receive(incoming, max_body=MAX_DOCUMENT_BYTES)
+            except MemoryError:
+                wire.send(outgoing, *wire.encode_reply(FATAL))
+                return 1
+            request = _request(wire.parse_header(raw))
+            if request is None:
+                return 0
+            reply = handle(data, *request, limits)
+            del data
+            try:
+                header, body = wire.encode_reply(reply)
+                del reply
+                wire.send(outgoing, header, body)
+            except MemoryError:
+                wire.send(outgoing, *wire.encode_reply(FATAL))
+                return 1
+    except (EOFError, OSError):
+        return 0
 
 
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    parent_pid, memory_limit_mb = int(argv[0]), int(argv[1])
+    parent_pid, memory_limit_mb, cpu_budget = int(argv[0]), int(argv[1]), int(argv[2])
     # The protocol owns fds 0 and 1; anything printed goes to stderr (the worker's log).
-    incoming = Connection(os.dup(0), writable=False)
-    outgoing = Connection(os.dup(1), readable=False)
+    incoming, outgoing = os.dup(0), os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
-    _limit_memory(memory_limit_mb)
-    # Past the memory cap even receiving a document or sending its text can fail: then say
-    # so ("fatal": the worker replaces this process, whose pipe may hold half a message) and exit.
-    fatal = ("fatal", "LimitExceeded", OUT_OF_MEMORY, LimitExceeded.code)
-    try:
-        limits: Limits = incoming.recv()
-        outgoing.send(("ready",))
-        while True:
-            try:
-                request = incoming.recv()
-            except MemoryError:
-                outgoing.send(fatal)
-                return 1
-            if request is None:
-                return 0
-            reply = handle(request, limits)
-            del request
-            try:
-                outgoing.send(reply)
-            except MemoryError:
-                del reply
-                outgoing.send(fatal)
-                return 1
-    except (EOFError, OSError):
-        return 0
+    return serve(incoming, outgoing, memory_limit_mb, cpu_budget)
 
 
 if __name__ == "__main__":

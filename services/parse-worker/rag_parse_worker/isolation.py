@@ -1,4 +1,4 @@
-"""Run extractions in child processes: off the event loop, killable, crash-contained.
+"""Run extractions in child processes: off the event loop, killable, crash-contained, confined.
 
 Why processes and not threads:
 - the timeout per document must really stop the work: a thread cannot be killed, a
@@ -14,6 +14,10 @@ for the reply in a dedicated thread. On timeout, cancellation (lease lost, shutd
 death of the child, the child is killed and replaced. A crash on a file is a permanent
 error for that file (the same bytes would crash it again); a bug reported by the child
 is transient.
+
+The child is treated as possibly hostile (a file may exploit PDFium): it gets no secret
+(`sandbox`), it confines itself before reading anything, and its replies are plain
+frames checked field by field (`wire`): a reply that breaks the protocol is a crash.
 """
 
 from __future__ import annotations
@@ -21,37 +25,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from typing import Any
+from typing import IO, Any
 
 import structlog
 
-from rag_parse_worker import metrics
+from rag_parse_worker import metrics, sandbox, wire
 from rag_parse_worker.extract import (
     CorruptFile,
-    EncryptedFile,
     Extracted,
-    ExtractionError,
     ExtractionTimeout,
-    LimitExceeded,
     Limits,
-    NoTextFound,
-    UnsupportedFormat,
 )
 
 log = structlog.get_logger("rag_parse_worker.isolation")
 
 CRASHED = "The file could not be read: the text extractor stopped unexpectedly on it."
 START_TIMEOUT = 60.0
-
-_ERRORS: dict[str, type[ExtractionError]] = {
-    cls.__name__: cls
-    for cls in (ExtractionError, CorruptFile, EncryptedFile, LimitExceeded, NoTextFound, UnsupportedFormat)
-}
+LAST_WORDS_TIMEOUT = 1.0  # a child that quit while reading may still say why
+MAX_LOGGED_LINE = 1000
+CHILD_COMMAND = (sys.executable, "-m", "rag_parse_worker.child")
 
 
 class ExtractorFailure(Exception):
@@ -64,69 +64,109 @@ class Timed:
     seconds: float
 
 
+def _forward_output(stream: IO[bytes], pid: int) -> None:
+    """The child's stderr, line by line, into the worker's log (it may not write files)."""
+    with contextlib.suppress(Exception):
+        for line in iter(lambda: stream.readline(MAX_LOGGED_LINE), b""):
+            text = line.decode("utf-8", "replace").rstrip()
+            if text:
+                log.warning("extractor_output", pid=pid, line=text)
+
+
 class _Child:
     """One extraction process. Blocking methods: call them from a thread."""
 
-    def __init__(self, limits: Limits, memory_limit_mb: int) -> None:
+    def __init__(self, limits: Limits, memory_limit_mb: int, cpu_budget: int, command: Sequence[str]) -> None:
+        self.limits = limits
+        self.cpu_budget = cpu_budget
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "rag_parse_worker.child", str(os.getpid()), str(memory_limit_mb)],
+            [*command, str(os.getpid()), str(memory_limit_mb), str(cpu_budget)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             close_fds=True,
+            start_new_session=True,  # its own process group: killed as a whole, no terminal signals
+            env=sandbox.child_environment(os.environ),
         )
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self._to = Connection(os.dup(self.process.stdin.fileno()), readable=False)
-        self._from = Connection(os.dup(self.process.stdout.fileno()), writable=False)
-        self.process.stdin.close()
-        self.process.stdout.close()
+        assert self.process.stdin and self.process.stdout and self.process.stderr
+        self._to = self.process.stdin.fileno()
+        self._from = self.process.stdout.fileno()
+        os.set_blocking(self._to, False)
+        os.set_blocking(self._from, False)
+        threading.Thread(
+            target=_forward_output, args=(self.process.stderr, self.process.pid), daemon=True
+        ).start()
         try:
-            self._to.send(limits)
-            if not self._from.poll(START_TIMEOUT) or self._from.recv() != ("ready",):
-                raise RuntimeError("the extraction process did not start")
-        except BaseException:
+            deadline = time.monotonic() + START_TIMEOUT
+            wire.send(self._to, wire.limits_header(limits), deadline=deadline)
+            wire.decode_ready(*wire.receive(self._from, max_body=0, deadline=deadline))
+        except BaseException as exc:
             self.kill()
-            raise
+            if not isinstance(exc, Exception):
+                raise
+            raise RuntimeError("the extraction process did not start") from exc
 
-    def call(self, request: tuple[bytes, str, str], timeout: float) -> tuple[Any, ...]:
-        """Send one request and wait for its reply: TimeoutError, or EOFError/OSError if the child died."""
+    def call(self, data: bytes, filename: str, content_type: str, timeout: float) -> wire.Reply:
+        """Send one document and wait for the reply: TimeoutError; EOFError/OSError if the
+        child died; ProtocolViolation if it answered something the protocol does not allow."""
+        deadline = time.monotonic() + timeout
         try:
-            self._to.send(request)
+            wire.send(self._to, wire.extract_header(filename, content_type), data, deadline)
         except OSError:
             # The child quit while reading (out of memory): its last words may be waiting.
-            if self._from.poll(1.0):
-                reply: tuple[Any, ...] = self._from.recv()
-                return reply
-            raise
-        if not self._from.poll(timeout):
-            raise TimeoutError
-        reply = self._from.recv()
-        return reply
+            deadline = time.monotonic() + LAST_WORDS_TIMEOUT
+        return wire.decode_reply(*self._receive(deadline), self.limits)
+
+    def _receive(self, deadline: float) -> tuple[bytes, bytes]:
+        return wire.receive(self._from, max_body=self.limits.max_text_bytes, deadline=deadline)
+
+    def worn_out(self) -> bool:
+        """Near its lifetime CPU cap: retire it before RLIMIT_CPU kills it mid-document."""
+        used = sandbox.process_cpu_seconds(self.process.pid)
+        return used + 2 * self.cpu_budget > sandbox.cpu_lifetime_seconds(self.cpu_budget)
 
     def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            os.killpg(self.process.pid, signal.SIGKILL)
         with contextlib.suppress(Exception):
             self.process.kill()
         with contextlib.suppress(Exception):
             self.process.wait(5)
-        for conn in (self._to, self._from):
+        for stream in (self.process.stdin, self.process.stdout):
             with contextlib.suppress(Exception):
-                conn.close()
+                if stream is not None:
+                    stream.close()
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):
-            self._to.send(None)
+            wire.send(self._to, wire.STOP, deadline=time.monotonic() + 1.0)
         with contextlib.suppress(Exception):
             self.process.wait(2)
         self.kill()
 
 
 class ExtractionPool:
-    """`await pool.extract(data, filename, content_type)` in one of `size` child processes."""
+    """`await pool.extract(data, filename, content_type)` in one of `size` child processes.
 
-    def __init__(self, size: int, limits: Limits, timeout: float, memory_limit_mb: int = 0) -> None:
+    `child_command` replaces `python -m rag_parse_worker.child` (tests start children that
+    misbehave on purpose through the same code path).
+    """
+
+    def __init__(
+        self,
+        size: int,
+        limits: Limits,
+        timeout: float,
+        memory_limit_mb: int = 0,
+        *,
+        child_command: Sequence[str] = CHILD_COMMAND,
+    ) -> None:
         self.size = size
         self.limits = limits
         self.timeout = timeout
         self.memory_limit_mb = memory_limit_mb
+        self.cpu_budget = sandbox.cpu_budget_seconds(timeout)
+        self.child_command = tuple(child_command)
         # One waiting thread per child; kills and spawns use the loop's default executor, so a
         # replacement never waits for a thread that is itself waiting on the killed child.
         self._threads = ThreadPoolExecutor(max_workers=size, thread_name_prefix="extract")
@@ -134,13 +174,15 @@ class ExtractionPool:
         self._children: set[_Child] = set()
 
     def _spawn(self) -> _Child:
-        child = _Child(self.limits, self.memory_limit_mb)
+        child = _Child(self.limits, self.memory_limit_mb, self.cpu_budget, self.child_command)
         self._children.add(child)
         return child
 
     async def _replace(self, child: _Child, reason: str) -> _Child:
         """Kill `child` at once (which also ends the thread waiting on it) and start another."""
         metrics.EXTRACTOR_RESTARTS.labels(reason=reason).inc()
+        with contextlib.suppress(Exception):
+            os.killpg(child.process.pid, signal.SIGKILL)
         with contextlib.suppress(Exception):
             child.process.kill()
         self._children.discard(child)
@@ -150,6 +192,7 @@ class ExtractionPool:
 
     async def start(self) -> None:
         """Start every child (each imports the extractors once, ~0.2 s, in parallel)."""
+        sandbox.protect_worker()  # before any child exists: none may read our memory or environ
         loop = asyncio.get_running_loop()
         self._idle = asyncio.Queue()
         children = await asyncio.gather(
@@ -174,7 +217,7 @@ class ExtractionPool:
             if child.process.poll() is not None:  # died while idle (OOM killer, an operator)
                 child = await self._replace(child, "dead")
             future = loop.run_in_executor(
-                self._threads, child.call, (data, filename, content_type), self.timeout
+                self._threads, child.call, data, filename, content_type, self.timeout
             )
             future.add_done_callback(_consume)
             try:
@@ -188,23 +231,27 @@ class ExtractionPool:
                 raise ExtractionTimeout(
                     f"Reading the file took longer than {self.timeout:g} seconds and was stopped."
                 ) from None
+            except wire.ProtocolViolation as exc:
+                log.error("extractor_broke_protocol", reason=str(exc), pid=child.process.pid)
+                child = await self._replace(child, "protocol")
+                raise CorruptFile(CRASHED) from None
             except (EOFError, OSError, ValueError) as exc:
                 log.warning("extractor_died", error=repr(exc), exitcode=child.process.poll())
                 child = await self._replace(child, "crash")
                 raise CorruptFile(CRASHED) from None
-            if reply[0] == "fatal":  # the child ran out of memory mid-message and exits
+            if isinstance(reply, wire.Failed) and reply.fatal:  # out of memory mid-message: it exits
                 child = await self._replace(child, "memory")
+            elif child.worn_out():
+                child = await self._replace(child, "recycled")
         finally:
             self._idle.put_nowait(child)
-        status = reply[0]
-        if status == "ok":
-            return Timed(result=reply[1], seconds=reply[2])
-        if status in ("error", "fatal"):
-            _, name, message, code = reply
-            error = _ERRORS.get(name, ExtractionError)(message)
-            error.code = code
+        if isinstance(reply, wire.Ok):
+            return Timed(result=reply.result, seconds=reply.seconds)
+        if isinstance(reply, wire.Failed):
+            error = wire.ERROR_CLASSES[reply.name](reply.message)
+            error.code = reply.code
             raise error
-        raise ExtractorFailure(reply[1])
+        raise ExtractorFailure(reply.text)
 
 
 def _consume(future: asyncio.Future[Any]) -> None:

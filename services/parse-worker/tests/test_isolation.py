@@ -14,6 +14,7 @@ import pytest
 from rag_parse_worker import child as child_module
 from rag_parse_worker.extract import CorruptFile, ExtractionTimeout, LimitExceeded, Limits, NoTextFound
 from rag_parse_worker.isolation import CRASHED, ExtractionPool
+from rag_parse_worker.wire import Bug, Failed
 
 pytestmark = pytest.mark.anyio
 
@@ -111,14 +112,12 @@ def test_a_bug_or_a_memory_error_in_the_child_is_a_reply_not_a_death(monkeypatch
         raise KeyError("oops")
 
     monkeypatch.setattr(child_module, "extract", broken)
-    assert child_module.handle((b"x", "a.txt", ""), Limits()) == ("bug", "KeyError: 'oops'")
+    assert child_module.handle(b"x", "a.txt", "", Limits()) == Bug("KeyError: 'oops'")
 
     def hungry(*_args: object) -> None:
         raise MemoryError
 
     monkeypatch.setattr(child_module, "extract", hungry)
-    assert child_module.handle((b"x", "a.txt", ""), Limits())[:3] == (
-        "error",
-        "LimitExceeded",
-        child_module.OUT_OF_MEMORY,
+    assert child_module.handle(b"x", "a.txt", "", Limits()) == Failed(
+        "LimitExceeded", child_module.OUT_OF_MEMORY, "limit_exceeded"
     )

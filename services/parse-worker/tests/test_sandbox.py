@@ -1,0 +1,224 @@
+"""The extraction child as a sandbox: no secret in reach, hard limits, and a reply format
+that a hostile child cannot turn into code in the worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rag_parse_worker import sandbox, wire
+from rag_parse_worker.extract import CorruptFile, Extracted, ExtractionTimeout, Limits
+from rag_parse_worker.isolation import CRASHED, ExtractionPool
+
+pytestmark = pytest.mark.anyio
+
+HOSTILE_CHILD = Path(__file__).parent / "hostile_child.py"
+SECRETS = {
+    "DATABASE_URL": "postgresql://rag:db-password-1f9e@db.internal:5432/rag",
+    "JWT_SECRET": "jwt-secret-8c1d0b7a",
+    "S3_ACCESS_KEY_ID": "AKIAS3ACCESSKEY0001",
+    "S3_SECRET_ACCESS_KEY": "s3-secret-key-5e2a",
+    "AWS_SECRET_ACCESS_KEY": "aws-secret-key-77aa",
+    "AWS_SESSION_TOKEN": "aws-session-token-99bb",
+    "LLM_API_KEY": "sk-llm-key-4242",
+    "EMBEDDING_API_KEY": "sk-embed-key-4343",
+    "SOME_FUTURE_PASSWORD": "future-password-1234",
+}
+
+
+@pytest.fixture
+async def pool(request: pytest.FixtureRequest) -> AsyncIterator[ExtractionPool]:
+    options: dict[str, Any] = {
+        "size": 1,
+        "limits": Limits(),
+        "timeout": 30.0,
+        **getattr(request, "param", {}),
+    }
+    p = ExtractionPool(**options)
+    await p.start()
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+def the_child(pool: ExtractionPool) -> int:
+    (child,) = pool._children
+    return child.process.pid
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    """What the process really sees: the kernel's copy of its environment."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode().split("\0") if item)
+
+
+def limits_of(pid: int) -> dict[str, tuple[str, str]]:
+    lines = Path(f"/proc/{pid}/limits").read_text().splitlines()[1:]
+    out = {}
+    for line in lines:
+        name, rest = line[:26].strip(), line[26:].split()
+        out[name] = (rest[0], rest[1])
+    return out
+
+
+@pytest.fixture
+def secrets_in_the_worker(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    return SECRETS
+
+
+async def test_the_child_sees_none_of_the_workers_secrets(secrets_in_the_worker: dict[str, str]) -> None:
+    pool = ExtractionPool(size=1, limits=Limits(), timeout=30.0)
+    await pool.start()
+    try:
+        env = environ_of(the_child(pool))
+        assert set(env) <= set(sandbox.CHILD_ENV_NAMES) | set(sandbox.CHILD_ENV_FIXED), env
+        blob = "\0".join(f"{k}={v}" for k, v in env.items())
+        for name, value in secrets_in_the_worker.items():
+            assert name not in env and value not in blob
+        # ... and it still extracts.
+        assert (await pool.extract(b"still works", "a.txt", "text/plain")).result.text == "still works"
+        # A replacement (after a crash) is started the same way.
+        os.kill(the_child(pool), signal.SIGKILL)
+        with pytest.raises(CorruptFile):
+            await pool.extract(b"x", "a.txt", "text/plain")
+        assert not set(environ_of(the_child(pool))) & set(secrets_in_the_worker)
+    finally:
+        await pool.close()
+
+
+@pytest.mark.parametrize("pool", [{"timeout": 12.0, "memory_limit_mb": 1024}], indirect=True)
+async def test_the_child_runs_under_hard_limits_in_its_own_session(pool: ExtractionPool) -> None:
+    pid = the_child(pool)
+    limits = limits_of(pid)
+    budget = sandbox.cpu_budget_seconds(12.0)
+    soft_cpu, hard_cpu = limits["Max cpu time"]
+    assert 12 < int(soft_cpu) <= budget + 2  # never before the wall-clock kill, soon after it
+    assert int(hard_cpu) == sandbox.cpu_lifetime_seconds(budget)
+    assert limits["Max address space"] == (str(1024 * 1024 * 1024),) * 2
+    assert limits["Max core file size"] == ("0", "0")
+    assert limits["Max file size"] == ("0", "0")
+    assert limits["Max open files"] == (str(sandbox.MAX_OPEN_FILES),) * 2
+    assert limits["Max processes"] == ("0", "0")
+    assert os.getsid(pid) == pid and os.getpgid(pid) == pid
+    # Inherited descriptors are closed: only the pipes and stderr remain (plus their dups).
+    assert len(os.listdir(f"/proc/{pid}/fd")) <= 6
+    # The budget is renewed per document: after one, the soft limit still allows a full one.
+    await pool.extract(b"one document", "a.txt", "text/plain")
+    assert int(limits_of(pid)["Max cpu time"][0]) > 12
+
+
+def test_a_runaway_past_its_cpu_budget_is_stopped_by_the_kernel() -> None:
+    """The safety net without the worker: the child alone, 1 CPU second, a busy loop."""
+    code = "from rag_parse_worker import sandbox\nsandbox.apply_child_limits(0, 1)\nwhile True: pass\n"
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", code], timeout=60, check=False)
+    assert result.returncode == -signal.SIGXCPU
+    assert time.monotonic() - started < 30
+
+
+def test_the_worker_makes_itself_non_dumpable() -> None:
+    code = (
+        "import ctypes\nfrom rag_parse_worker import sandbox\n"
+        "libc = ctypes.CDLL(None)\nprint(libc.prctl(3, 0, 0, 0, 0))\n"
+        "sandbox.protect_worker()\nprint(libc.prctl(3, 0, 0, 0, 0))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["1", "0"]  # PR_GET_DUMPABLE before and after
+
+
+def test_the_environment_is_an_allow_list() -> None:
+    parent = {"PATH": "/usr/bin", "LANG": "C.UTF-8", "HOME": "/home/w", **SECRETS, "NEW_THING": "x"}
+    assert sandbox.child_environment(parent) == {
+        "PATH": "/usr/bin",
+        "LANG": "C.UTF-8",
+        **sandbox.CHILD_ENV_FIXED,
+    }
+
+
+def test_replies_round_trip_without_pickle() -> None:
+    limits = Limits(max_text_bytes=100, max_pdf_pages=3)
+    replies: list[wire.Reply] = [
+        wire.Ok(Extracted(text="héllo\n\x0cpage", format="pdf", page_count=2), 0.25),
+        wire.Ok(Extracted(text="plain", format="txt", page_count=None), 0.0),
+        wire.Failed("CorruptFile", "The file is not a valid PDF.", "corrupt_file"),
+        wire.Failed("LimitExceeded", "Too big.", "limit_exceeded", fatal=True),
+        wire.Bug("KeyError: 'oops'"),
+    ]
+    for reply in replies:
+        header, body = wire.encode_reply(reply)
+        assert wire.decode_reply(wire.orjson.dumps(header), body, limits) == reply
+    assert wire.decode_limits(wire.limits_header(limits)) == limits
+
+
+# -- a hostile child -----------------------------------------------------------
+
+VIOLATIONS = [
+    "pickle",
+    "pickle-header",
+    "oversize-body",
+    "oversize-header",
+    "text-over-limit",
+    "unknown-status",
+    "not-an-object",
+    "wrong-types",
+    "bool-count",
+    "extra-key",
+    "unknown-format",
+    "not-utf8",
+    "unknown-error-class",
+    "unknown-code",
+    "long-message",
+    "control-chars",
+]
+
+
+async def hostile_pool(behaviour: str, marker: Path, timeout: float = 30.0) -> ExtractionPool:
+    pool = ExtractionPool(
+        size=1,
+        limits=Limits(max_text_bytes=1000),
+        timeout=timeout,
+        child_command=[sys.executable, str(HOSTILE_CHILD), behaviour, str(marker)],
+    )
+    await pool.start()
+    return pool
+
+
+@pytest.mark.parametrize("behaviour", VIOLATIONS)
+async def test_a_reply_outside_the_protocol_is_a_crash_never_code(behaviour: str, tmp_path: Path) -> None:
+    marker = tmp_path / "exploited"
+    pool = await hostile_pool(behaviour, marker)
+    try:
+        before = the_child(pool)
+        started = time.monotonic()
+        with pytest.raises(CorruptFile) as info:
+            await pool.extract(b"a document", "a.txt", "text/plain")
+        assert info.value.message == CRASHED
+        assert time.monotonic() - started < 10  # nothing waited for a 4 GB body
+        assert the_child(pool) != before  # the hostile child was killed and replaced
+        with pytest.raises(ProcessLookupError):
+            os.kill(before, 0)
+        assert not marker.exists()
+    finally:
+        await pool.close()
+
+
+async def test_a_child_that_stalls_mid_reply_is_stopped_at_the_timeout(tmp_path: Path) -> None:
+    pool = await hostile_pool("half-frame", tmp_path / "exploited", timeout=1.0)
+    try:
+        before = the_child(pool)
+        with pytest.raises(ExtractionTimeout):
+            await pool.extract(b"a document", "a.txt", "text/plain")
+        assert the_child(pool) != before
+    finally:
+        await pool.close()
