@@ -1,6 +1,8 @@
 """The ingest job: parsed text → chunks → embeddings → rows that search reads.
 
-The work (download, chunk, embed) happens outside any transaction; then ONE
+The work (download, chunk, embed) happens outside any transaction, the chunking in a
+child process (rag_ingest_worker.compute: a regex holds the GIL, and the loop must keep
+renewing leases and answering probes); then ONE
 transaction, fenced by the lease, replaces the document's chunks, marks the job
 `success` and the document `ingested`, and publishes the events. Running the same
 job twice therefore never duplicates chunks, and a worker that lost its lease
@@ -9,17 +11,25 @@ writes nothing. Long documents report `progress` at least every 10 %.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from typing import Any
 
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
-from rag_embedding import Embedder, PermanentEmbeddingError, vector_literal
+from rag_embedding import Embedder, PermanentEmbeddingError, TransientEmbeddingError, vector_literal
 from rag_eventbus import publish
-from rag_ingest_worker.chunking import Chunk, chunk_text
-from rag_jobqueue import DocumentJobKind, Job, Lease, PermanentJobError, QueueSpec, job_event
+from rag_ingest_worker.chunking import Chunk
+from rag_ingest_worker.compute import ComputePool
+from rag_jobqueue import (
+    DocumentJobKind,
+    Job,
+    Lease,
+    PermanentJobError,
+    QueueSpec,
+    job_event,
+    public_message,
+)
 from rag_jobqueue.kind import set_document_status
 from rag_storage import ObjectNotFound, ObjectStore, StorageError
 
@@ -52,6 +62,7 @@ class IngestKind(DocumentJobKind):
         pool: AsyncConnectionPool[Any],
         store: ObjectStore,
         embedder: Embedder,
+        compute: ComputePool,
         *,
         batch_size: int = 32,
         max_text_bytes: int = 64 * 1024 * 1024,
@@ -60,6 +71,7 @@ class IngestKind(DocumentJobKind):
         self.pool = pool
         self.store = store
         self.embedder = embedder
+        self.compute = compute
         self.batch_size = batch_size
         self.max_text_bytes = max_text_bytes
         self.timeout_seconds = timeout_seconds
@@ -67,7 +79,7 @@ class IngestKind(DocumentJobKind):
     async def run(self, job: Job, lease: Lease) -> None:
         document_id = job.row["document_id"]
         text = await self._parsed_text(document_id)
-        chunks = await asyncio.to_thread(chunk_text, text)
+        chunks = await self.compute.chunk(text)
         del text
         vectors = await self._embed(job, lease, chunks)
         async with self.pool.connection() as conn, conn.transaction():
@@ -149,6 +161,12 @@ class IngestKind(DocumentJobKind):
             await publish(conn, [job_event(job, "ingest", progress={"done": done, "total": total})])
 
     def user_message(self, exc: BaseException) -> str:
-        if isinstance(exc, StorageError):
-            return "The file storage could not be reached."
-        return super().user_message(exc)
+        """What a user reads for a transient failure (the runtime adds the job id); the
+        exception's text, which may name the embedding service's URL or quote its answer,
+        is only logged."""
+        known = {
+            **self.public_errors,
+            StorageError: "The file storage could not be reached.",
+            TransientEmbeddingError: "The embedding service could not be reached.",
+        }
+        return public_message(exc, known)

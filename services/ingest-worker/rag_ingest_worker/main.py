@@ -1,4 +1,8 @@
-"""`rag-ingest-worker`: run the ingest queue until SIGTERM/SIGINT."""
+"""`rag-ingest-worker`: run the ingest queue until SIGTERM/SIGINT.
+
+The compute children (one per WORKER_CONCURRENCY slot) start before the first claim and
+are killed when the worker stops.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from rag_embedding import EmbeddingConfigurationError, build_embedder
+from rag_ingest_worker.compute import ComputePool
 from rag_ingest_worker.kind import IngestKind
 from rag_ingest_worker.settings import IngestWorkerSettings
 from rag_jobqueue.service import serve_worker
@@ -24,16 +29,23 @@ def main() -> None:
         print(f"configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 
+    compute = ComputePool(settings.worker_concurrency)
+
     def build(pool: AsyncConnectionPool[Any], store: ObjectStore) -> IngestKind:
         return IngestKind(
             pool,
             store,
             embedder,
+            compute,
             batch_size=settings.ingest_embed_batch_size,
             max_text_bytes=settings.ingest_max_text_bytes,
         )
 
-    asyncio.run(serve_worker("ingest-worker", settings, build))
+    try:
+        compute.start()
+        asyncio.run(serve_worker("ingest-worker", settings, build))
+    finally:
+        compute.close()
 
 
 if __name__ == "__main__":

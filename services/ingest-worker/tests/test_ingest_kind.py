@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from rag_devstack.fake_embeddings import FakeEmbeddings, Scripted
 from rag_embedding import Embedder, HashEmbedder, OpenAIEmbedder
+from rag_ingest_worker.compute import ComputePool
 from rag_ingest_worker.kind import IngestKind
 from rag_jobqueue import Worker
 from rag_schema.settings import JobSettings, S3Settings
@@ -36,7 +37,9 @@ async def ingest_worker(
         AsyncConnectionPool(dsn, min_size=1, max_size=5, open=False) as pool,
         ObjectStore(S3Settings(**{k.lower(): v for k, v in s3_env.items()})) as store,
     ):
-        kind = IngestKind(pool, store, embedder or HashEmbedder(), **kind_options)
+        compute = ComputePool(2)
+        await asyncio.to_thread(compute.start)
+        kind = IngestKind(pool, store, embedder or HashEmbedder(), compute, **kind_options)
         stop = asyncio.Event()
         task = asyncio.create_task(Worker(kind, pool, dsn, settings).run(stop))
         try:
@@ -44,6 +47,7 @@ async def ingest_worker(
         finally:
             stop.set()
             await task
+            compute.close()
 
 
 async def wait_for_status(dsn: str, status: str, timeout: float = 20) -> None:
