@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import time
 import zipfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -259,6 +261,71 @@ def test_duplicate_inside_one_request(shared_api: Any) -> None:
     a, b = response.json()["documents"]
     assert (a["duplicate"], b["duplicate"], a["id"]) == (False, True, b["id"])
     assert len(shared_api.s3_keys(f"workspaces/{ws['id']}/")) == 1
+
+
+def wait_for_lock_waiter(api: Any, query_part: str, timeout: float = 30) -> None:
+    """Until a backend of the api's database waits on a lock while running `query_part`."""
+    deadline = time.monotonic() + timeout
+    while not api.sql(
+        "SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock' AND query LIKE %s",
+        (f"%{query_part}%",),
+    ):
+        assert time.monotonic() < deadline, "the upload never waited for the delete's lock"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("delete_commits", [True, False])
+def test_an_upload_waits_for_a_concurrent_delete_of_its_duplicate(
+    shared_api: Any, delete_commits: bool
+) -> None:
+    """The delete holds the document FOR UPDATE (as DELETE /api/documents/{id} does) while the
+    same content is uploaded again: the upload waits, then answers a NEW document if the
+    delete committed, the old one as duplicate if it rolled back; never a document that 404s."""
+    owner = shared_api.user()
+    ws = owner.create_workspace()["id"]
+    first = owner.upload(ws, [("one.txt", b"raced bytes")]).json()["documents"][0]
+
+    with psycopg.connect(shared_api.database_url) as deleting, ThreadPoolExecutor(1) as pool:
+        deleting.execute("SELECT 1 FROM documents WHERE id = %s FOR UPDATE", (first["id"],))
+        deleting.execute("DELETE FROM documents WHERE id = %s", (first["id"],))
+        pending = pool.submit(owner.upload, ws, [("two.txt", b"raced bytes")])
+        wait_for_lock_waiter(shared_api, "FOR KEY SHARE")
+        assert not pending.done()
+        if delete_commits:
+            deleting.commit()
+        else:
+            deleting.rollback()
+        response = pending.result(timeout=30)
+
+    assert response.status_code == 201, response.text
+    (document,) = response.json()["documents"]
+    if delete_commits:
+        assert (document["duplicate"], document["filename"]) == (False, "two.txt")
+        assert document["id"] != first["id"]
+        assert owner.client.get(f"/api/documents/{first['id']}").status_code == 404
+    else:
+        assert (document["duplicate"], document["id"]) == (True, first["id"])
+    assert owner.client.get(f"/api/documents/{document['id']}").status_code == 200
+
+
+def test_more_files_than_max_upload_files_is_413_and_leaves_nothing(
+    api_factory: Any, multipart: Multipart
+) -> None:
+    api = api_factory(MAX_UPLOAD_FILES="3")
+    owner = api.user()
+    ws = owner.create_workspace()["id"]
+    refused = owner.upload(ws, [(f"{i}.txt", f"file {i}".encode()) for i in range(4)])
+    assert refused.status_code == 413, refused.text
+    assert refused.json()["error"]["code"] == "too_many_files"
+    assert_nothing_stored(api, ws)
+    # Plain fields do not count; exactly the limit passes.
+    body, content_type = multipart(
+        [("note", None, b"x"), *[("files", f"{i}.txt", f"file {i}".encode()) for i in range(3)]]
+    )
+    accepted = owner.upload_raw(ws, body, content_type)
+    assert accepted.status_code == 201, accepted.text
+    assert len(accepted.json()["documents"]) == 3
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Workspaces and members: shapes, validation, owner-only rules, last owner."""
+"""Workspaces and members: shapes, validation, owner-only rules, leaving, last owner, members cap."""
 
 from __future__ import annotations
 
@@ -92,3 +92,40 @@ def test_member_management_rules(shared_api: Any) -> None:
     assert newcomer.client.get(f"/api/workspaces/{ws}/documents").status_code == 200
     remaining = shared_api.sql("SELECT user_id, role FROM workspace_members WHERE workspace_id = %s", (ws,))
     assert [(str(u), r) for u, r in remaining] == [(str(newcomer.id), "owner")]
+
+
+def test_any_member_may_leave_but_not_remove_others(shared_api: Any) -> None:
+    owner, member, other, stranger = (shared_api.user() for _ in range(4))
+    ws = owner.create_workspace()["id"]
+    for user in (member, other):
+        assert owner.add_member(ws, user.id).status_code == 201
+
+    forbidden = member.client.delete(f"/api/workspaces/{ws}/members/{other.id}")
+    assert (forbidden.status_code, forbidden.json()["error"]["code"]) == (403, "forbidden")
+    assert stranger.client.delete(f"/api/workspaces/{ws}/members/{stranger.id}").status_code == 404
+    assert member.client.delete(f"/api/workspaces/{ws}/members/{member.id}").status_code == 204
+    assert member.client.get(f"/api/workspaces/{ws}/documents").status_code == 404
+    # Gone: leaving again does not reveal the workspace.
+    assert member.client.delete(f"/api/workspaces/{ws}/members/{member.id}").status_code == 404
+    # A second owner may leave; the last one may not.
+    assert owner.add_member(ws, other.id, role="owner").status_code == 409  # already a member
+    promoted = shared_api.user()
+    assert owner.add_member(ws, promoted.id, role="owner").status_code == 201
+    assert promoted.client.delete(f"/api/workspaces/{ws}/members/{promoted.id}").status_code == 204
+    last = owner.client.delete(f"/api/workspaces/{ws}/members/{owner.id}")
+    assert (last.status_code, last.json()["error"]["code"]) == (409, "last_owner")
+    remaining = shared_api.sql("SELECT user_id FROM workspace_members WHERE workspace_id = %s", (ws,))
+    assert {str(r[0]) for r in remaining} == {str(owner.id), str(other.id)}
+
+
+def test_workspace_max_members(api_factory: Any) -> None:
+    api = api_factory(WORKSPACE_MAX_MEMBERS="3")
+    owner = api.user()
+    ws = owner.create_workspace()["id"]
+    users = [uuid.uuid4() for _ in range(3)]
+    assert [owner.add_member(ws, u).status_code for u in users[:2]] == [201, 201]
+    full = owner.add_member(ws, users[2])
+    assert (full.status_code, full.json()["error"]["code"]) == (409, "too_many_members")
+    assert api.sql("SELECT count(*) FROM workspace_members WHERE workspace_id = %s", (ws,)) == [(3,)]
+    # Another workspace has its own count.
+    assert owner.add_member(owner.create_workspace("second")["id"], users[2]).status_code == 201
