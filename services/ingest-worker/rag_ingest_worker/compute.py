@@ -10,8 +10,9 @@ Shape: ``size`` slots (WORKER_CONCURRENCY: one per job that may run at once), ea
 ``ProcessPoolExecutor`` of one ``spawn``-ed process, so that killing one job's runaway
 computation never breaks another job's. A slot is replaced (its process killed) when the
 job awaiting it is cancelled (timeout, lease lost, shutdown): a computation never outlives
-its job. A child that dies (OOM killer, crash) is replaced too, and the job gets
-``ComputeCrashed`` (a transient error: it is retried with backoff, then failed).
+its job. A child that dies (OOM killer, crash) is replaced too, and the call is tried once
+more; a call that kills two children raises ``ComputeCrashed`` (a transient error: the
+job is retried with backoff, then failed).
 
 Children receive the text and return plain tuples (offsets, page, heading), not chunk
 objects with their text: the parent already holds the text, and unpickling 80,000 small
@@ -120,26 +121,34 @@ class ComputePool:
         return fresh
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in a free child (waits for one); ``fn`` and its arguments must pickle."""
+        """``fn(*args)`` in a free child (waits for one); ``fn`` and its arguments must pickle.
+
+        A child found dead is replaced and the call tried once more in the new one (the
+        child may have died while idle, before this call reached it); a call that kills
+        two children raises ``ComputeCrashed``.
+        """
         free = self._queue()
         slot = await free.get()
         try:
-            try:
-                future = slot.executor.submit(fn, *args)
-            except BrokenProcessPool:  # it died while idle: nothing of this call ran yet
-                slot = self._replace(slot, "died idle")
-                future = slot.executor.submit(fn, *args)
-            try:
-                return await asyncio.wrap_future(future)
-            except BrokenProcessPool:
-                slot = self._replace(slot, "died")
-                raise ComputeCrashed("The text processing stopped unexpectedly.") from None
-            except BaseException:
-                # Cancelled (the job timed out, lost its lease or the worker stops): a
-                # computation still running would outlive its job, so its process goes.
-                if not future.done():
-                    slot = self._replace(slot, "cancelled")
-                raise
+            for attempt in (1, 2):
+                try:
+                    future = slot.executor.submit(fn, *args)
+                except BrokenProcessPool:
+                    slot = self._replace(slot, "died")
+                    continue
+                try:
+                    return await asyncio.wrap_future(future)
+                except BrokenProcessPool:
+                    slot = self._replace(slot, "died")
+                    if attempt == 2:
+                        break
+                except BaseException:
+                    # Cancelled (the job timed out, lost its lease or the worker stops): a
+                    # computation still running would outlive its job, so its process goes.
+                    if not future.done():
+                        slot = self._replace(slot, "cancelled")
+                    raise
+            raise ComputeCrashed("The text processing stopped unexpectedly.")
         finally:
             free.put_nowait(slot)
 

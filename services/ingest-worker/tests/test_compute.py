@@ -94,16 +94,23 @@ async def test_a_cancelled_call_kills_its_child_and_the_slot_is_replaced(pool: C
     assert await pool.chunk("One. Two.") == chunk_text("One. Two.")
 
 
-async def test_a_child_that_dies_fails_the_call_readably_and_is_replaced(pool: ComputePool) -> None:
-    call = asyncio.ensure_future(pool.run(re.search, QUADRATIC_SENTENCE_END, MINUTES_OF_DOTS))
-    await asyncio.sleep(0.3)
-    busy = [pid for pid in pool.pids() if alive(pid)]
-    for pid in busy:  # kill the children from outside, as the OOM killer would
-        os.kill(pid, signal.SIGKILL)
+async def test_a_call_that_kills_its_child_twice_fails_readably_and_the_pool_recovers(
+    pool: ComputePool,
+) -> None:
     with pytest.raises(ComputeCrashed, match="stopped unexpectedly"):
-        await call
-    assert pool.replaced >= 1
+        await pool.run(os.abort)  # the child dies (SIGABRT), as under the OOM killer
+    assert pool.replaced == 2, "replaced, tried once more, replaced again"
     assert await pool.chunk("Still works.") == chunk_text("Still works.")
+
+
+async def test_an_idle_child_killed_from_outside_is_replaced_without_failing_a_call(
+    pool: ComputePool,
+) -> None:
+    for pid in pool.pids():
+        os.kill(pid, signal.SIGKILL)
+    results = await asyncio.gather(pool.chunk("One. Two."), pool.chunk("Three."))
+    assert results == [chunk_text("One. Two."), chunk_text("Three.")]
+    assert pool.replaced == 2
 
 
 async def test_errors_raised_by_the_call_reach_the_caller_and_keep_the_child(pool: ComputePool) -> None:
