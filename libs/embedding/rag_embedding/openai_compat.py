@@ -12,6 +12,11 @@ Dimension: the chunks table is ``vector(384)``. The dimension of a remote model 
 known from its answer, so every answer is checked and a model whose vectors are not 384
 long raises ``EmbeddingConfigurationError`` (permanent) naming the model and its
 dimension. Use a 384-dimension model (e.g. all-MiniLM-L6-v2 served by TEI or vLLM).
+
+Error texts: an exception raised here may reach a user (a document's `error`), so its
+message names the failure (HTTP status, exception class) but never the endpoint's URL or
+host, the API key, or the body the endpoint answered. Those go to the log
+(`embedding_request_failed`), where the job runtime's context (job id) is bound.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import structlog
 
 from .base import (
     STORAGE_DIM,
@@ -35,7 +41,10 @@ from .base import (
     l2_normalise,
 )
 
+log = structlog.get_logger("rag_embedding")
+
 DEFAULT_BATCH_SIZE = 64
+LOGGED_BODY_CHARS = 300
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 
@@ -120,23 +129,33 @@ class OpenAIEmbedder:
             try:
                 response = await client.post(self.url, json=payload)
             except httpx.TransportError as exc:  # connect/read errors and timeouts
-                last_error = f"{type(exc).__name__}: {exc}"
+                last_error = type(exc).__name__
+                self._log_failure(attempt, error=f"{type(exc).__name__}: {exc}")
             else:
                 status = response.status_code
                 if status < 300:
                     return self._parse(response, len(batch))
-                detail = response.text[:300]
+                self._log_failure(attempt, status=status, body=response.text[:LOGGED_BODY_CHARS])
                 if status == 429 or status >= 500:
-                    last_error = f"HTTP {status}: {detail}"
+                    last_error = f"HTTP {status}"
                     retry_after = parse_retry_after(response.headers.get("retry-after"))
                 else:
-                    raise PermanentEmbeddingError(
-                        f"embedding endpoint {self.url} answered HTTP {status}: {detail}"
-                    )
+                    raise PermanentEmbeddingError(f"it answered HTTP {status}")
             if attempt + 1 < self.max_attempts:
                 await asyncio.sleep(self._delay(attempt, retry_after))
         raise TransientEmbeddingError(
-            f"embedding endpoint {self.url} still failing after {self.max_attempts} attempts: {last_error}"
+            f"the embedding service still failed after {self.max_attempts} attempts ({last_error})"
+        )
+
+    def _log_failure(self, attempt: int, **details: object) -> None:
+        """The details a user must not see (URL, upstream body), for the operator."""
+        log.warning(
+            "embedding_request_failed",
+            url=self.url,
+            model=self.model_name,
+            attempt=attempt + 1,
+            max_attempts=self.max_attempts,
+            **details,
         )
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
@@ -151,9 +170,14 @@ class OpenAIEmbedder:
             rows = [item["embedding"] for item in items]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             # A 200 with a body we cannot read is most often a proxy or gateway hiccup.
-            raise TransientEmbeddingError(f"unreadable answer from {self.url}: {exc!r}") from exc
+            self._log_failure(
+                0, status=response.status_code, error=repr(exc), body=response.text[:LOGGED_BODY_CHARS]
+            )
+            raise TransientEmbeddingError(
+                "the embedding service sent an answer that could not be read"
+            ) from exc
         if len(rows) != count:
-            raise PermanentEmbeddingError(f"{self.url} returned {len(rows)} embeddings for {count} inputs")
+            raise PermanentEmbeddingError(f"it returned {len(rows)} embeddings for {count} inputs")
         dims = {len(row) for row in rows}
         if dims != {self.dim}:
             raise EmbeddingConfigurationError(

@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
+import psycopg
 from psycopg import AsyncConnection
 
+from rag_jobqueue.errors import PublicMessages, public_message
 from rag_jobqueue.lease import Lease
 from rag_jobqueue.queue import Job, QueueSpec
 from rag_schema.events import DocumentStatus, DocumentStatusUpdated, Event, JobStatusUpdated, JobType
@@ -43,7 +45,8 @@ class JobKind(Protocol):
     async def on_released(self, conn: Conn, job: Job) -> list[Event]: ...
 
     def user_message(self, exc: BaseException) -> str:
-        """The readable text stored as the job's error for a transient failure."""
+        """The sentence stored as the job's error for a transient failure: never the
+        exception's own text (see `errors.public_message`); the runtime adds the reference."""
 
 
 UPDATE_DOCUMENT_STATUS = """
@@ -111,6 +114,10 @@ class DocumentJobKind:
     job_type: ClassVar[JobType]
     working_status: ClassVar[DocumentStatus]  # "parsing" / "ingesting"
     timeout_seconds: float | None = None
+    # Exception types a transient failure may raise -> what the user reads; extended per kind.
+    public_errors: ClassVar[PublicMessages] = {
+        psycopg.OperationalError: "The database could not be reached.",
+    }
 
     async def on_claimed(self, conn: Conn, jobs: Sequence[Job]) -> list[Event]:
         await conn.execute(
@@ -132,4 +139,4 @@ class DocumentJobKind:
         return [job_event(job, self.job_type)]
 
     def user_message(self, exc: BaseException) -> str:
-        return str(exc) or type(exc).__name__
+        return public_message(exc, self.public_errors)

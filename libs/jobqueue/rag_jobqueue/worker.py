@@ -35,7 +35,7 @@ from psycopg_pool import AsyncConnectionPool
 from rag_eventbus import Listener, notify_job, publish, wakeup_listener
 from rag_jobqueue import metrics
 from rag_jobqueue.backoff import retry_delay
-from rag_jobqueue.errors import LeaseLost, PermanentJobError
+from rag_jobqueue.errors import LeaseLost, PermanentJobError, with_reference
 from rag_jobqueue.kind import JobKind
 from rag_jobqueue.lease import Lease
 from rag_jobqueue.queue import Job, QueueSQL
@@ -220,7 +220,9 @@ class Worker:
             log.warning("job_lease_lost")
         except PermanentJobError as exc:
             outcome = "failed"
-            await self._finish_badly(job, str(exc), permanent=True)
+            # Its message is written for users; what caused it (even if raised `from None`) is logged.
+            cause = exc.__cause__ or exc.__context__
+            await self._finish_badly(job, str(exc), permanent=True, cause=cause)
         except TimeoutError:
             outcome = "failed"
             message = f"Processing took longer than {self.kind.timeout_seconds:g} seconds and was stopped."
@@ -229,7 +231,9 @@ class Worker:
             outcome = "cancelled"  # lease lost or shutdown: the runtime handles the row
             raise
         except Exception as exc:
-            log.warning("job_failed_transiently", error=repr(exc))
+            # The exception's text (hosts, URLs, upstream bodies) stays in the log, under
+            # this job's id; the job's error is the kind's sentence for it plus that id.
+            log.warning("job_failed_transiently", error=repr(exc), error_type=type(exc).__qualname__)
             outcome = "retry"
             await self._finish_badly(job, self.kind.user_message(exc), permanent=False)
         finally:
@@ -243,11 +247,18 @@ class Worker:
         metrics.IN_FLIGHT.labels(queue=self.queue.name).set(len(self._inflight))
         self._slot_freed.set()
 
-    async def _finish_badly(self, job: Job, error: str, *, permanent: bool) -> None:
-        """Retry later, or fail for good (permanent, or out of attempts). Fenced."""
+    async def _finish_badly(
+        self, job: Job, sentence: str, *, permanent: bool, cause: BaseException | None = None
+    ) -> None:
+        """Retry later, or fail for good (permanent, or out of attempts). Fenced.
+
+        `sentence` is what the user reads; the stored error adds the job id as a reference.
+        """
         final = permanent or job.attempt >= job.max_attempts
-        if final and not permanent:
-            error = f"{error} (gave up after {job.attempt} attempts)"
+        gave_up_after = job.attempt if final and not permanent else None
+        error = with_reference(sentence, job.id, gave_up_after=gave_up_after)
+        if cause is not None:
+            log.info("job_failure_cause", cause=repr(cause), cause_type=type(cause).__qualname__)
         try:
             async with self.pool.connection() as conn, conn.transaction():
                 if final:

@@ -148,7 +148,9 @@ async def test_missing_parsed_text_fails_at_once_with_a_readable_error(
     with psycopg.connect(database_url) as conn:
         error = conn.execute("SELECT error FROM documents").fetchone()
         attempts = conn.execute("SELECT status, attempt FROM ingest_jobs").fetchone()
-    assert error == ("The parsed text of this document is missing; reprocess the document.",)
+    assert error == (
+        f"The parsed text of this document is missing; reprocess the document. (ref job {doc.job_id})",
+    )
     assert attempts == ("failed", 1)
 
 

@@ -11,6 +11,8 @@ kind does the work and the completing transaction, which holds, all or nothing:
 Failures: object storage errors and database errors are transient (retried with
 backoff by the runtime); content that cannot be read raises PermanentJobError with a
 message for the user, which fails the job at once and puts the document in `error`.
+What users read is always one of our sentences (`public_errors`, the extractors'
+messages) plus the job id; exception texts go to the log only.
 
 Idempotence: a second run of the same job (a takeover after a lost lease) cannot
 complete it twice because `lease.finish` is fenced; on top of that, when an ingest job
@@ -21,7 +23,7 @@ will read the same, newest parsed text when it runs.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 import psycopg
@@ -35,13 +37,14 @@ from rag_jobqueue import (
     Job,
     Lease,
     PermanentJobError,
+    PublicMessages,
     QueueSpec,
     job_event,
     set_document_status,
 )
 from rag_parse_worker import metrics
 from rag_parse_worker.extract import ExtractionError, detect_format
-from rag_parse_worker.isolation import ExtractionPool
+from rag_parse_worker.isolation import ExtractionPool, ExtractorFailure
 from rag_parse_worker.settings import ParseWorkerSettings
 from rag_storage import ObjectNotFound, ObjectStore, StorageError
 
@@ -211,10 +214,12 @@ class ParseKind(DocumentJobKind):
         assert row is not None
         return Job.from_row(row)
 
-    def user_message(self, exc: BaseException) -> str:
-        """The error shown for a transient failure (the runtime retries it)."""
-        if isinstance(exc, StorageError):
-            return "The file storage could not be reached."
-        if isinstance(exc, psycopg.Error | OSError):
-            return "The database could not be reached."
-        return "An unexpected error occurred while reading the file."
+    # What a user reads for a transient failure (the runtime retries it and adds the job id);
+    # the exception's own text, which may name hosts or quote S3's answer, is only logged.
+    public_errors: ClassVar[PublicMessages] = {
+        **DocumentJobKind.public_errors,
+        StorageError: "The file storage could not be reached.",
+        psycopg.Error: "The database could not be reached.",
+        OSError: "The database could not be reached.",
+        ExtractorFailure: "The text extractor failed unexpectedly on this file.",
+    }

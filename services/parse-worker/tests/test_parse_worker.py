@@ -105,6 +105,7 @@ async def test_unreadable_files_fail_at_once_with_a_readable_error(stack: Stack)
     for name, message in cases.items():
         up = uploads[name]
         job = await stack.job(up.job_id)
+        message = f"{message} (ref job {up.job_id})"  # the extractor's sentence, then the reference
         assert (job["attempt"], job["last_error"]) == (1, message)
         assert await stack.document(up.document_id) == {
             "status": "error",
@@ -121,7 +122,7 @@ async def test_unreadable_files_fail_at_once_with_a_readable_error(stack: Stack)
         ]
     assert (await stack.document(fake_docx.document_id))[
         "error"
-    ] == "The file is not a valid Word document (.docx)."
+    ] == f"The file is not a valid Word document (.docx). (ref job {fake_docx.job_id})"
     assert await stack.count("SELECT count(*) FROM ingest_jobs") == 0
 
 
@@ -148,7 +149,7 @@ async def test_object_store_outage_is_retried_with_backoff_then_succeeds(stack: 
         expected += [("running", attempt), ("queued", attempt)]
     expected += [("running", retries + 1), ("success", retries + 1)]
     assert [(e["status"], e["attempt"]) for e in events] == expected
-    storage_error = "The file storage could not be reached."
+    storage_error = f"The file storage could not be reached. (ref job {up.job_id})"  # never S3's host
     assert [e["error"] for e in events if e["status"] == "queued"] == [None] + [storage_error] * retries
     assert events[-1]["error"] is None
     cur = await stack.conn.execute(

@@ -12,17 +12,18 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 import structlog
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from rag_api.answering.coalesce import coalesce
-from rag_api.answering.providers import AnswerProvider, LLMPermanentError
+from rag_api.answering.providers import AnswerProvider, LLMPermanentError, LLMStreamError, LLMTransientError
 from rag_api.search import Hit, hybrid_search
-from rag_embedding import Embedder
+from rag_embedding import Embedder, TransientEmbeddingError
 from rag_eventbus import publish
-from rag_jobqueue import Job, Lease, PermanentJobError, QueueSpec
+from rag_jobqueue import Job, Lease, PermanentJobError, PublicMessages, QueueSpec, public_message
 from rag_schema.events import Citation, Event, MessageStatus, MessageStatusUpdated
 
 log = structlog.get_logger("rag_api.answering")
@@ -30,6 +31,16 @@ log = structlog.get_logger("rag_api.answering")
 ANSWER_QUEUE = QueueSpec(table="answer_jobs", channel="answer_jobs", name="answer")
 RETRIEVE_K = 5
 CITATION = re.compile(r"\[(\d{1,2})\]")
+
+# What the asker reads when an answer fails (the runtime adds "(ref job <id>)"); the
+# exception's text, which may name the model endpoint or quote its answer, is only logged.
+LLM_REFUSED = "The answer could not be generated: the language model refused the request."
+ANSWER_ERRORS: PublicMessages = {
+    LLMStreamError: "The answer broke off while it was being generated.",
+    LLMTransientError: "The answer could not be generated: the language model could not be reached.",
+    TransientEmbeddingError: "The answer could not be generated: the embedding service could not be reached.",
+    psycopg.OperationalError: "The answer could not be generated: the database could not be reached.",
+}
 
 SELECT_QUESTION = "SELECT content FROM messages WHERE id = %s"
 UPDATE_MESSAGE = """
@@ -81,7 +92,7 @@ class AnswerKind:
                     await lease.check(conn)
                     await publish(conn, [await self._update(conn, job, "streaming", content, delta)])
         except LLMPermanentError as exc:
-            raise PermanentJobError(f"The answer could not be generated: {exc}") from None
+            raise PermanentJobError(LLM_REFUSED) from exc
         citations = cited(content, hits)
         async with self.pool.connection() as conn, conn.transaction():
             await lease.finish(conn)
@@ -138,7 +149,7 @@ class AnswerKind:
         return [await self._update(conn, job, "pending", "", "")]
 
     def user_message(self, exc: BaseException) -> str:
-        return f"The answer could not be generated: {exc}"
+        return public_message(exc, ANSWER_ERRORS)
 
 
 def cited(content: str, hits: list[Hit]) -> list[Citation]:

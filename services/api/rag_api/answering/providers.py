@@ -19,10 +19,14 @@ from typing import Protocol
 
 import httpx
 import orjson
+import structlog
 
 from rag_api.search import Hit
 from rag_api.settings import ApiSettings
 
+log = structlog.get_logger("rag_api.answering")
+
+LOGGED_BODY_BYTES = 300
 NOTHING_FOUND = (
     "I could not find anything about this in the workspace's documents. "
     "Try other words, or upload a document that covers it."
@@ -36,7 +40,11 @@ _STOP = frozenset(
 
 
 class LLMTransientError(Exception):
-    """The model endpoint failed in a way worth retrying later."""
+    """The model endpoint failed in a way worth retrying later.
+
+    The messages of these errors name the failure (HTTP status, exception class), never
+    the endpoint's URL or the body it answered: those are logged (`llm_request_failed`).
+    """
 
 
 class LLMPermanentError(Exception):
@@ -126,13 +134,13 @@ class OpenAIChatProvider:
                 started = False
                 try:
                     async with client.stream("POST", self.url, json=body, headers=self.headers) as response:
-                        if response.status_code == 429 or response.status_code >= 500:
-                            raise LLMTransientError(f"the model endpoint answered {response.status_code}")
-                        if response.status_code >= 400:
-                            detail = (await response.aread())[:300].decode(errors="replace")
-                            raise LLMPermanentError(
-                                f"the model endpoint refused the request ({response.status_code}): {detail}"
-                            )
+                        status = response.status_code
+                        if status >= 400:
+                            await self._log_failure(attempt, status=status, body=await _head(response))
+                        if status == 429 or status >= 500:
+                            raise LLMTransientError(f"the model endpoint answered HTTP {status}")
+                        if status >= 400:
+                            raise LLMPermanentError(f"the model endpoint refused the request (HTTP {status})")
                         async for line in response.aiter_lines():
                             text = _sse_text(line)
                             if text is None:
@@ -142,11 +150,27 @@ class OpenAIChatProvider:
                                 yield text
                         return
                 except (LLMTransientError, httpx.TransportError) as exc:
+                    if isinstance(exc, httpx.TransportError):
+                        await self._log_failure(attempt, error=f"{type(exc).__name__}: {exc}")
+                    reason = str(exc) if isinstance(exc, LLMTransientError) else type(exc).__name__
                     if started:
-                        raise LLMStreamError(f"the model's stream broke off: {exc}") from None
+                        raise LLMStreamError(f"the model's stream broke off ({reason})") from None
                     if attempt == self.retries:
-                        raise LLMTransientError(f"the model endpoint is unavailable: {exc}") from None
+                        raise LLMTransientError(f"the model endpoint is unavailable ({reason})") from None
                     await asyncio.sleep(self.backoff * 2**attempt * random.uniform(0.5, 1.5))
+
+    async def _log_failure(self, attempt: int, **details: object) -> None:
+        """The details a user must not see (URL, upstream body), for the operator: the
+        answer job's id is bound in the log context."""
+        log.warning("llm_request_failed", url=self.url, model=self.model, attempt=attempt + 1, **details)
+
+
+async def _head(response: httpx.Response) -> str:
+    """The start of an error body, for the log only."""
+    try:
+        return (await response.aread())[:LOGGED_BODY_BYTES].decode(errors="replace")
+    except httpx.HTTPError as exc:
+        return f"(unreadable: {type(exc).__name__})"
 
 
 def _sse_text(line: str) -> str | None:
