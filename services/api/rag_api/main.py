@@ -12,6 +12,7 @@ from hypercorn.config import Config
 from hypercorn.utils import LifespanFailureError
 from starlette.applications import Starlette
 
+from rag_api import ws_frame_limit
 from rag_api.app import create_app
 from rag_api.settings import ApiSettings
 from rag_embedding import EmbeddingConfigurationError
@@ -31,8 +32,10 @@ def hypercorn_config(settings: ApiSettings) -> Config:
     config.startup_timeout = 60
     config.include_server_header = False
     # A client message (all its fragments) above WS_MAX_FRAME_BYTES: hypercorn closes the
-    # socket with 1009 ("message too big") before the app sees it.
+    # socket with 1009 ("message too big") before the app sees it; ws_frame_limit makes it
+    # do so without buffering what the client sends after.
     config.websocket_max_message_size = settings.ws_max_frame_bytes
+    ws_frame_limit.install()
     # No hypercorn `read_timeout`: it would also cut idle WebSockets. The request body idle
     # timeout (REQUEST_READ_TIMEOUT_SECONDS) is the middleware's; slow request headers are
     # bounded by hypercorn's keep-alive timeout (the connection counts as idle until the
