@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -12,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from rag_api.metrics import close_code_label, method_label, status_label
 from rag_api.middleware import RequestContextMiddleware
 
 pytestmark = pytest.mark.anyio
@@ -82,3 +85,66 @@ async def test_the_500_message_names_the_request_id() -> None:
         response = await client.get("/boom", headers={"X-Request-ID": "req-42"})
     assert response.status_code == 500
     assert response.json()["error"]["message"].endswith("(ref req-42).")
+
+
+async def test_a_body_that_stalls_is_answered_408_with_connection_close() -> None:
+    """The handler waits for a body that never comes: 408 request_timeout, connection closed."""
+    stall = asyncio.Event()
+
+    async def stalled_body() -> Any:
+        yield b"first part"
+        await stall.wait()  # never set: the client stops sending
+        yield b"never"
+
+    inner = Starlette(
+        routes=[Route("/read", read_all, methods=["POST"])],
+        middleware=[Middleware(RequestContextMiddleware, body_idle_seconds=0.3)],
+    )
+    transport = httpx.ASGITransport(app=inner)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        started = time.monotonic()
+        response = await client.post("/read", content=stalled_body())
+    assert response.status_code == 408 and response.headers["connection"] == "close"
+    assert response.json()["error"]["code"] == "request_timeout"
+    assert time.monotonic() - started < 5
+
+
+async def read_all(request: Request) -> Response:
+    body = await request.body()
+    return JSONResponse({"size": len(body)})
+
+
+async def test_a_slow_but_steady_body_is_not_cut() -> None:
+    """The timeout is per wait, not for the whole body: each piece resets it."""
+
+    async def slow_body() -> Any:
+        for _ in range(6):
+            await asyncio.sleep(0.1)
+            yield b"x" * 10
+
+    inner = Starlette(
+        routes=[Route("/read", read_all, methods=["POST"])],
+        middleware=[Middleware(RequestContextMiddleware, body_idle_seconds=0.3)],
+    )
+    transport = httpx.ASGITransport(app=inner)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.post("/read", content=slow_body())
+    assert response.status_code == 200 and response.json() == {"size": 60}
+
+
+def test_metrics_labels_come_from_fixed_sets() -> None:
+    assert [method_label(m) for m in ("GET", "DELETE", "BREW", "get", "X" * 1000)] == [
+        "GET",
+        "DELETE",
+        "OTHER",
+        "OTHER",
+        "OTHER",
+    ]
+    assert [status_label(s) for s in (200, 422, 418, 599, 1000)] == ["200", "422", "4xx", "5xx", "other"]
+    assert [close_code_label(c) for c in (1000, 4429, 3999, 65535, None)] == [
+        "1000",
+        "4429",
+        "other",
+        "other",
+        "other",
+    ]
