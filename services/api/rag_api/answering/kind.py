@@ -21,7 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 from rag_api.answering.coalesce import coalesce
 from rag_api.answering.providers import AnswerProvider, LLMPermanentError, LLMStreamError, LLMTransientError
 from rag_api.search import Hit, hybrid_search
-from rag_embedding import Embedder, TransientEmbeddingError
+from rag_embedding import Embedder, EmbeddingError
 from rag_eventbus import publish
 from rag_jobqueue import Job, Lease, PermanentJobError, PublicMessages, QueueSpec, public_message
 from rag_schema.events import Citation, Event, MessageStatus, MessageStatusUpdated
@@ -38,7 +38,7 @@ LLM_REFUSED = "The answer could not be generated: the language model refused the
 ANSWER_ERRORS: PublicMessages = {
     LLMStreamError: "The answer broke off while it was being generated.",
     LLMTransientError: "The answer could not be generated: the language model could not be reached.",
-    TransientEmbeddingError: "The answer could not be generated: the embedding service could not be reached.",
+    EmbeddingError: "The answer could not be generated: the embedding service could not be reached.",
     psycopg.OperationalError: "The answer could not be generated: the database could not be reached.",
 }
 
