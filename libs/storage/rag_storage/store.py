@@ -9,7 +9,9 @@ memory flat) and none of them should know botocore's exception zoo.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -130,6 +132,74 @@ class ObjectStore:
 
     def writer(self, key: str, content_type: str, part_size: int = PART_SIZE) -> MultipartWriter:
         return MultipartWriter(self, key, content_type, part_size)
+
+    # -- listing (storage hygiene: finding what nothing refers to) ---------------------------
+
+    async def list_objects(self, prefix: str, page_size: int = 1000) -> AsyncIterator[list[StoredObject]]:
+        """The objects under `prefix`, one page (at most `page_size`, S3's max 1000) at a time.
+
+        Pages, not single objects: a caller checks each page against its database in one
+        query. The listing is a snapshot per page, not of the whole bucket (S3 semantics).
+        """
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": page_size}
+        while True:
+            async with self._errors():
+                response = await self._client.list_objects_v2(**params)
+            page = [
+                StoredObject(key=o["Key"], size=int(o.get("Size", 0)), last_modified=o["LastModified"])
+                for o in response.get("Contents", [])
+            ]
+            if page:
+                yield page
+            token = response.get("NextContinuationToken")
+            if not response.get("IsTruncated") or not token:
+                return
+            params["ContinuationToken"] = token
+
+    async def list_multipart_uploads(self, prefix: str = "") -> AsyncIterator[PendingUpload]:
+        """Multipart uploads begun and neither completed nor aborted (their parts cost storage)."""
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        while True:
+            async with self._errors():
+                response = await self._client.list_multipart_uploads(**params)
+            for upload in response.get("Uploads", []):
+                yield PendingUpload(
+                    key=upload["Key"], upload_id=upload["UploadId"], initiated=upload["Initiated"]
+                )
+            if not response.get("IsTruncated"):
+                return
+            params["KeyMarker"] = response.get("NextKeyMarker", "")
+            params["UploadIdMarker"] = response.get("NextUploadIdMarker", "")
+
+    async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
+        """Drop an unfinished upload and its parts; one already gone is fine."""
+        try:
+            async with self._errors(key):
+                await self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except ObjectNotFound:
+            return
+        except StorageError as exc:
+            if isinstance(exc.__cause__, ClientError) and _error_code(exc.__cause__) == "NoSuchUpload":
+                return
+            raise
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    key: str
+    size: int
+    last_modified: datetime  # timezone-aware (UTC), as S3 reports it
+
+
+@dataclass(frozen=True, slots=True)
+class PendingUpload:
+    key: str
+    upload_id: str
+    initiated: datetime  # timezone-aware (UTC)
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 class MultipartWriter:

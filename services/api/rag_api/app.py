@@ -32,6 +32,7 @@ from rag_api.probes import healthz, metrics, readyz
 from rag_api.realtime import RealtimeHub, events_endpoint, websocket_endpoint
 from rag_api.search import search_endpoint
 from rag_api.settings import ApiSettings
+from rag_api.sweeper import run_sweeper_of
 from rag_api.uploads import upload_documents
 from rag_api.user_slots import UserSlots
 from rag_api.workspaces import add_member, create_workspace, list_workspaces, remove_member
@@ -151,12 +152,15 @@ def create_app(settings: ApiSettings) -> Starlette:
                 )
                 stop_answers = asyncio.Event()
                 answering = asyncio.create_task(answers.run(stop_answers), name="answer-worker")
+                sweeping = asyncio.create_task(run_sweeper_of(pool, store, settings), name="orphan-sweeper")
                 log.info("api_started", host=settings.api_host, port=settings.api_port)
                 try:
                     yield
                 finally:
+                    sweeping.cancel()
                     stop_answers.set()
                     await answering
+                    await asyncio.gather(sweeping, return_exceptions=True)
                     await hub.stop()
         except StartupError as exc:
             app.state.startup_error = str(exc)

@@ -39,3 +39,6 @@ class ApiSettings(DatabaseSettings, S3Settings, EmbeddingSettings, EventRetentio
     max_question_chars: int = Field(default=4000, ge=1)
     db_statement_timeout_seconds: float = Field(default=15.0, gt=0)
     orphan_sweep_interval_seconds: float = Field(default=3600.0, gt=0)
+    # The sweeper's safety margin and its multipart cut-off (rag_api/sweeper.py); tests use 0.
+    orphan_min_age_seconds: float = Field(default=3600.0, ge=0)
+    multipart_max_age_seconds: float = Field(default=86400.0, ge=0)
