@@ -51,6 +51,7 @@ CRASHED = "The file could not be read: the text extractor stopped unexpectedly o
 START_TIMEOUT = 60.0
 LAST_WORDS_TIMEOUT = 1.0  # a child that quit while reading may still say why
 MAX_LOGGED_LINE = 1000
+MAX_LOGGED_LINES = 200  # per child: a hostile one must not fill the worker's log
 CHILD_COMMAND = (sys.executable, "-m", "rag_parse_worker.child")
 
 
@@ -65,11 +66,18 @@ class Timed:
 
 
 def _forward_output(stream: IO[bytes], pid: int) -> None:
-    """The child's stderr, line by line, into the worker's log (it may not write files)."""
+    """The child's stderr, line by line, into the worker's log (it may not write files);
+    past MAX_LOGGED_LINES it is still drained (the child must not block) but not logged."""
+    logged = 0
     with contextlib.suppress(Exception):
         for line in iter(lambda: stream.readline(MAX_LOGGED_LINE), b""):
             text = line.decode("utf-8", "replace").rstrip()
-            if text:
+            if not text or logged > MAX_LOGGED_LINES:
+                continue
+            logged += 1
+            if logged > MAX_LOGGED_LINES:
+                log.warning("extractor_output_truncated", pid=pid, lines=MAX_LOGGED_LINES)
+            else:
                 log.warning("extractor_output", pid=pid, line=text)
 
 
@@ -125,11 +133,16 @@ class _Child:
         used = sandbox.process_cpu_seconds(self.process.pid)
         return used + 2 * self.cpu_budget > sandbox.cpu_lifetime_seconds(self.cpu_budget)
 
+    def kill_now(self) -> None:
+        """SIGKILL its whole process group (while not reaped: the pid cannot have been reused)."""
+        if self.process.returncode is None:
+            with contextlib.suppress(Exception):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                self.process.kill()
+
     def kill(self) -> None:
-        with contextlib.suppress(Exception):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        with contextlib.suppress(Exception):
-            self.process.kill()
+        self.kill_now()
         with contextlib.suppress(Exception):
             self.process.wait(5)
         for stream in (self.process.stdin, self.process.stdout):
@@ -181,10 +194,7 @@ class ExtractionPool:
     async def _replace(self, child: _Child, reason: str) -> _Child:
         """Kill `child` at once (which also ends the thread waiting on it) and start another."""
         metrics.EXTRACTOR_RESTARTS.labels(reason=reason).inc()
-        with contextlib.suppress(Exception):
-            os.killpg(child.process.pid, signal.SIGKILL)
-        with contextlib.suppress(Exception):
-            child.process.kill()
+        child.kill_now()
         self._children.discard(child)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, child.kill)  # reap it

@@ -71,6 +71,10 @@ def main(behaviour: str, marker: str) -> None:
     raw, _ = wire.receive(incoming, max_body=2**32 - 1)  # the document
     if wire.parse_header(raw).get("type") == "stop":
         return
+    if behaviour == "stderr-flood":
+        for n in range(5000):
+            os.write(2, f"line {n} of a flood\n".encode())
+        behaviour = "unknown-status"
     wire.write_all(outgoing, reply(behaviour, marker))
     time.sleep(3600)  # the worker must not wait for anything more
 

@@ -3,6 +3,7 @@ that a hostile child cannot turn into code in the worker."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -13,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
-from rag_parse_worker import sandbox, wire
+from rag_parse_worker import isolation, sandbox, wire
 from rag_parse_worker.extract import CorruptFile, Extracted, ExtractionTimeout, Limits
 from rag_parse_worker.isolation import CRASHED, ExtractionPool
 
@@ -88,10 +90,12 @@ async def test_the_child_sees_none_of_the_workers_secrets(secrets_in_the_worker:
             assert name not in env and value not in blob
         # ... and it still extracts.
         assert (await pool.extract(b"still works", "a.txt", "text/plain")).result.text == "still works"
-        # A replacement (after a crash) is started the same way.
-        os.kill(the_child(pool), signal.SIGKILL)
-        with pytest.raises(CorruptFile):
-            await pool.extract(b"x", "a.txt", "text/plain")
+        # A replacement (for a child found dead) is started the same way.
+        dead = the_child(pool)
+        os.kill(dead, signal.SIGKILL)
+        await asyncio.sleep(0.2)
+        assert (await pool.extract(b"replaced", "a.txt", "text/plain")).result.text == "replaced"
+        assert the_child(pool) != dead
         assert not set(environ_of(the_child(pool))) & set(secrets_in_the_worker)
     finally:
         await pool.close()
@@ -220,5 +224,23 @@ async def test_a_child_that_stalls_mid_reply_is_stopped_at_the_timeout(tmp_path:
         with pytest.raises(ExtractionTimeout):
             await pool.extract(b"a document", "a.txt", "text/plain")
         assert the_child(pool) != before
+    finally:
+        await pool.close()
+
+
+async def test_a_child_flooding_stderr_is_drained_but_not_logged_past_a_cap(tmp_path: Path) -> None:
+    pool = await hostile_pool("stderr-flood", tmp_path / "exploited")
+    try:
+        with structlog.testing.capture_logs() as logs:
+            with pytest.raises(CorruptFile):
+                await pool.extract(b"a document", "a.txt", "text/plain")
+            for _ in range(100):  # the forwarding thread reads the rest of the pipe
+                if any(entry["event"] == "extractor_output_truncated" for entry in logs):
+                    break
+                await asyncio.sleep(0.05)
+        output = [entry for entry in logs if entry["event"] == "extractor_output"]
+        truncated = [entry for entry in logs if entry["event"] == "extractor_output_truncated"]
+        assert len(output) == isolation.MAX_LOGGED_LINES and len(truncated) == 1
+        assert output[0]["line"] == "line 0 of a flood"
     finally:
         await pool.close()
