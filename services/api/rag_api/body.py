@@ -1,6 +1,6 @@
 """JSON request bodies: bounded in size, validated with pydantic, errors in the api's shape.
 
-(The body of a request refused before it was read is drained by the middleware.)
+(What happens to the unread body of a request refused early is the middleware's: answer and close.)
 """
 
 from __future__ import annotations
