@@ -152,7 +152,11 @@ def test_10000_requests_with_random_methods_keep_memory_and_metrics_flat(system:
     print(f"10,000 requests in {elapsed:.1f}s: {statuses}; RSS {rss_before:.1f} -> {rss_after:.1f} MB")
     assert sum(statuses.values()) == 10_000
     assert all(status < 500 for status in statuses), statuses
-    assert series_names(metrics_after) == series_names(metrics_before)
+    # The request series are exactly those of the warm-up; elsewhere a few series may appear
+    # meanwhile by themselves (the answer worker's wake-up causes), never one per request.
+    request_series = [n for n in series_names(metrics_after) if n.startswith("rag_api_request")]
+    assert request_series == [n for n in series_names(metrics_before) if n.startswith("rag_api_request")]
+    assert len(series_names(metrics_after)) - len(series_names(metrics_before)) <= 10
     assert abs(len(metrics_after) - len(metrics_before)) < 2000  # only counter values changed
     assert 'method="OTHER"' in metrics_after
     assert rss_after - rss_before < 8, f"RSS grew from {rss_before:.1f} to {rss_after:.1f} MB"
