@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -19,6 +20,8 @@ import structlog
 from rag_parse_worker import isolation, sandbox, wire
 from rag_parse_worker.extract import CorruptFile, Extracted, ExtractionTimeout, Limits
 from rag_parse_worker.isolation import CRASHED, ExtractionPool
+
+from . import hostile_child
 
 pytestmark = pytest.mark.anyio
 
@@ -196,6 +199,13 @@ async def hostile_pool(behaviour: str, marker: Path, timeout: float = 30.0) -> E
     )
     await pool.start()
     return pool
+
+
+def test_the_hostile_pickle_is_live(tmp_path: Path) -> None:
+    """What the "pickle" children send runs a command when unpickled, as the worker used to."""
+    marker = tmp_path / "exploited"
+    pickle.loads(pickle.dumps(hostile_child.Exploit(str(marker))))
+    assert marker.exists()
 
 
 @pytest.mark.parametrize("behaviour", VIOLATIONS)
