@@ -94,9 +94,6 @@ class RealtimeHub:
     def connection_count(self) -> int:
         return sum(len(conns) for conns in self._by_user.values())
 
-    def connections_of(self, user_id: UUID) -> int:
-        return len(self._by_user.get(user_id, ()))
-
     async def start(self) -> None:
         """Start listening; wait (bounded) for the first connection of the listener."""
         if self._started:
