@@ -25,7 +25,8 @@ class QueueSpec:
     table: str  # e.g. "parse_jobs"
     channel: str  # NOTIFY channel that wakes the workers, e.g. "parse_jobs"
     name: str  # short name for logs and metrics, e.g. "parse"
-    # The column whose values share the workers fairly (a tenant); None: plain FIFO claims.
+    # The column whose values share the workers fairly (a tenant), NOT NULL, with the two
+    # indexes of migration 0004 on it; None: plain first-in-first-out claims.
     partition_by: str | None = "workspace_id"
 
 
