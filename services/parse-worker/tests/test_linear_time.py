@@ -10,6 +10,7 @@ bench/pathological.py has the figures.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from rag_parse_worker.extract import Limits
+from rag_parse_worker.extract import LimitExceeded, Limits
 from rag_parse_worker.extract.docx import extract_docx
 from rag_parse_worker.extract.html import _VisibleText, decode_html, extract_html, meta_charset
 from rag_parse_worker.extract.limits import TextBudget
@@ -217,3 +218,16 @@ def test_docx_extraction_is_linear_on_each_hostile_shape(shape: str) -> None:
             return exc
 
     assert_linear(extract, DOCX_SHAPES[shape])
+
+
+def test_one_giant_xml_token_is_refused_before_it_costs_seconds() -> None:
+    noise = os.urandom(10 * MB).hex()  # 20 MB that compresses 2:1 (passes the bomb checks)
+    for body in (f'<w:p w:x="{noise}"/>', f"<!--{noise}-->"):
+        data = _docx(body)
+        started = time.process_time()
+        with pytest.raises(LimitExceeded, match="single XML element larger than 16 MB"):
+            extract_docx(data, LIMITS)
+        assert time.process_time() - started < 5.0
+    # A text run as long streams as it is parsed: it is read, not refused.
+    text = extract_docx(_docx(f"<w:p><w:r><w:t>{noise}</w:t></w:r></w:p>"), LIMITS)
+    assert text == noise

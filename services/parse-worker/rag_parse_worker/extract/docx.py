@@ -7,7 +7,11 @@ expat (no tree in memory) with these guards:
   part are checked before reading, and the read itself stops at a hard cap (a zip can
   lie about sizes);
 - XML attacks: any DTD or entity declaration is refused (a .docx never has one), so
-  neither "billion laughs" nor external entities can happen.
+  neither "billion laughs" nor external entities can happen;
+- one giant token: expat 2.5 costs super-linear time on a single tag, attribute value or
+  comment of tens of MB (about 2 s for 64 MB), so a part in which no parse event happened
+  for MAX_TOKEN_BYTES is refused. Text nodes are not tokens of this kind: expat reports
+  them as they stream.
 
 Text model: each paragraph ends with a blank line; in a table, cells are separated by
 tabs and rows by line breaks (paragraphs inside a cell are joined by spaces, nested
@@ -40,11 +44,13 @@ DEFAULT_MAIN_PART = "word/document.xml"
 RELS_PART = "_rels/.rels"
 RELS_CAP = 1024 * 1024
 READ_CHUNK = 1024 * 1024
+MAX_TOKEN_BYTES = 16 * 1024 * 1024
 
 CFB_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # OLE compound file: encrypted .docx or legacy .doc
 
 NOT_A_DOCX = "The file is not a valid Word document (.docx)."
 BOMB = "The Word document expands to an unreasonable size when unpacked and was not processed."
+GIANT_TOKEN = "The Word document contains a single XML element larger than 16 MB and was not processed."
 
 
 class _Forbidden(Exception):
@@ -90,6 +96,10 @@ def _stream(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, parser: expat.
             if total > cap:
                 raise LimitExceeded(BOMB)
             parser.Parse(chunk, False)
+            # The byte index of the last parse event: far behind what was fed means one
+            # token still open (see the module docstring).
+            if total - max(parser.CurrentByteIndex, 0) > MAX_TOKEN_BYTES:
+                raise LimitExceeded(GIANT_TOKEN)
     parser.Parse(b"", True)
 
 
