@@ -353,9 +353,9 @@ async def run(bench: Bench) -> Section:
         f"thread the old call froze the loop {in_thread:.1f} s (no heartbeat, no /healthz); in the "
         f"compute child the loop never stalled more than {in_child * 1000:.0f} ms. The embedders stall "
         "it a few tens of ms per batch at most, so embedding stays in the worker process. DOCX: expat "
-        "2.5 grows super-linearly on ONE token of tens of MB (an attribute or comment; about 2 s for "
-        "64 MB here), bounded by the DOCX size and ratio limits and paid in the parse worker's "
-        "extraction child."
+        "2.5 grows super-linearly on ONE token of tens of MB (a tag, attribute value or comment; about "
+        "2 s for 64 MB), so a part in which no parse event happened for 16 MB is refused as it streams "
+        "(what that token costs before the refusal: about 0.2 s); text runs stream and are not affected."
     )
     return Section(
         "pathological",
