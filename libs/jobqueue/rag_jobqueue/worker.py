@@ -178,7 +178,9 @@ class Worker:
                 job = Job.from_row(row)
                 if job.attempt > job.max_attempts:
                     # Its owners kept dying (a crash or OOM on this input): stop here.
-                    error = f"Processing was interrupted {job.max_attempts} times; giving up."
+                    error = with_reference(
+                        f"Processing was interrupted {job.max_attempts} times; giving up.", job.id
+                    )
                     failed = await self._transition(conn, self._sql.fail, job, error=error)
                     if failed is not None:
                         events += await self.kind.on_failed(conn, failed, error)

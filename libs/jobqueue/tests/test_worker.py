@@ -241,6 +241,32 @@ async def test_expired_lease_is_taken_over_and_the_old_owner_is_fenced_out(datab
     assert job_rows(database_url)[job_id][0] == "success"
 
 
+async def test_a_job_whose_owners_keep_dying_fails_with_a_readable_referenced_error(
+    database_url: str,
+) -> None:
+    (job_id,) = insert_jobs(database_url, 1, notify=False, max_attempts=3)
+    # Three owners claimed it and died (an input that kills the process every time).
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE parse_jobs SET status='running', attempt=3, locked_by='dead-worker',"
+            " locked_until=now() - interval '1 second' WHERE id = %s",
+            (job_id,),
+        )
+    async with running_worker(database_url, job_lease_seconds=0.3) as (_, kind, _stop):
+        await wait_until(all_status(database_url, "failed"), timeout=10)
+    status, attempt, error = job_rows(database_url)[job_id]
+    assert (status, attempt) == ("failed", 4)
+    assert error == f"Processing was interrupted 3 times; giving up. (ref job {job_id})"
+    assert kind.started == []  # the fourth claim did not run it again
+    assert job_events(database_url) == [(str(job_id), "failed", 4)]
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT d.status, d.error FROM documents d JOIN parse_jobs j ON j.document_id = d.id WHERE j.id = %s",
+            (job_id,),
+        ).fetchone()
+    assert row == ("error", error)
+
+
 async def test_a_hung_job_loses_its_lease_to_another_worker_and_only_one_finishes(database_url: str) -> None:
     gate = asyncio.Event()
 
