@@ -4,7 +4,8 @@ A real Worker (real Postgres, real S3) runs an ingest job whose chunking step fi
 about three seconds in one GIL-holding regex call (the chunker's sentence pattern as it
 was before it was made linear, on a run of dots), with a one-second lease. A thread polls
 the worker's real /healthz over HTTP and the job row: the probe must answer within a
-second every time, and the lease must be renewed throughout with no takeover.
+second every time, and the lease must be renewed throughout with no takeover. And a job
+that times out kills its computation: the child does not outlive it.
 """
 
 from __future__ import annotations
@@ -120,3 +121,58 @@ async def test_probes_answer_and_the_lease_is_renewed_while_a_job_computes(
     assert observer.attempts == {1}, "no takeover"
     # One heartbeat per lease/3: a job running ~2.5 s gets several new leases.
     assert len(observer.leases) >= 4, observer.leases
+
+
+class RunawayCompute(ComputePool):
+    """A chunking step that would take minutes (the old pattern on 300,000 dots)."""
+
+    async def chunk(self, text: str) -> list[Chunk]:
+        await self.run(re.search, QUADRATIC_SENTENCE_END, "." * 300_000)
+        return await super().chunk(text)
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+async def test_a_job_that_times_out_fails_readably_and_its_computation_is_killed(
+    database_url: str, s3_env: dict[str, str]
+) -> None:
+    doc = insert_parsed_document(database_url, s3_env, "Some text.")
+    settings = JobSettings(job_lease_seconds=5.0, worker_idle_sleep_seconds=30)
+    compute = RunawayCompute(1)
+    [child] = await asyncio.to_thread(compute.start)
+    async with (
+        AsyncConnectionPool(database_url, min_size=1, max_size=5, open=False) as pool,
+        ObjectStore(S3Settings(**{k.lower(): v for k, v in s3_env.items()})) as store,
+    ):
+        kind = IngestKind(pool, store, HashEmbedder(), compute, timeout_seconds=1.5)
+        stop = asyncio.Event()
+        task = asyncio.create_task(Worker(kind, pool, database_url, settings).run(stop))
+        try:
+            for _ in range(300):
+                with psycopg.connect(database_url) as conn:
+                    row = conn.execute("SELECT status, attempt, last_error FROM ingest_jobs").fetchone()
+                if row is not None and row[0] == "failed":
+                    break
+                await asyncio.sleep(0.1)
+            for _ in range(100):  # killed at the timeout; reaping may take a moment
+                if not alive(child):
+                    break
+                await asyncio.sleep(0.05)
+            child_alive = alive(child)
+        finally:
+            stop.set()
+            await task
+            compute.close()
+    assert row is not None and row[:2] == ("failed", 1), row
+    assert row[2].startswith("Processing took longer than 1.5 seconds and was stopped."), row
+    assert not child_alive, "the runaway computation outlived its job"
+    assert compute.replaced == 1
+    with psycopg.connect(database_url) as conn:
+        status = conn.execute("SELECT status FROM documents WHERE id = %s", (doc.document_id,)).fetchone()
+    assert status == ("error",)
