@@ -23,7 +23,16 @@ from typing import Any
 from bench import report
 from bench.common import ROOT, Bench, Section, raise_fd_limit
 
-BENCHMARKS = ("wakeup", "throughput", "realtime", "connections", "pipeline", "scaleout", "claimcost", "pathological")
+BENCHMARKS = (
+    "wakeup",
+    "throughput",
+    "realtime",
+    "connections",
+    "pipeline",
+    "scaleout",
+    "claimcost",
+    "pathological",
+)
 
 
 def runner(name: str) -> Callable[[Bench], Coroutine[Any, Any, Section]]:
