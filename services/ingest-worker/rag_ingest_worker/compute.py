@@ -52,9 +52,16 @@ def chunk_spans(text: str) -> list[Span]:
     return [(c.char_start, c.char_end, c.page, c.heading) for c in chunk_text(text)]
 
 
-def _die_with_parent() -> None:
-    """Runs in the child at start: the kernel kills it when the worker dies (Linux), so a
-    computation cannot outlive a worker that was killed without closing its pool."""
+def _child_start() -> None:
+    """Runs in the child at start.
+
+    The worker alone decides when a child stops (it kills the child with its job): a
+    Ctrl-C or SIGTERM sent to the whole process group (a terminal, `make dev`) must not
+    interrupt a child mid-call or make it print a KeyboardInterrupt traceback. And the
+    kernel kills the child when the worker dies (Linux), so a computation cannot outlive
+    a worker that was killed without closing its pool."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         pr_set_pdeathsig = 1
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
@@ -73,7 +80,7 @@ class _Slot:
     """One child process, with the pid it runs under once started."""
 
     def __init__(self, context: multiprocessing.context.BaseContext) -> None:
-        self.executor = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_die_with_parent)
+        self.executor = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_child_start)
         self.pid: int | None = None
 
     def kill(self) -> None:

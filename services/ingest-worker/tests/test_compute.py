@@ -119,3 +119,16 @@ async def test_errors_raised_by_the_call_reach_the_caller_and_keep_the_child(poo
         await pool.run(re.compile, "(")
     assert pool.replaced == 0
     assert set(await asyncio.gather(pool.run(os.getpid), pool.run(os.getpid))) == before
+
+
+async def test_ctrl_c_to_the_process_group_leaves_the_children_to_the_worker(pool: ComputePool) -> None:
+    # A terminal's Ctrl-C (or `make dev`'s) reaches every process of the group: the
+    # children must neither die mid-call nor print a traceback; the worker stops them.
+    pids = pool.pids()
+    for pid in pids:
+        os.kill(pid, signal.SIGINT)
+        os.kill(pid, signal.SIGTERM)
+    await asyncio.sleep(0.3)
+    assert all(alive(pid) for pid in pids)
+    assert await pool.chunk("One sentence. Two sentences.") == chunk_text("One sentence. Two sentences.")
+    assert pool.replaced == 0 and pool.pids() == pids
