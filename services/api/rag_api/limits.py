@@ -29,6 +29,10 @@ def too_many_uploads(limit: int, retry_after: float = 1.0) -> ApiError:
     )
 
 
+def too_many_workspaces(limit: int) -> ApiError:
+    return ApiError(409, "too_many_workspaces", f"A user may create at most {limit} workspaces.")
+
+
 def too_many_members(limit: int) -> ApiError:
     return ApiError(409, "too_many_members", f"A workspace may have at most {limit} members.")
 

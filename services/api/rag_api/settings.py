@@ -34,6 +34,7 @@ class ApiSettings(DatabaseSettings, S3Settings, EmbeddingSettings, EventRetentio
     request_read_timeout_seconds: float = Field(default=30.0, gt=0)
     ws_max_connections_per_user: int = Field(default=20, ge=1)
     ws_max_frame_bytes: int = Field(default=65536, ge=128)
+    max_workspaces_per_user: int = Field(default=100, ge=1)
     workspace_max_members: int = Field(default=1000, ge=1)
     questions_per_minute: int = Field(default=20, ge=1)
     max_question_chars: int = Field(default=4000, ge=1)

@@ -7,6 +7,9 @@ themselves (leave), so that nobody can be kept in a workspace, and its event str
 against their will. The last owner cannot be removed (409 `last_owner`). A workspace
 has at most WORKSPACE_MAX_MEMBERS members (409 `too_many_members`): adds to one
 workspace are serialised by a lock on its row, so concurrent adds cannot overshoot.
+A user creates at most MAX_WORKSPACES_PER_USER workspaces (409 `too_many_workspaces`):
+workers share their claims fairly per workspace, so an unbounded number of workspaces
+would be an unbounded share of the queue.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from rag_api.access import require_member, require_owner
 from rag_api.body import read_model
 from rag_api.deps import pool_of, require_user, settings_of
 from rag_api.errors import ApiError, not_found
-from rag_api.limits import too_many_members
+from rag_api.limits import too_many_members, too_many_workspaces
 from rag_api.responses import json_response
 from rag_api.shapes import row_out
 
@@ -44,6 +47,11 @@ ORDER BY w.created_at, w.id
 """
 # FOR NO KEY UPDATE serialises member adds of one workspace without blocking the
 # FOR KEY SHARE locks that inserts of its documents and conversations take.
+# Serialises one user's creates, so that two at once cannot both pass MAX_WORKSPACES_PER_USER
+# (the two-key form, as for questions in conversations.py, with a class of its own).
+CREATOR_LOCK_CLASS = 0x5753  # "WS"
+LOCK_CREATOR = "SELECT pg_advisory_xact_lock(%s, hashtext(%s::text))"
+COUNT_CREATED = "SELECT count(*) FROM workspaces WHERE created_by = %s"
 LOCK_WORKSPACE = "SELECT id FROM workspaces WHERE id = %s FOR NO KEY UPDATE"
 COUNT_MEMBERS = "SELECT count(*) FROM workspace_members WHERE workspace_id = %s"
 # Owners are locked so that two concurrent removals cannot both pass the last-owner check.
@@ -69,7 +77,12 @@ class NewMember(BaseModel):
 async def create_workspace(request: Request) -> Response:
     user_id = require_user(request)
     body = await read_model(request, NewWorkspace)
+    cap = settings_of(request).max_workspaces_per_user
     async with pool_of(request).connection() as conn, conn.transaction():
+        await conn.execute(LOCK_CREATOR, (CREATOR_LOCK_CLASS, user_id))
+        created = await (await conn.execute(COUNT_CREATED, (user_id,))).fetchone()
+        if created is not None and created[0] >= cap:
+            raise too_many_workspaces(cap)
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(INSERT_WORKSPACE, (body.name, user_id))
         row = await cur.fetchone()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import uuid
 from typing import Any
 
@@ -129,3 +130,23 @@ def test_workspace_max_members(api_factory: Any) -> None:
     assert api.sql("SELECT count(*) FROM workspace_members WHERE workspace_id = %s", (ws,)) == [(3,)]
     # Another workspace has its own count.
     assert owner.add_member(owner.create_workspace("second")["id"], users[2]).status_code == 201
+
+
+def test_max_workspaces_per_user_holds_under_concurrent_creates(api_factory: Any) -> None:
+    api = api_factory(MAX_WORKSPACES_PER_USER="5")
+    user, other = api.user(), api.user()
+    assert user.create_workspace("first")["id"]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(lambda n: user.client.post("/api/workspaces", json={"name": f"w{n}"}), range(8))
+        )
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [201] * 4 + [409] * 4, statuses
+    refused = next(a for a in answers if a.status_code == 409).json()["error"]
+    assert refused["code"] == "too_many_workspaces" and "5" in refused["message"]
+    assert api.sql("SELECT count(*) FROM workspaces WHERE created_by = %s", (user.id,)) == [(5,)]
+    # Being added to other people's workspaces does not count, and other users are unaffected.
+    theirs = other.create_workspace("theirs")["id"]
+    assert other.add_member(theirs, user.id).status_code == 201
+    assert other.create_workspace("second")["id"]
+    assert len(user.client.get("/api/workspaces").json()["items"]) == 6
