@@ -7,7 +7,6 @@ hostile shape within a generous CPU bound, and the growth from 256 KB well below
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 
@@ -16,8 +15,7 @@ import pytest
 from rag_api.answering.providers import NOTHING_FOUND, ExtractiveProvider
 from rag_api.search import Hit
 from rag_api.sniff import HEAD_BYTES, DocxScanner, Unsupported, clean_filename, sniff
-
-MB = 1_000_000
+from rag_devstack.linear_time import MB, assert_linear, cpu_seconds
 
 SHAPES: dict[str, Callable[[int], str]] = {
     "dots": lambda n: "." * n,
@@ -31,20 +29,6 @@ SHAPES: dict[str, Callable[[int], str]] = {
     "slashes": lambda n: "/\\" * (n // 2),
     "controls": lambda n: "\x01\u200b" * (n // 2),
 }
-
-
-def cpu_seconds(fn: Callable[[], object]) -> float:
-    started = time.process_time()
-    fn()
-    return time.process_time() - started
-
-
-def assert_linear(run: Callable[[str], object], make: Callable[[int], str]) -> None:
-    big, small = make(MB), make(MB // 4)
-    big_seconds = min(cpu_seconds(lambda: run(big)) for _ in range(2))
-    small_seconds = min(cpu_seconds(lambda: run(small)) for _ in range(2))
-    assert big_seconds < 10.0, big_seconds  # ~0.5 s on an idle machine for the worst shape
-    assert big_seconds < 8 * small_seconds + 0.05, (big_seconds, small_seconds)
 
 
 def hit(text: str, n: int = 1) -> Hit:

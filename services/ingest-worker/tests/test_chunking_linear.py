@@ -8,14 +8,12 @@ machine); bench/pathological.py has the figures.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import pytest
 
+from rag_devstack.linear_time import MB, assert_linear
 from rag_ingest_worker.chunking import chunk_text
-
-MB = 1_000_000
 
 SHAPES: dict[str, Callable[[int], str]] = {
     "dots": lambda n: "." * n,
@@ -37,24 +35,11 @@ SHAPES: dict[str, Callable[[int], str]] = {
 }
 
 
-def cpu_seconds(fn: Callable[[], object]) -> float:
-    started = time.process_time()
-    fn()
-    return time.process_time() - started
-
-
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_one_megabyte_of_each_hostile_shape_is_chunked_quickly_and_linearly(shape: str) -> None:
-    make = SHAPES[shape]
-    big, small = make(MB), make(MB // 4)
-    chunks = chunk_text(big)
-    assert all(c.text == big[c.char_start : c.char_end] for c in chunks)
-    big_seconds = min(cpu_seconds(lambda: chunk_text(big)) for _ in range(2))
-    small_seconds = min(cpu_seconds(lambda: chunk_text(small)) for _ in range(2))
-    # Generous: about 0.5 s/MB is the worst shape on an idle machine; the old code took minutes.
-    assert big_seconds < 8.0, big_seconds
-    # Quadratic growth would be 16x for 4x the input; linear is 4x (plus noise on tiny times).
-    assert big_seconds < 8 * small_seconds + 0.05, (big_seconds, small_seconds)
+    text = SHAPES[shape](MB)
+    assert all(c.text == text[c.char_start : c.char_end] for c in chunk_text(text))
+    assert_linear(chunk_text, SHAPES[shape])
 
 
 def test_headings_made_of_hostile_runs_keep_their_titles() -> None:

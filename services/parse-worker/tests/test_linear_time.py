@@ -18,6 +18,7 @@ from html.parser import HTMLParser
 
 import pytest
 
+from rag_devstack.linear_time import MB, assert_linear, cpu_seconds
 from rag_parse_worker.extract import LimitExceeded, Limits
 from rag_parse_worker.extract.docx import extract_docx
 from rag_parse_worker.extract.html import _VisibleText, decode_html, extract_html, meta_charset
@@ -27,24 +28,7 @@ from rag_parse_worker.extract.txt import extract_txt
 
 from .builders import document_xml, make_docx, para
 
-MB = 1_000_000
 LIMITS = Limits()
-
-
-def cpu_seconds(fn: Callable[[], object]) -> float:
-    started = time.process_time()
-    fn()
-    return time.process_time() - started
-
-
-def assert_linear(extract: Callable[[bytes], object], make: Callable[[int], bytes]) -> None:
-    big, small = make(MB), make(MB // 4)
-    big_seconds = min(cpu_seconds(lambda: extract(big)) for _ in range(2))
-    small_seconds = min(cpu_seconds(lambda: extract(small)) for _ in range(2))
-    # Generous: the worst shape takes ~0.5 s/MB on an idle machine; before, minutes.
-    assert big_seconds < 8.0, big_seconds
-    # Quadratic growth is 16x for 4x the input; linear 4x (plus noise on tiny times).
-    assert big_seconds < 8 * small_seconds + 0.05, (big_seconds, small_seconds)
 
 
 def repeat(piece: str) -> Callable[[int], bytes]:
