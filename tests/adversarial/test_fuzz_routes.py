@@ -20,42 +20,24 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
-import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from psycopg import sql
 from starlette.routing import Mount, Route, WebSocketRoute
 
 from rag_api.app import routes
-from rag_devstack.pytest_plugin import TEMPLATE_DB, with_dbname
-from rag_devstack.s3 import ensure_bucket
-from rag_devstack.s3 import s3_env as s3_env_for
-from rag_devstack.system import System, start_system
+from rag_devstack.pytest_plugin import module_system
+from rag_devstack.system import System
 
 KNOWN_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 @pytest.fixture(scope="module")
 def system(pg_admin_dsn: str, s3_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    dbname = f"rag_adv_fuzz_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(dbname), sql.Identifier(TEMPLATE_DB)
-            )
-        )
-    s3 = s3_env_for(s3_server, f"rag-adv-fuzz-{uuid.uuid4().hex[:10]}")
-    ensure_bucket(s3)
-    started = start_system(
-        with_dbname(pg_admin_dsn, dbname), s3, tmp_path_factory.mktemp("adv-fuzz"), workers=False
-    )
-    try:
+    with module_system(
+        pg_admin_dsn, s3_server, tmp_path_factory.mktemp("adv-fuzz"), "fuzz", workers=False
+    ) as started:
         yield started
-    finally:
-        started.stop()
-        with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
 
 
 @pytest.fixture(scope="module")

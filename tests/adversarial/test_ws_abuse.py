@@ -22,16 +22,13 @@ from urllib.parse import quote
 from uuid import UUID
 
 import psutil
-import psycopg
 import pytest
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from rag_devstack.pytest_plugin import TEMPLATE_DB, with_dbname
-from rag_devstack.s3 import ensure_bucket
-from rag_devstack.s3 import s3_env as s3_env_for
-from rag_devstack.system import System, start_system
+from rag_devstack.pytest_plugin import module_system
+from rag_devstack.system import System
 from rag_devstack.wsclient import FrameClient
 from rag_eventbus import publish
 from rag_schema.events import DocumentStatusUpdated, Event
@@ -45,24 +42,10 @@ MAX_FRAME = 65536  # the default WS_MAX_FRAME_BYTES
 @pytest.fixture(scope="module")
 def system(pg_admin_dsn: str, s3_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     """One api process (no workers) with the default limits, on a database and bucket of this module."""
-    dbname = f"rag_adv_ws_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(dbname), sql.Identifier(TEMPLATE_DB)
-            )
-        )
-    s3 = s3_env_for(s3_server, f"rag-adv-ws-{uuid.uuid4().hex[:10]}")
-    ensure_bucket(s3)
-    started = start_system(
-        with_dbname(pg_admin_dsn, dbname), s3, tmp_path_factory.mktemp("adv-ws"), workers=False
-    )
-    try:
+    with module_system(
+        pg_admin_dsn, s3_server, tmp_path_factory.mktemp("adv-ws"), "adv-ws", workers=False
+    ) as started:
         yield started
-    finally:
-        started.stop()
-        with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
 
 
 def member_with_workspace(system: System) -> tuple[UUID, str]:

@@ -8,12 +8,14 @@ other's rows and may kill connections or restart at will.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -71,19 +73,50 @@ def pg_admin_dsn(pg_server: EmbeddedPostgres | None) -> Iterator[str]:
     yield dsn
 
 
-@pytest.fixture
-def database_url(pg_admin_dsn: str) -> Iterator[str]:
-    """A fresh, migrated database for this test only."""
-    name = f"rag_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+@contextlib.contextmanager
+def cloned_database(admin_dsn: str, prefix: str = "rag_test") -> Iterator[str]:
+    """DSN of a fresh database cloned from the migrated template, dropped on exit.
+
+    For fixtures of any scope: a test module that shares one system across its tests gets a
+    database of its own this way, as each test does through `database_url`.
+    """
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(
             sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
                 sql.Identifier(name), sql.Identifier(TEMPLATE_DB)
             )
         )
-    yield with_dbname(pg_admin_dsn, name)
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    try:
+        yield with_dbname(admin_dsn, name)
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@contextlib.contextmanager
+def module_system(
+    admin_dsn: str, s3_endpoint: str, log_dir: Path, name: str, **options: Any
+) -> Iterator[System]:
+    """A whole system on a database and bucket of its own, for a module-scoped fixture.
+
+    `options` go to `start_system` (`workers=False`, `apis=2`, env overrides).
+    """
+    env = s3_env_for(s3_endpoint, f"rag-{name}-{uuid.uuid4().hex[:10]}")
+    ensure_bucket(env)
+    with cloned_database(admin_dsn, f"rag_{name.replace('-', '_')}") as dsn:
+        started = start_system(dsn, env, log_dir, **options)
+        try:
+            yield started
+        finally:
+            started.stop()
+
+
+@pytest.fixture
+def database_url(pg_admin_dsn: str) -> Iterator[str]:
+    """A fresh, migrated database for this test only."""
+    with cloned_database(pg_admin_dsn) as dsn:
+        yield dsn
 
 
 @pytest.fixture

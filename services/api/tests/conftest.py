@@ -27,12 +27,11 @@ import boto3
 import httpx
 import psycopg
 import pytest
-from psycopg import sql
 
 from rag_api.auth import mint_token
 from rag_devstack.postgres import free_port
 from rag_devstack.procs import ServiceProcess, venv_command
-from rag_devstack.pytest_plugin import TEMPLATE_DB, with_dbname
+from rag_devstack.pytest_plugin import cloned_database
 from rag_devstack.s3 import ensure_bucket
 from rag_devstack.s3 import s3_env as s3_env_for
 
@@ -246,24 +245,15 @@ def shared_api(
 
     Tests sharing it must scope their checks to their own workspaces and users.
     """
-    dbname = f"rag_api_shared_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(dbname), sql.Identifier(TEMPLATE_DB)
-            )
-        )
     env = {
-        "DATABASE_URL": with_dbname(pg_admin_dsn, dbname),
         **s3_env_for(s3_server, f"rag-shared-{uuid.uuid4().hex[:10]}"),
         "MAX_UPLOAD_BYTES": str(SHARED_MAX_UPLOAD_BYTES),
         "JOB_MAX_ATTEMPTS": "3",
     }
     ensure_bucket(env)
-    api = start_api(env, tmp_path_factory.mktemp("shared-api") / "api.log")
-    try:
-        yield api
-    finally:
-        api.stop()
-        with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+    with cloned_database(pg_admin_dsn, "rag_api_shared") as dsn:
+        api = start_api({"DATABASE_URL": dsn, **env}, tmp_path_factory.mktemp("shared-api") / "api.log")
+        try:
+            yield api
+        finally:
+            api.stop()
