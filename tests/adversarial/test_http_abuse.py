@@ -27,14 +27,10 @@ import boto3
 import httpx
 import orjson
 import psutil
-import psycopg
 import pytest
-from psycopg import sql
 
-from rag_devstack.pytest_plugin import TEMPLATE_DB, with_dbname
-from rag_devstack.s3 import ensure_bucket
-from rag_devstack.s3 import s3_env as s3_env_for
-from rag_devstack.system import System, start_system
+from rag_devstack.pytest_plugin import module_system
+from rag_devstack.system import System
 
 READ_TIMEOUT = 2  # REQUEST_READ_TIMEOUT_SECONDS of the api under test
 
@@ -42,28 +38,15 @@ READ_TIMEOUT = 2  # REQUEST_READ_TIMEOUT_SECONDS of the api under test
 @pytest.fixture(scope="module")
 def system(pg_admin_dsn: str, s3_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     """One api process (no workers) on a database and bucket of this module."""
-    dbname = f"rag_adv_http_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(dbname), sql.Identifier(TEMPLATE_DB)
-            )
-        )
-    s3 = s3_env_for(s3_server, f"rag-adv-http-{uuid.uuid4().hex[:10]}")
-    ensure_bucket(s3)
-    started = start_system(
-        with_dbname(pg_admin_dsn, dbname),
-        s3,
+    with module_system(
+        pg_admin_dsn,
+        s3_server,
         tmp_path_factory.mktemp("adv-http"),
+        "adv-http",
         workers=False,
         REQUEST_READ_TIMEOUT_SECONDS=str(READ_TIMEOUT),
-    )
-    try:
+    ) as started:
         yield started
-    finally:
-        started.stop()
-        with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
 
 
 def rss_mb(system: System) -> float:
@@ -281,7 +264,7 @@ def test_a_stalled_upload_is_closed_and_leaves_nothing(system: System) -> None:
         )
 
     rss = [rss_mb(system)]
-    for _ in range(4):  # the first round sizes the allocator; later rounds must not add to it
+    for _ in range(5):  # the first two rounds size the allocator; later rounds must not add to it
         for elapsed, answer in asyncio.run(all_stalled()):
             assert elapsed < READ_TIMEOUT + 8, f"the connection stayed open {elapsed:.1f}s"
             assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
@@ -295,10 +278,13 @@ def test_a_stalled_upload_is_closed_and_leaves_nothing(system: System) -> None:
     objects, uploads = bucket_keys(system)
     assert objects == [] and uploads == []
     print("RSS before and after each round of 3 stalled 20 MiB uploads:", [f"{r:.1f}" for r in rss])
-    # 60 MiB of body arrive per round: kept bodies would add 120 MB or more by the last two
-    # rounds. A single reading swings by a few tens of MB (an 8 MiB part being sent to S3 has
-    # copies in flight, freed heap is not always returned), so the lower of the last two counts.
-    assert min(rss[-2:]) - rss[1] < 30, f"RSS kept growing over the rounds: {rss}"
+    # 60 MiB of body arrive per round: kept bodies would add 120 MB or more over the last
+    # three rounds. A single reading swings by a few tens of MB (8 MiB parts being sent to S3
+    # have copies in flight, freed heap is not always returned; seen: 115, 135, 167, 167, 159),
+    # so the high-water mark of the first two rounds is the baseline and the lower of the last
+    # two readings counts.
+    warmed = max(rss[1:3])
+    assert min(rss[-2:]) - warmed < 30, f"RSS kept growing over the rounds: {rss}"
     assert rss[1] - rss[0] < 60, f"RSS grew by {rss[1] - rss[0]:.1f} MB on the first round"
 
 
