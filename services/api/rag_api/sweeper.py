@@ -20,8 +20,6 @@ than MULTIPART_MAX_AGE_SECONDS ago are aborted (their parts are billed, never vi
 
 from __future__ import annotations
 
-import asyncio
-import random
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,6 +29,7 @@ from uuid import UUID
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
+from rag_api.periodic import run_periodically
 from rag_api.settings import ApiSettings
 from rag_storage import ObjectStore, StoredObject
 
@@ -119,25 +118,21 @@ async def run_sweeper(
     min_object_age_seconds: float,
     max_upload_age_seconds: float,
 ) -> None:
-    """Sweep every `interval` seconds (jittered, the first round within one interval) until cancelled."""
-    delay = interval * random.uniform(0.05, 1.0)
-    while True:
-        await asyncio.sleep(delay)
-        delay = interval * random.uniform(0.8, 1.2)
-        try:
-            result = await sweep_once(
-                pool,
-                store,
-                min_object_age_seconds=min_object_age_seconds,
-                max_upload_age_seconds=max_upload_age_seconds,
-            )
-        except Exception as exc:  # the database or the store may be down; try next round
-            log.warning("orphan_sweep_failed", error=str(exc))
-            continue
+    """Sweep every `interval` seconds (rag_api.periodic) until cancelled."""
+
+    async def sweep_round() -> None:
+        result = await sweep_once(
+            pool,
+            store,
+            min_object_age_seconds=min_object_age_seconds,
+            max_upload_age_seconds=max_upload_age_seconds,
+        )
         if result is None:
             log.debug("orphan_sweep_skipped", reason="another replica holds the lock")
         else:
             log.info("orphan_sweep_done", **vars(result))
+
+    await run_periodically("orphan_sweep", interval, sweep_round)
 
 
 async def run_sweeper_of(pool: AsyncConnectionPool[Any], store: ObjectStore, settings: ApiSettings) -> None:

@@ -12,13 +12,12 @@ events, so pruning more often buys nothing and each round scans the log.
 
 from __future__ import annotations
 
-import asyncio
-import random
 from typing import Any
 
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
+from rag_api.periodic import run_periodically
 from rag_eventbus import EventLog
 
 log = structlog.get_logger("rag_api.realtime.retention")
@@ -48,17 +47,13 @@ async def run_retention(
     max_per_user: int,
     interval: float = DEFAULT_RETENTION_INTERVAL,
 ) -> None:
-    """Prune every `interval` seconds (jittered, first round within one interval) until cancelled."""
-    delay = interval * random.uniform(0.05, 1.0)
-    while True:
-        await asyncio.sleep(delay)
-        delay = interval * random.uniform(0.8, 1.2)
-        try:
-            removed = await prune_once(pool, max_age_seconds, max_per_user)
-        except Exception as exc:  # the database may be down; try next round
-            log.warning("event_prune_failed", error=str(exc))
-            continue
+    """Prune every `interval` seconds (rag_api.periodic) until cancelled."""
+
+    async def prune_round() -> None:
+        removed = await prune_once(pool, max_age_seconds, max_per_user)
         if removed is None:
             log.debug("event_prune_skipped", reason="another replica holds the lock")
         elif removed:
             log.info("event_pruned", removed=removed)
+
+    await run_periodically("event_prune", interval, prune_round)
