@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import pytest
 
@@ -11,13 +10,6 @@ from rag_devstack.fake_embeddings import FakeEmbeddings, Scripted
 from rag_embedding import OpenAIEmbedder, PermanentEmbeddingError, TransientEmbeddingError
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeEmbeddings]:
-    server = FakeEmbeddings()
-    yield server
-    server.close()
 
 
 def embedder_for(url: str, max_attempts: int = 6) -> OpenAIEmbedder:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -26,13 +25,6 @@ from rag_embedding.hashing import hash_vector
 from rag_embedding.openai_compat import embeddings_url, parse_retry_after
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeEmbeddings]:
-    server = FakeEmbeddings()
-    yield server
-    server.close()
 
 
 def embedder_for(url: str, **kwargs: Any) -> OpenAIEmbedder:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -19,13 +18,6 @@ from rag_embedding import (
 from rag_schema.settings import EmbeddingSettings
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeEmbeddings]:
-    server = FakeEmbeddings()
-    yield server
-    server.close()
 
 
 def openai_settings(url: str, timeout: float) -> EmbeddingSettings:
