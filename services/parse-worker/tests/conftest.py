@@ -25,6 +25,8 @@ from psycopg import AsyncConnection
 from rag_devstack.postgres import free_port
 from rag_devstack.procs import ServiceProcess, venv_command
 from rag_eventbus import notify_job, publish
+from rag_parse_worker.extract import Limits
+from rag_parse_worker.isolation import ExtractionPool
 from rag_schema.events import DocumentCreated, Event, JobStatusUpdated
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -319,3 +321,20 @@ def kill_listener(dsn: str, application_name: str) -> int:
             (application_name,),
         ).fetchall()
     return len(rows)
+
+
+@pytest.fixture
+async def pool(request: pytest.FixtureRequest) -> AsyncIterator[ExtractionPool]:
+    """One extraction child (the real sandboxed process); `indirect` params override the options."""
+    options: dict[str, Any] = {
+        "size": 1,
+        "limits": Limits(),
+        "timeout": 30.0,
+        **getattr(request, "param", {}),
+    }
+    p = ExtractionPool(**options)
+    await p.start()
+    try:
+        yield p
+    finally:
+        await p.close()

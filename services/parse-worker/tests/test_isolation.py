@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,22 +18,6 @@ pytestmark = pytest.mark.anyio
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SLOW_HTML = b"<p>w</p>" * 600_000  # several seconds of html.parser
-
-
-@pytest.fixture
-async def pool(request: pytest.FixtureRequest) -> AsyncIterator[ExtractionPool]:
-    options: dict[str, Any] = {
-        "size": 1,
-        "limits": Limits(),
-        "timeout": 30.0,
-        **getattr(request, "param", {}),
-    }
-    p = ExtractionPool(**options)
-    await p.start()
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 def child_pids(pool: ExtractionPool) -> set[int]:

@@ -10,9 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import structlog
@@ -37,22 +35,6 @@ SECRETS = {
     "EMBEDDING_API_KEY": "sk-embed-key-4343",
     "SOME_FUTURE_PASSWORD": "future-password-1234",
 }
-
-
-@pytest.fixture
-async def pool(request: pytest.FixtureRequest) -> AsyncIterator[ExtractionPool]:
-    options: dict[str, Any] = {
-        "size": 1,
-        "limits": Limits(),
-        "timeout": 30.0,
-        **getattr(request, "param", {}),
-    }
-    p = ExtractionPool(**options)
-    await p.start()
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 def the_child(pool: ExtractionPool) -> int:
