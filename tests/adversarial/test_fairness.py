@@ -13,10 +13,8 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 from rag_devstack.system import System, start_system
@@ -35,11 +33,6 @@ def slow_parses(database_url: str, s3_env: dict[str, str], tmp_path: Path) -> It
         yield system
     finally:
         system.stop()
-
-
-def sql(system: System, query: str, params: Any = ()) -> list[tuple[Any, ...]]:
-    with psycopg.connect(system.env["DATABASE_URL"], autocommit=True) as conn:
-        return conn.execute(query, params).fetchall()
 
 
 def new_workspace(client: httpx.Client) -> str:
@@ -67,17 +60,16 @@ def test_one_tenants_single_file_is_parsed_before_all_but_a_few_of_anothers_60(s
     (doc_b,) = upload(b, workspace_b, [("b.txt", b"tenant B's only file\n")])
 
     deadline = time.monotonic() + 60
-    while not sql(
-        slow_parses, "SELECT 1 FROM parse_jobs WHERE document_id = %s AND started_at IS NOT NULL", (doc_b,)
+    while not slow_parses.sql(
+        "SELECT 1 FROM parse_jobs WHERE document_id = %s AND started_at IS NOT NULL", (doc_b,)
     ):
         assert time.monotonic() < deadline, "B's parse never started\n" + slow_parses.logs()
         time.sleep(0.05)
 
-    ((b_created, b_started),) = sql(
-        slow_parses, "SELECT created_at, started_at FROM parse_jobs WHERE document_id = %s", (doc_b,)
+    ((b_created, b_started),) = slow_parses.sql(
+        "SELECT created_at, started_at FROM parse_jobs WHERE document_id = %s", (doc_b,)
     )
-    ((waiting_when_b_came, started_before_b),) = sql(
-        slow_parses,
+    ((waiting_when_b_came, started_before_b),) = slow_parses.sql(
         "SELECT count(*) FILTER (WHERE started_at IS NULL OR started_at > %(created)s),"
         " count(*) FILTER (WHERE started_at > %(created)s AND started_at < %(started)s)"
         " FROM parse_jobs WHERE workspace_id = %(ws)s",

@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
-import boto3
 import httpx
 import orjson
 import psutil
@@ -51,21 +50,6 @@ def system(pg_admin_dsn: str, s3_server: str, tmp_path_factory: pytest.TempPathF
 
 def rss_mb(system: System) -> float:
     return float(psutil.Process(system.api.process.pid).memory_info().rss) / 2**20
-
-
-def bucket_keys(system: System) -> tuple[list[str], list[str]]:
-    """(object keys, keys of unfinished multipart uploads) of the api's bucket."""
-    env = system.env
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=env["S3_ENDPOINT_URL"],
-        region_name=env["S3_REGION"],
-        aws_access_key_id=env["S3_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["S3_SECRET_ACCESS_KEY"],
-    )
-    objects = s3.list_objects_v2(Bucket=env["S3_BUCKET"]).get("Contents", [])
-    uploads = s3.list_multipart_uploads(Bucket=env["S3_BUCKET"]).get("Uploads", [])
-    return [o["Key"] for o in objects], [u["Key"] for u in uploads]
 
 
 def series_names(metrics_text: str) -> list[str]:
@@ -275,7 +259,7 @@ def test_a_stalled_upload_is_closed_and_leaves_nothing(system: System) -> None:
     for user, workspace in zip(users, workspaces, strict=True):
         listed = system.client(user).get(f"/api/workspaces/{workspace}/documents")
         assert listed.status_code == 200 and listed.json()["items"] == []
-    objects, uploads = bucket_keys(system)
+    objects, uploads = system.bucket_contents()
     assert objects == [] and uploads == []
     print("RSS before and after each round of 3 stalled 20 MiB uploads:", [f"{r:.1f}" for r in rss])
     # 60 MiB of body arrive per round: kept bodies would add 120 MB or more over the last

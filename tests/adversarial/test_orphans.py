@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import boto3
 import httpx
 import pytest
 
@@ -37,16 +36,8 @@ def slow_parses(database_url: str, s3_env: dict[str, str], tmp_path: Path) -> It
         system.stop()
 
 
-def bucket_keys(system: System, prefix: str = "workspaces/") -> set[str]:
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=system.env["S3_ENDPOINT_URL"],
-        region_name=system.env["S3_REGION"],
-        aws_access_key_id=system.env["S3_ACCESS_KEY_ID"],
-        aws_secret_access_key=system.env["S3_SECRET_ACCESS_KEY"],
-    )
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=system.env["S3_BUCKET"], Prefix=prefix)
-    return {o["Key"] for page in pages for o in page.get("Contents", [])}
+def bucket_keys(system: System) -> set[str]:
+    return set(system.bucket_contents("workspaces/")[0])
 
 
 def wait_for(condition: Callable[[], bool], what: str, system: System, timeout: float = 60) -> None:

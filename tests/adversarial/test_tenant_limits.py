@@ -17,37 +17,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
-import psycopg
 import pytest
 
 from rag_devstack.system import System, start_system
 from rag_devstack.wsclient import EventCollector
 
 BOUNDARY = "adversarial-boundary-5d1e"
-
-
-def sql(system: System, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with psycopg.connect(system.env["DATABASE_URL"], autocommit=True) as conn:
-        cur = conn.execute(query, params)
-        return cur.fetchall() if cur.description else []
-
-
-def bucket_contents(system: System, prefix: str) -> tuple[list[str], list[str]]:
-    """(object keys, keys of unfinished multipart uploads) under `prefix`."""
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=system.env["S3_ENDPOINT_URL"],
-        region_name=system.env["S3_REGION"],
-        aws_access_key_id=system.env["S3_ACCESS_KEY_ID"],
-        aws_secret_access_key=system.env["S3_SECRET_ACCESS_KEY"],
-    )
-    bucket = system.env["S3_BUCKET"]
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
-    uploads = s3.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])
-    return keys, [u["Key"] for u in uploads]
 
 
 def new_workspace(client: httpx.Client) -> str:
@@ -86,14 +62,14 @@ def test_101_files_in_one_upload_are_413_and_nothing_is_stored(two_apis: System)
     assert refused.status_code == 413, refused.text
     assert refused.json()["error"]["code"] == "too_many_files"
     # The first 100 files were streamed to S3 before the 101st part began: all deleted again.
-    assert sql(two_apis, "SELECT count(*) FROM documents WHERE workspace_id = %s", (workspace,)) == [(0,)]
-    assert sql(two_apis, "SELECT count(*) FROM parse_jobs WHERE workspace_id = %s", (workspace,)) == [(0,)]
-    assert bucket_contents(two_apis, f"workspaces/{workspace}/") == ([], [])
+    assert two_apis.sql("SELECT count(*) FROM documents WHERE workspace_id = %s", (workspace,)) == [(0,)]
+    assert two_apis.sql("SELECT count(*) FROM parse_jobs WHERE workspace_id = %s", (workspace,)) == [(0,)]
+    assert two_apis.bucket_contents(f"workspaces/{workspace}/") == ([], [])
 
     accepted = client.post(upload_url(workspace), files=text_files(100))
     assert accepted.status_code == 201, accepted.text
     assert len(accepted.json()["documents"]) == 100
-    keys, unfinished = bucket_contents(two_apis, f"workspaces/{workspace}/")
+    keys, unfinished = two_apis.bucket_contents(f"workspaces/{workspace}/")
     assert (len(keys), unfinished) == (100, [])
 
 
@@ -167,8 +143,8 @@ def test_a_fifth_concurrent_upload_of_one_user_is_429_and_others_are_unaffected(
 
     # The slots are free again once the uploads finished.
     assert client.post(upload_url(workspace), files=text_files(1, "after")).status_code == 201
-    rows = sql(
-        two_apis, "SELECT filename FROM documents WHERE workspace_id = %s ORDER BY filename", (workspace,)
+    rows = two_apis.sql(
+        "SELECT filename FROM documents WHERE workspace_id = %s ORDER BY filename", (workspace,)
     )
     assert [r[0] for r in rows] == ["f0.txt", "f0.txt", "slow0.txt", "slow1.txt", "slow2.txt", "slow3.txt"]
 
@@ -195,7 +171,7 @@ def test_the_members_cap_holds_under_concurrent_adds_through_two_replicas(two_ap
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [201] * 9 + [409] * 11, [r.text for r in responses]
     assert {r.json()["error"]["code"] for r in responses if r.status_code == 409} == {"too_many_members"}
-    assert sql(two_apis, "SELECT count(*) FROM workspace_members WHERE workspace_id = %s", (workspace,)) == [
+    assert two_apis.sql("SELECT count(*) FROM workspace_members WHERE workspace_id = %s", (workspace,)) == [
         (10,)
     ]
 
@@ -237,7 +213,7 @@ async def test_a_member_leaves_and_stops_receiving_the_workspace_events(two_apis
     assert again.status_code == 404  # no longer a member: the workspace is not revealed
 
     count_events = "SELECT count(*) FROM events WHERE user_id = %s AND payload->>'workspace_id' = %s"
-    before = sql(two_apis, count_events, (member, workspace))[0][0]
+    before = two_apis.sql(count_events, (member, workspace))[0][0]
     own_workspace = new_workspace(member_client)
 
     def created(document: str) -> Any:
@@ -256,8 +232,8 @@ async def test_a_member_leaves_and_stops_receiving_the_workspace_events(two_apis
         assert own.status_code == 201
         await member_ws.wait_for(created(own.json()["documents"][0]["id"]))
         assert [e for e in member_ws.events if e["payload"].get("workspace_id") == workspace] == []
-    assert sql(two_apis, count_events, (member, workspace))[0][0] == before
-    assert sql(two_apis, count_events, (other, workspace))[0][0] >= 1  # the remaining member did get it
+    assert two_apis.sql(count_events, (member, workspace))[0][0] == before
+    assert two_apis.sql(count_events, (other, workspace))[0][0] >= 1  # the remaining member did get it
 
 
 # --- QUESTIONS_PER_MINUTE and MAX_QUESTION_CHARS ---------------------------------------
@@ -275,13 +251,13 @@ def ask(client: httpx.Client, conversation: str, content: object) -> httpx.Respo
 
 
 def questions_of(system: System, user: uuid.UUID) -> int:
-    rows = sql(system, "SELECT count(*) FROM messages WHERE created_by = %s AND role = 'user'", (user,))
+    rows = system.sql("SELECT count(*) FROM messages WHERE created_by = %s AND role = 'user'", (user,))
     return int(rows[0][0])
 
 
 def answer_jobs_of(system: System, conversation: str) -> int:
     return int(
-        sql(system, "SELECT count(*) FROM answer_jobs WHERE conversation_id = %s", (conversation,))[0][0]
+        system.sql("SELECT count(*) FROM answer_jobs WHERE conversation_id = %s", (conversation,))[0][0]
     )
 
 

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from rag_devstack.postgres import free_port
 
@@ -72,17 +73,32 @@ def s3_env(endpoint_url: str, bucket: str) -> dict[str, str]:
     }
 
 
-def ensure_bucket(env: Mapping[str, str]) -> None:
-    """Create the bucket S3_* describe unless it exists (dev and tests only)."""
-    import boto3  # moto[server] depends on it; sync is simplest here
+def s3_client(env: Mapping[str, str]) -> Any:
+    """A plain boto3 client for the bucket S3_* describe (dev and tests: sync is simplest)."""
+    import boto3  # moto[server] depends on it
 
-    client = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=env.get("S3_ENDPOINT_URL"),
         region_name=env.get("S3_REGION", "us-east-1"),
         aws_access_key_id=env.get("S3_ACCESS_KEY_ID"),
         aws_secret_access_key=env.get("S3_SECRET_ACCESS_KEY"),
     )
+
+
+def bucket_contents(env: Mapping[str, str], prefix: str = "") -> tuple[list[str], list[str]]:
+    """(object keys, keys of unfinished multipart uploads) under `prefix`, each sorted:
+    what a test checks to prove that a refused or failed request left nothing behind."""
+    client, bucket = s3_client(env), env["S3_BUCKET"]
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    keys = sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+    uploads = client.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])
+    return keys, sorted(u["Key"] for u in uploads)
+
+
+def ensure_bucket(env: Mapping[str, str]) -> None:
+    """Create the bucket S3_* describe unless it exists (dev and tests only)."""
+    client = s3_client(env)
     with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
         try:
             client.head_bucket(Bucket=env["S3_BUCKET"])

@@ -8,14 +8,18 @@ More api replicas can join (`add_api`); each is a separate hypercorn process.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psycopg
 
 from rag_api.auth import mint_token
 from rag_devstack.postgres import free_port
 from rag_devstack.procs import ServiceProcess, venv_command
+from rag_devstack.s3 import bucket_contents
 
 TEST_JWT_SECRET = "rag-system-test-secret-" + "0123456789abcdef" * 2
 
@@ -81,6 +85,16 @@ class System:
         """`kind` is "parse" or "ingest"."""
         count = sum(s.name.startswith(kind) for s in self.services)
         return self._start(f"{kind}{count}", f"rag-{kind}-worker", "METRICS_PORT", overrides, wait)
+
+    def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement on the system's database (autocommit); its rows, if any."""
+        with psycopg.connect(self.env["DATABASE_URL"], autocommit=True) as conn:
+            cur = conn.execute(query, params)  # type: ignore[arg-type]
+            return cur.fetchall() if cur.description else []
+
+    def bucket_contents(self, prefix: str = "") -> tuple[list[str], list[str]]:
+        """(object keys, unfinished multipart uploads) of the system's bucket under `prefix`."""
+        return bucket_contents(self.env, prefix)
 
     def logs(self) -> str:
         return "\n".join(f"--- {s.name}\n{s.process.log_text()[-4000:]}" for s in self.services)

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import boto3
 import httpx
 import psycopg
 import pytest
@@ -32,7 +31,7 @@ from rag_api.auth import mint_token
 from rag_devstack.postgres import free_port
 from rag_devstack.procs import ServiceProcess, venv_command
 from rag_devstack.pytest_plugin import cloned_database
-from rag_devstack.s3 import ensure_bucket
+from rag_devstack.s3 import bucket_contents, ensure_bucket, s3_client
 from rag_devstack.s3 import s3_env as s3_env_for
 
 JWT_SECRET = "test-jwt-secret-for-the-api-suite-" + "0123456789abcdef" * 2
@@ -115,21 +114,13 @@ class ApiProcess:
             return cur.fetchall() if cur.description else []
 
     def s3(self) -> Any:
-        return boto3.client(
-            "s3",
-            endpoint_url=self.env["S3_ENDPOINT_URL"],
-            region_name=self.env.get("S3_REGION", "us-east-1"),
-            aws_access_key_id=self.env["S3_ACCESS_KEY_ID"],
-            aws_secret_access_key=self.env["S3_SECRET_ACCESS_KEY"],
-        )
+        return s3_client(self.env)
 
     def s3_keys(self, prefix: str = "") -> list[str]:
-        pages = self.s3().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
-        return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
+        return bucket_contents(self.env, prefix)[0]
 
     def s3_uploads_in_progress(self) -> list[str]:
-        listed = self.s3().list_multipart_uploads(Bucket=self.bucket)
-        return [u["Key"] for u in listed.get("Uploads", [])]
+        return bucket_contents(self.env)[1]
 
     def proc_status_kb(self, field_name: str) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():

@@ -3,8 +3,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-import boto3
 import psycopg
+
+from rag_devstack.s3 import s3_client
 
 
 @dataclass
@@ -13,16 +14,6 @@ class ParsedDocument:
     user_id: uuid.UUID
     document_id: uuid.UUID
     job_id: uuid.UUID
-
-
-def s3_client(env: dict[str, str]):  # type: ignore[no-untyped-def]
-    return boto3.client(
-        "s3",
-        endpoint_url=env["S3_ENDPOINT_URL"],
-        region_name=env["S3_REGION"],
-        aws_access_key_id=env["S3_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["S3_SECRET_ACCESS_KEY"],
-    )
 
 
 def insert_parsed_document(

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import psycopg
 import pytest
@@ -24,6 +23,7 @@ from psycopg import AsyncConnection
 
 from rag_devstack.postgres import free_port
 from rag_devstack.procs import ServiceProcess, venv_command
+from rag_devstack.s3 import s3_client
 from rag_eventbus import notify_job, publish
 from rag_parse_worker.extract import Limits
 from rag_parse_worker.isolation import ExtractionPool
@@ -70,13 +70,7 @@ class Stack:
             "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES (%s, %s, 'owner')",
             (self.workspace_id, self.user_id),
         )
-        self._s3 = boto3.client(
-            "s3",
-            endpoint_url=self.s3["S3_ENDPOINT_URL"],
-            region_name=self.s3["S3_REGION"],
-            aws_access_key_id=self.s3["S3_ACCESS_KEY_ID"],
-            aws_secret_access_key=self.s3["S3_SECRET_ACCESS_KEY"],
-        )
+        self._s3 = s3_client(self.s3)
 
     async def close(self) -> None:
         for worker in self.workers:
