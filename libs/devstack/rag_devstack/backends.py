@@ -1,4 +1,4 @@
-"""Which backing services `make dev` uses, in CONTRACT.md's order of preference.
+"""Which backing services `make dev` uses, in docs/contract.md's order of preference.
 
 1. `DATABASE_URL` / `S3_ENDPOINT_URL` from the environment, when set;
 2. testcontainers (Postgres with pgvector, MinIO) when a Docker engine answers;

@@ -1,4 +1,4 @@
-"""rag_embedding: one small interface over three embedding providers (CONTRACT.md §3).
+"""rag_embedding: one small interface over three embedding providers (docs/contract.md §3).
 
     embedder = build_embedder(settings)          # EmbeddingSettings
     vectors = await embedder.embed(["a", "b"])   # float32 (2, embedder.dim), unit rows

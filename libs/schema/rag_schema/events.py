@@ -1,4 +1,4 @@
-"""The realtime event contract (CONTRACT.md §5) as pydantic models.
+"""The realtime event contract (docs/contract.md §5) as pydantic models.
 
 Producers build one of the payload models and wrap it in `Event`; the bus stores
 `payload` as JSON and delivers `{"id", "type", "payload", "created_at"}` frames.

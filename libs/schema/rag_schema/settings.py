@@ -1,4 +1,4 @@
-"""Settings shared by every service, read from the environment (CONTRACT.md §3).
+"""Settings shared by every service, read from the environment (docs/contract.md §3).
 
 Each service builds its own settings class from these mixins so that a worker never
 demands a variable only the api needs. `load_settings` turns a validation error into
@@ -53,7 +53,7 @@ class JobSettings(_Base):
     worker_idle_sleep_seconds: float = Field(default=5.0, gt=0)
     job_lease_seconds: float = Field(default=30.0, gt=0)
     job_max_attempts: int = Field(default=5, ge=1)
-    # Not in CONTRACT.md §3 (additions, documented in docs/jobs.md):
+    # Not in docs/contract.md §3 (additions, documented in docs/jobs.md):
     job_retry_base_seconds: float = Field(default=2.0, ge=0)
     worker_shutdown_grace_seconds: float = Field(default=20.0, ge=0)
     worker_listen: bool = True  # false: poll only (benchmarks, pgbouncer without a direct DSN)

@@ -1,4 +1,4 @@
-"""Conversations and their messages (CONTRACT.md §4).
+"""Conversations and their messages (docs/contract.md §4).
 
 Posting a question writes, in ONE transaction, the user's message (completed),
 the assistant's reply (pending), the answer job and both `message.created`

@@ -1,6 +1,6 @@
 """Every refusal caused by a limit, in one place: its status, code and message.
 
-The limits themselves are settings (ApiSettings, CONTRACT.md §3); handlers decide when a
+The limits themselves are settings (ApiSettings, docs/contract.md §3); handlers decide when a
 limit is exceeded and raise what this module builds, so that the contract, docs/api.md,
 docs/security.md and the tests name the same codes. WebSocket close codes live here too.
 """
@@ -11,7 +11,7 @@ import math
 
 from rag_api.errors import ApiError
 
-# WebSocket close codes (CONTRACT.md §5).
+# WebSocket close codes (docs/contract.md §5).
 WS_CLOSE_TOO_MANY_CONNECTIONS = 4429  # the user already holds WS_MAX_CONNECTIONS_PER_USER sockets here
 WS_CLOSE_FRAME_TOO_LARGE = 1009  # RFC 6455 "message too big": a client frame above WS_MAX_FRAME_BYTES
 

@@ -20,7 +20,7 @@ LISTENER_CONNECTED = Gauge("rag_api_listener_connected", "1 while the realtime l
 UPLOAD_BYTES = Counter("rag_api_upload_bytes_total", "Bytes of accepted uploads")
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-# The statuses the app sends (CONTRACT.md §4, docs/api.md), plus 499 for a client that left.
+# The statuses the app sends (docs/contract.md §4, docs/api.md), plus 499 for a client that left.
 KNOWN_STATUSES = frozenset(
     {200, 201, 202, 204, 206, 304, 400, 401, 403, 404, 405, 408, 409, 413, 415, 416, 422, 429, 499, 500, 503}
 )

@@ -1,4 +1,4 @@
-"""The api's settings: everything of CONTRACT.md §3 that the gateway reads."""
+"""The api's settings: everything of docs/contract.md §3 that the gateway reads."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class ApiSettings(DatabaseSettings, S3Settings, EmbeddingSettings, EventRetentio
     llm_base_url: str | None = None
     llm_model: str | None = None
     llm_api_key: str | None = None
-    # Limits against hostile or runaway clients (CONTRACT.md §3, docs/security.md).
+    # Limits against hostile or runaway clients (docs/contract.md §3, docs/security.md).
     # The refusals they cause are built in one place: rag_api/limits.py.
     max_upload_files: int = Field(default=100, ge=1)
     max_concurrent_uploads_per_user: int = Field(default=4, ge=1)

@@ -1,4 +1,4 @@
-"""Settings of `rag-ingest-worker` (CONTRACT.md §3)."""
+"""Settings of `rag-ingest-worker` (docs/contract.md §3)."""
 
 from __future__ import annotations
 

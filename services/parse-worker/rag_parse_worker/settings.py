@@ -16,7 +16,7 @@ MB = 1024 * 1024
 
 class ParseWorkerSettings(WorkerServiceSettings):
     metrics_port: int = Field(default=9101, ge=0, le=65535)
-    # The api's upload limit (CONTRACT.md §3): a larger original is refused, not downloaded.
+    # The api's upload limit (docs/contract.md §3): a larger original is refused, not downloaded.
     max_upload_bytes: int = Field(default=52428800, ge=1)
     parse_timeout_seconds: float = Field(default=120.0, gt=0)
     max_pdf_pages: int = Field(default=2000, ge=1)

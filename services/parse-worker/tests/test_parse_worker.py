@@ -38,7 +38,7 @@ async def test_every_format_is_parsed_with_the_contract_events(stack: Stack) -> 
         rung = {n.payload for n in listen.notifies(timeout=2, stop_after=len(uploads))}
 
     pdf = uploads["multipage.pdf"]
-    # CONTRACT.md §5, as a member sees it (the first two events are the api's part).
+    # docs/contract.md §5, as a member sees it (the first two events are the api's part).
     assert [
         (e["type"], e["job_type"], e["status"], e["attempt"]) for e in await stack.events(pdf.document_id)
     ] == [

@@ -1,4 +1,4 @@
-"""`GET /api/ws`: authenticate, then hand the socket to the hub (CONTRACT.md §5).
+"""`GET /api/ws`: authenticate, then hand the socket to the hub (docs/contract.md §5).
 
 - Auth: `?token=<JWT>` or `Authorization: Bearer <JWT>`. The handshake is always
   accepted; a bad or missing token is answered by a close with 4401 and no frame.

@@ -1,4 +1,4 @@
-"""The control frames of the WebSocket protocol (CONTRACT.md §5, docs/realtime.md).
+"""The control frames of the WebSocket protocol (docs/contract.md §5, docs/realtime.md).
 
 Event frames are `DeliveredEvent.to_frame()`; everything else the server sends is
 built here, as JSON text, with orjson.

@@ -1,7 +1,7 @@
 // rag-engine console: plain JavaScript, no build step, no framework.
 //
 // REST for actions and initial state; the documents table and the conversation are then
-// driven only by the WebSocket /api/ws (CONTRACT.md §5): reconnect with exponential backoff,
+// driven only by the WebSocket /api/ws (docs/contract.md §5): reconnect with exponential backoff,
 // resume with last_event_id, reload over REST on resync_required.
 // All text from users or the server goes into the page through textContent, never innerHTML.
 "use strict";
