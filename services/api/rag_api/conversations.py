@@ -28,6 +28,7 @@ from rag_api.body import read_model
 from rag_api.deps import pool_of, require_user, settings_of
 from rag_api.errors import ApiError, not_found
 from rag_api.limits import invalid_content, rate_limited
+from rag_api.locks import QUESTIONS_OF_USER, lock_user
 from rag_api.responses import json_response
 from rag_api.shapes import row_out
 from rag_eventbus import notify_job, publish
@@ -35,8 +36,6 @@ from rag_schema.events import Event, MessageCreated
 
 ANSWER_CHANNEL = "answer_jobs"
 QUESTION_WINDOW_SECONDS = 60
-# Key space of the per-user lock (two-int4 advisory keys never meet a one-bigint key).
-QUESTION_LOCK_CLASS = 0x5154  # "QT"
 
 CONVERSATION_COLUMNS = "id, workspace_id, title, created_by, created_at"
 MESSAGE_COLUMNS = (
@@ -59,7 +58,6 @@ INSERT INTO messages (conversation_id, workspace_id, role, status, content, crea
 VALUES (%(conversation)s, %(workspace)s, %(role)s, %(status)s, %(content)s, %(user)s)
 RETURNING {MESSAGE_COLUMNS}
 """
-LOCK_USER_QUESTIONS = "SELECT pg_advisory_xact_lock(%s, hashtext(%s::text))"
 # Seconds until each of the user's newest questions of the window leaves it, newest first
 # (index messages_user_questions_idx, migration 0005).
 RECENT_QUESTIONS = """
@@ -187,7 +185,7 @@ async def check_question_rate(conn: AsyncConnection[Any], user_id: UUID, per_min
     Must run inside the transaction that inserts the question: the advisory lock it
     takes is held to commit, so the next post of the same user counts this one.
     """
-    await conn.execute(LOCK_USER_QUESTIONS, (QUESTION_LOCK_CLASS, user_id))
+    await lock_user(conn, QUESTIONS_OF_USER, user_id)
     cur = await conn.execute(
         RECENT_QUESTIONS, {"user": user_id, "window": QUESTION_WINDOW_SECONDS, "limit": per_minute}
     )

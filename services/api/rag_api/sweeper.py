@@ -29,6 +29,7 @@ from uuid import UUID
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
+from rag_api.locks import SWEEP_LOCK_KEY, try_replica_lock
 from rag_api.periodic import run_periodically
 from rag_api.settings import ApiSettings
 from rag_storage import ObjectStore, StoredObject
@@ -36,12 +37,9 @@ from rag_storage import ObjectStore, StoredObject
 log = structlog.get_logger("rag_api.sweeper")
 
 SWEPT_PREFIX = "workspaces/"
-# One fixed advisory-lock key for "orphan sweep" (the bytes of 'ragsweep').
-SWEEP_LOCK_KEY = int.from_bytes(b"ragsweep", "big") & 0x7FFF_FFFF_FFFF_FFFF
 _UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 DOCUMENT_KEY = re.compile(rf"^workspaces/(?P<workspace>{_UUID})/documents/(?P<document>{_UUID})/")
 
-TRY_LOCK = "SELECT pg_try_advisory_xact_lock(%s)"
 LIVE_DOCUMENTS = "SELECT id FROM documents WHERE id = ANY(%s)"
 
 
@@ -73,9 +71,7 @@ async def sweep_once(
     connection); the documents lookups run on it, each statement with its own snapshot.
     """
     async with pool.connection() as conn, conn.transaction():
-        cur = await conn.execute(TRY_LOCK, (SWEEP_LOCK_KEY,))
-        row = await cur.fetchone()
-        if row is None or not row[0]:
+        if not await try_replica_lock(conn, SWEEP_LOCK_KEY):
             return None
         result = SweepResult()
         object_cutoff = datetime.now(UTC) - timedelta(seconds=min_object_age_seconds)

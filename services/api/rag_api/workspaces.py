@@ -28,6 +28,7 @@ from rag_api.body import read_model
 from rag_api.deps import pool_of, require_user, settings_of
 from rag_api.errors import ApiError, not_found
 from rag_api.limits import too_many_members, too_many_workspaces
+from rag_api.locks import WORKSPACES_OF_USER, lock_user
 from rag_api.responses import json_response
 from rag_api.shapes import row_out
 
@@ -45,13 +46,9 @@ FROM workspaces w JOIN workspace_members m ON m.workspace_id = w.id
 WHERE m.user_id = %s
 ORDER BY w.created_at, w.id
 """
+COUNT_CREATED = "SELECT count(*) FROM workspaces WHERE created_by = %s"
 # FOR NO KEY UPDATE serialises member adds of one workspace without blocking the
 # FOR KEY SHARE locks that inserts of its documents and conversations take.
-# Serialises one user's creates, so that two at once cannot both pass MAX_WORKSPACES_PER_USER
-# (the two-key form, as for questions in conversations.py, with a class of its own).
-CREATOR_LOCK_CLASS = 0x5753  # "WS"
-LOCK_CREATOR = "SELECT pg_advisory_xact_lock(%s, hashtext(%s::text))"
-COUNT_CREATED = "SELECT count(*) FROM workspaces WHERE created_by = %s"
 LOCK_WORKSPACE = "SELECT id FROM workspaces WHERE id = %s FOR NO KEY UPDATE"
 COUNT_MEMBERS = "SELECT count(*) FROM workspace_members WHERE workspace_id = %s"
 # Owners are locked so that two concurrent removals cannot both pass the last-owner check.
@@ -79,7 +76,7 @@ async def create_workspace(request: Request) -> Response:
     body = await read_model(request, NewWorkspace)
     cap = settings_of(request).max_workspaces_per_user
     async with pool_of(request).connection() as conn, conn.transaction():
-        await conn.execute(LOCK_CREATOR, (CREATOR_LOCK_CLASS, user_id))
+        await lock_user(conn, WORKSPACES_OF_USER, user_id)  # concurrent creates cannot overshoot
         created = await (await conn.execute(COUNT_CREATED, (user_id,))).fetchone()
         if created is not None and created[0] >= cap:
             raise too_many_workspaces(cap)

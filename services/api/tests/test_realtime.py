@@ -31,9 +31,10 @@ from starlette.routing import Route, WebSocketRoute
 from websockets.asyncio.client import connect
 
 from rag_api.auth import mint_token
+from rag_api.locks import PRUNE_LOCK_KEY
 from rag_api.realtime import RealtimeHub, events_endpoint, websocket_endpoint
 from rag_api.realtime.connection import Connection
-from rag_api.realtime.retention import PRUNE_LOCK_KEY, prune_once
+from rag_api.realtime.retention import prune_once
 from rag_api.settings import ApiSettings
 from rag_devstack.postgres import free_port
 from rag_devstack.seed import make_workspace

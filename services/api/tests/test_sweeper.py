@@ -11,8 +11,9 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from rag_api.locks import SWEEP_LOCK_KEY
 from rag_api.storage_keys import document_prefix, original_key
-from rag_api.sweeper import SWEEP_LOCK_KEY, SweepResult, document_id_of, sweep_once
+from rag_api.sweeper import SweepResult, document_id_of, sweep_once
 from rag_schema.settings import S3Settings
 from rag_storage import ObjectStore
 

@@ -17,25 +17,20 @@ from typing import Any
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
+from rag_api.locks import PRUNE_LOCK_KEY, try_replica_lock
 from rag_api.periodic import run_periodically
 from rag_eventbus import EventLog
 
 log = structlog.get_logger("rag_api.realtime.retention")
 
 DEFAULT_RETENTION_INTERVAL = 600.0  # seconds
-# One fixed advisory-lock key for "event log pruning" (the bytes of 'ragprune').
-PRUNE_LOCK_KEY = int.from_bytes(b"ragprune", "big") & 0x7FFF_FFFF_FFFF_FFFF
-
-TRY_LOCK = "SELECT pg_try_advisory_xact_lock(%s)"
 
 
 async def prune_once(pool: AsyncConnectionPool[Any], max_age_seconds: float, max_per_user: int) -> int | None:
     """Prune if no other replica is pruning; the number of events removed, or None if skipped."""
     async with pool.connection() as conn:
         async with conn.transaction():
-            cur = await conn.execute(TRY_LOCK, (PRUNE_LOCK_KEY,))
-            row = await cur.fetchone()
-            if row is None or not row[0]:
+            if not await try_replica_lock(conn, PRUNE_LOCK_KEY):
                 return None
             return await EventLog(conn).prune(max_age_seconds, max_per_user)
 
