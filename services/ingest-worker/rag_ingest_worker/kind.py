@@ -12,7 +12,7 @@ writes nothing. Long documents report `progress` at least every 10 %.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
 from psycopg_pool import AsyncConnectionPool
@@ -26,9 +26,9 @@ from rag_jobqueue import (
     Job,
     Lease,
     PermanentJobError,
+    PublicMessages,
     QueueSpec,
     job_event,
-    public_message,
 )
 from rag_jobqueue.kind import set_document_status
 from rag_storage import ObjectNotFound, ObjectStore, StorageError
@@ -56,6 +56,14 @@ class IngestKind(DocumentJobKind):
     queue = INGEST_QUEUE
     job_type = "ingest"
     working_status = "ingesting"
+    # What a user reads for a transient failure (the runtime retries it and adds the job id);
+    # the exception's text, which may name the embedding service's URL or quote its answer,
+    # is only logged.
+    public_errors: ClassVar[PublicMessages] = {
+        **DocumentJobKind.public_errors,
+        StorageError: "The file storage could not be reached.",
+        TransientEmbeddingError: "The embedding service could not be reached.",
+    }
 
     def __init__(
         self,
@@ -159,14 +167,3 @@ class IngestKind(DocumentJobKind):
         async with self.pool.connection() as conn, conn.transaction():
             await lease.check(conn)
             await publish(conn, [job_event(job, "ingest", progress={"done": done, "total": total})])
-
-    def user_message(self, exc: BaseException) -> str:
-        """What a user reads for a transient failure (the runtime adds the job id); the
-        exception's text, which may name the embedding service's URL or quote its answer,
-        is only logged."""
-        known = {
-            **self.public_errors,
-            StorageError: "The file storage could not be reached.",
-            TransientEmbeddingError: "The embedding service could not be reached.",
-        }
-        return public_message(exc, known)
