@@ -16,7 +16,6 @@ worker's /healthz answered within a second every time it was polled during the r
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,7 +24,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rag_devstack.system import Service, System, start_system
+from rag_devstack.health_poller import HealthPoller
+from rag_devstack.system import System, start_system
 
 LEASE_SECONDS = 3
 HOSTILE = {
@@ -46,30 +46,6 @@ def short_lease_system(database_url: str, s3_env: dict[str, str], tmp_path: Path
         yield system
     finally:
         system.stop()
-
-
-class HealthPoller(threading.Thread):
-    """GET /healthz of a worker every 100 ms from outside its process; keeps every latency."""
-
-    def __init__(self, service: Service) -> None:
-        super().__init__(daemon=True)
-        self.url = service.url + "/healthz"
-        self.stop = threading.Event()
-        self.latencies: list[float] = []
-        self.failures: list[str] = []
-
-    def run(self) -> None:
-        with httpx.Client(timeout=10) as client:
-            while not self.stop.is_set():
-                started = time.monotonic()
-                try:
-                    status = client.get(self.url).status_code
-                    if status != 200:
-                        self.failures.append(f"HTTP {status}")
-                except httpx.HTTPError as exc:
-                    self.failures.append(repr(exc))
-                self.latencies.append(time.monotonic() - started)
-                self.stop.wait(0.1)
 
 
 def upload(client: httpx.Client, workspace: str, files: dict[str, bytes]) -> dict[str, str]:
@@ -96,7 +72,7 @@ def test_hostile_text_neither_stalls_the_worker_nor_delays_another_workspace(
     attacker_ws = attacker.post("/api/workspaces", json={"name": "attacker"}).json()["id"]
     neighbour_ws = neighbour.post("/api/workspaces", json={"name": "neighbour"}).json()["id"]
 
-    poller = HealthPoller(ingest_worker)
+    poller = HealthPoller(ingest_worker.url + "/healthz")
     poller.start()
     try:
         hostile = upload(attacker, attacker_ws, HOSTILE)

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
 import time
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from rag_devstack.health_poller import HealthPoller
 from rag_embedding import HashEmbedder
 from rag_ingest_worker.chunking import Chunk
 from rag_ingest_worker.compute import ComputePool
@@ -46,35 +45,30 @@ class SlowCompute(ComputePool):
         return await super().chunk(text)
 
 
-class Observer(threading.Thread):
-    """Polls /healthz and the job row from outside the worker's event loop."""
+class Observer(HealthPoller):
+    """Polls /healthz and samples the job row, from outside the worker's event loop."""
 
     def __init__(self, health_url: str, dsn: str) -> None:
-        super().__init__(daemon=True)
-        self.health_url = health_url
+        super().__init__(health_url, timeout=5)
         self.dsn = dsn
-        self.stop = threading.Event()
-        self.latencies: list[float] = []
-        self.failures: list[str] = []
         self.leases: set[Any] = set()
         self.attempts: set[int] = set()
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def observe(self) -> None:
+        if self._conn is None:
+            self._conn = psycopg.connect(self.dsn, autocommit=True)
+        row = self._conn.execute("SELECT status, attempt, locked_until FROM ingest_jobs").fetchone()
+        if row is not None and row[0] == "running":
+            self.attempts.add(row[1])
+            self.leases.add(row[2])
 
     def run(self) -> None:
-        with httpx.Client(timeout=5) as client, psycopg.connect(self.dsn, autocommit=True) as conn:
-            while not self.stop.is_set():
-                started = time.monotonic()
-                try:
-                    status = client.get(self.health_url).status_code
-                    if status != 200:
-                        self.failures.append(f"status {status}")
-                except httpx.HTTPError as exc:
-                    self.failures.append(repr(exc))
-                self.latencies.append(time.monotonic() - started)
-                row = conn.execute("SELECT status, attempt, locked_until FROM ingest_jobs").fetchone()
-                if row is not None and row[0] == "running":
-                    self.attempts.add(row[1])
-                    self.leases.add(row[2])
-                self.stop.wait(0.1)
+        try:
+            super().run()
+        finally:
+            if self._conn is not None:
+                self._conn.close()
 
 
 async def test_probes_answer_and_the_lease_is_renewed_while_a_job_computes(
