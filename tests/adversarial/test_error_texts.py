@@ -16,14 +16,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
-from rag_devstack.system import Service, System, start_system
+from rag_devstack.pytest_plugin import SystemFactory
+from rag_devstack.system import Service, System
 from rag_devstack.wsclient import EventCollector
 
 pytestmark = pytest.mark.anyio
@@ -72,11 +72,8 @@ def upstream() -> Iterator[str]:
 
 
 @pytest.fixture
-def system(database_url: str, s3_env: dict[str, str], tmp_path: Path, upstream: str) -> Iterator[System]:
-    started = start_system(
-        database_url,
-        s3_env,
-        tmp_path,
+def system(system_factory: SystemFactory, upstream: str) -> System:
+    started = system_factory(
         workers=False,
         JOB_MAX_ATTEMPTS="2",
         LLM_PROVIDER="openai",
@@ -84,19 +81,16 @@ def system(database_url: str, s3_env: dict[str, str], tmp_path: Path, upstream: 
         LLM_MODEL="gateway-model",
         LLM_API_KEY=LLM_KEY,
     )
-    try:
-        started.add_worker("parse")
-        started.add_worker(
-            "ingest",
-            EMBEDDING_PROVIDER="openai",
-            EMBEDDING_BASE_URL=upstream,
-            EMBEDDING_MODEL="gateway-embeddings",
-            EMBEDDING_API_KEY=EMBEDDING_KEY,
-            EMBEDDING_TIMEOUT_SECONDS="4",
-        )
-        yield started
-    finally:
-        started.stop()
+    started.add_worker("parse")
+    started.add_worker(
+        "ingest",
+        EMBEDDING_PROVIDER="openai",
+        EMBEDDING_BASE_URL=upstream,
+        EMBEDDING_MODEL="gateway-embeddings",
+        EMBEDDING_API_KEY=EMBEDDING_KEY,
+        EMBEDDING_TIMEOUT_SECONDS="4",
+    )
+    return started
 
 
 def forbidden(upstream: str) -> list[str]:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from rag_devstack.system import System, start_system
+from rag_devstack.pytest_plugin import SystemFactory
+from rag_devstack.system import System
 
 FILES_OF_A = 60
 PARSE_DELAY = "0.2"  # 60 jobs x 0.2 s / 2 slots: A's queue lasts ~6 s
@@ -25,14 +24,9 @@ MAX_JOBS_OF_A_BEFORE_B = 3  # the two already running when B arrived, plus one c
 
 
 @pytest.fixture
-def slow_parses(database_url: str, s3_env: dict[str, str], tmp_path: Path) -> Iterator[System]:
-    system = start_system(
-        database_url, s3_env, tmp_path, PARSE_TEST_DELAY_SECONDS=PARSE_DELAY, WORKER_CONCURRENCY="2"
-    )
-    try:
-        yield system
-    finally:
-        system.stop()
+def slow_parses(system_factory: SystemFactory) -> System:
+    system = system_factory(PARSE_TEST_DELAY_SECONDS=PARSE_DELAY, WORKER_CONCURRENCY="2")
+    return system
 
 
 def new_workspace(client: httpx.Client) -> str:

@@ -12,28 +12,23 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
 import pytest
 
-from rag_devstack.system import System, start_system
+from rag_devstack.pytest_plugin import SystemFactory
+from rag_devstack.system import System
 
 PARSE_DELAY = "3"  # the window in which the document is deleted
 
 
 @pytest.fixture
-def slow_parses(database_url: str, s3_env: dict[str, str], tmp_path: Path) -> Iterator[System]:
+def slow_parses(system_factory: SystemFactory) -> System:
     # A long lease: no heartbeat lands within the delay, so the worker learns of the delete
     # only at its commit, after it wrote parsed.txt (the case this test is about).
-    system = start_system(
-        database_url, s3_env, tmp_path, PARSE_TEST_DELAY_SECONDS=PARSE_DELAY, JOB_LEASE_SECONDS="300"
-    )
-    try:
-        yield system
-    finally:
-        system.stop()
+    system = system_factory(PARSE_TEST_DELAY_SECONDS=PARSE_DELAY, JOB_LEASE_SECONDS="300")
+    return system
 
 
 def bucket_keys(system: System) -> set[str]:

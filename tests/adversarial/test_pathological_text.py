@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from rag_devstack.health_poller import HealthPoller
-from rag_devstack.system import System, start_system
+from rag_devstack.pytest_plugin import SystemFactory
+from rag_devstack.system import System
 
 LEASE_SECONDS = 3
 HOSTILE = {
@@ -40,12 +39,9 @@ NORMAL = b"The harbour ledger records every ship that entered the port in 1901.\
 
 
 @pytest.fixture
-def short_lease_system(database_url: str, s3_env: dict[str, str], tmp_path: Path) -> Iterator[System]:
-    system = start_system(database_url, s3_env, tmp_path, JOB_LEASE_SECONDS=str(LEASE_SECONDS))
-    try:
-        yield system
-    finally:
-        system.stop()
+def short_lease_system(system_factory: SystemFactory) -> System:
+    system = system_factory(JOB_LEASE_SECONDS=str(LEASE_SECONDS))
+    return system
 
 
 def upload(client: httpx.Client, workspace: str, files: dict[str, bytes]) -> dict[str, str]:

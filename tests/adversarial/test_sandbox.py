@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from rag_devstack.system import System, start_system
+from rag_devstack.pytest_plugin import SystemFactory
+from rag_devstack.system import System
 
 pytestmark = pytest.mark.anyio
 
@@ -31,12 +31,9 @@ EXTRA_SECRETS = {
 
 
 @pytest.fixture
-def system(database_url: str, s3_env: dict[str, str], tmp_path: Path) -> Iterator[System]:
-    started = start_system(database_url, s3_env, tmp_path, PARSE_TIMEOUT_SECONDS="30", **EXTRA_SECRETS)
-    try:
-        yield started
-    finally:
-        started.stop()
+def system(system_factory: SystemFactory) -> System:
+    started = system_factory(PARSE_TIMEOUT_SECONDS="30", **EXTRA_SECRETS)
+    return started
 
 
 def extraction_children(worker_pid: int) -> list[int]:

@@ -12,13 +12,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
 
 from rag_devstack.fake_embeddings import FakeEmbeddings, Scripted
-from rag_devstack.system import System, start_system
+from rag_devstack.pytest_plugin import SystemFactory
+from rag_devstack.system import System
 
 TIMEOUT_SECONDS = 2.0
 SEARCHES = 30
@@ -32,23 +32,15 @@ def fake() -> Iterator[FakeEmbeddings]:
 
 
 @pytest.fixture
-def slow_system(
-    database_url: str, s3_env: dict[str, str], tmp_path: Path, fake: FakeEmbeddings
-) -> Iterator[System]:
-    system = start_system(
-        database_url,
-        s3_env,
-        tmp_path,
+def slow_system(system_factory: SystemFactory, fake: FakeEmbeddings) -> System:
+    system = system_factory(
         workers=False,
         EMBEDDING_PROVIDER="openai",
         EMBEDDING_BASE_URL=fake.base_url,
         EMBEDDING_MODEL="fake-embedding-model",
         EMBEDDING_TIMEOUT_SECONDS=str(TIMEOUT_SECONDS),
     )
-    try:
-        yield system
-    finally:
-        system.stop()
+    return system
 
 
 def timed(call: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:

@@ -10,23 +10,19 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 
-from rag_devstack.system import System, start_system
+from rag_devstack.pytest_plugin import SystemFactory
+from rag_devstack.system import System
 
 
 @pytest.fixture
-def strict_system(database_url: str, s3_env: dict[str, str], tmp_path: Path) -> Iterator[System]:
-    system = start_system(database_url, s3_env, tmp_path, workers=False, DB_STATEMENT_TIMEOUT_SECONDS="1")
-    try:
-        yield system
-    finally:
-        system.stop()
+def strict_system(system_factory: SystemFactory) -> System:
+    system = system_factory(workers=False, DB_STATEMENT_TIMEOUT_SECONDS="1")
+    return system
 
 
 def timed_status(response_of: httpx.Response, started: float) -> tuple[int, str, float]:

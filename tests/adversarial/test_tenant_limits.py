@@ -14,13 +14,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from rag_devstack.system import System, start_system
+from rag_devstack.pytest_plugin import SystemFactory
+from rag_devstack.system import System
 from rag_devstack.wsclient import EventCollector
 
 BOUNDARY = "adversarial-boundary-5d1e"
@@ -42,13 +42,10 @@ def text_files(count: int, tag: str = "") -> list[tuple[str, tuple[str, bytes, s
 
 
 @pytest.fixture
-def two_apis(database_url: str, s3_env: dict[str, str], tmp_path: Path) -> Iterator[System]:
+def two_apis(system_factory: SystemFactory) -> System:
     """Two api replicas, no workers (nothing here needs a document parsed)."""
-    system = start_system(database_url, s3_env, tmp_path, apis=2, workers=False, WORKSPACE_MAX_MEMBERS="10")
-    try:
-        yield system
-    finally:
-        system.stop()
+    system = system_factory(apis=2, workers=False, WORKSPACE_MAX_MEMBERS="10")
+    return system
 
 
 # --- MAX_UPLOAD_FILES -----------------------------------------------------------------

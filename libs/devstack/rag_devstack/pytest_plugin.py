@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -152,11 +152,31 @@ def s3_env(s3_server: str) -> dict[str, str]:
     return env
 
 
+SystemFactory = Callable[..., System]
+
+
 @pytest.fixture
-def system(database_url: str, s3_env: dict[str, str], tmp_path: Path) -> Iterator[System]:
-    """The whole system (one api, one parse and one ingest worker) on this test's database and bucket."""
-    started = start_system(database_url, s3_env, tmp_path)
+def system_factory(database_url: str, s3_env: dict[str, str], tmp_path: Path) -> Iterator[SystemFactory]:
+    """`system_factory(**options)`: a system on this test's database and bucket, stopped at
+    the end of the test. `options` go to `start_system` (`apis=2`, `workers=False`, env
+    overrides such as `JOB_LEASE_SECONDS="3"`)."""
+    started: list[System] = []
+
+    def start(**options: Any) -> System:
+        log_dir = tmp_path / f"system{len(started)}"
+        log_dir.mkdir()
+        system = start_system(database_url, s3_env, log_dir, **options)
+        started.append(system)
+        return system
+
     try:
-        yield started
+        yield start
     finally:
-        started.stop()
+        for system in started:
+            system.stop()
+
+
+@pytest.fixture
+def system(system_factory: SystemFactory) -> System:
+    """The whole system (one api, one parse and one ingest worker) on this test's database and bucket."""
+    return system_factory()
