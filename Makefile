@@ -2,7 +2,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-LIBS := libs/schema libs/eventbus libs/jobqueue libs/storage libs/embedding libs/observability libs/devstack
+LIBS := libs/core libs/eventbus libs/jobqueue libs/storage libs/embedding libs/observability libs/devstack
 SERVICES := services/api services/parse-worker services/ingest-worker
 PACKAGES := $(LIBS) $(SERVICES)
 EDITABLES := $(foreach p,$(PACKAGES),-e $(p))
@@ -34,6 +34,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 dev: install
 	$(BIN)/python -m rag_devstack.dev

@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from rag_schema.migrate import migrate
+from rag_core.migrate import migrate
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable

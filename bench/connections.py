@@ -73,7 +73,7 @@ def _package(filename: str) -> str:
     parts = Path(filename).parts
     if "site-packages" in parts:
         return parts[parts.index("site-packages") + 1].split(".")[0]
-    for ours in ("rag_api", "rag_eventbus", "rag_schema", "rag_jobqueue", "rag_observability"):
+    for ours in ("rag_api", "rag_eventbus", "rag_core", "rag_jobqueue", "rag_observability"):
         if ours in parts:
             return ours
     if "asyncio" in parts:

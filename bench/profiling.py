@@ -8,7 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
-OUR_PACKAGES = ("rag_api", "rag_eventbus", "rag_jobqueue", "rag_schema", "rag_devstack", "bench")
+OUR_PACKAGES = ("rag_api", "rag_eventbus", "rag_jobqueue", "rag_core", "rag_devstack", "bench")
 
 
 def py_spy() -> str | None:

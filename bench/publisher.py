@@ -23,8 +23,8 @@ import orjson
 import psycopg
 
 from bench.common import emit, now_ns
+from rag_core.events import DocumentStatusUpdated, Event
 from rag_eventbus import publish
-from rag_schema.events import DocumentStatusUpdated, Event
 
 RAW_CHANNEL = "bench_raw"
 

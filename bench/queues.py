@@ -202,11 +202,12 @@ async def run_ours(
 
     from psycopg_pool import AsyncConnectionPool
 
+    from rag_core.document_jobs import DocumentJobKind, job_event
+    from rag_core.events import Event
     from rag_eventbus import publish
-    from rag_jobqueue import DocumentJobKind, Job, Lease, QueueSpec, Worker, job_event
+    from rag_jobqueue import Job, Lease, QueueSpec, Worker
+    from rag_jobqueue.settings import JobSettings
     from rag_observability import configure_logging
-    from rag_schema.events import Event
-    from rag_schema.settings import JobSettings
 
     # As the worker services do: LOG_LEVEL (default INFO), JSON lines on stderr.
     configure_logging(os.environ.get("LOG_LEVEL", "INFO"), "json", service="bench-worker")
@@ -235,7 +236,7 @@ async def run_ours(
     if system == "ours-poll":
         overrides |= {"worker_listen": False, "worker_idle_sleep_seconds": 1.0}
     settings = JobSettings(**overrides)
-    # Sized as rag_jobqueue.service.serve_worker sizes it.
+    # Sized as rag_core.worker_service.serve_worker sizes it.
     async with AsyncConnectionPool(dsn, min_size=1, max_size=concurrency + 3, open=False) as pool:
         await pool.open(wait=True)
         worker = Worker(NoopKind(pool), pool, dsn, settings)

@@ -30,7 +30,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.common import emit, now_ns, stdin_lines
-from rag_api.auth import mint_token
+from rag_core.tokens import mint_token
 from rag_devstack.system import TEST_JWT_SECRET
 
 CONNECT_PARALLEL = 100

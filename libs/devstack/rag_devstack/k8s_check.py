@@ -435,7 +435,7 @@ def check_secret_template(root: Path, template: Path, report: Report) -> None:
 @dataclass(frozen=True)
 class Package:
     name: str
-    directory: str  # relative to the root, e.g. "libs/schema"
+    directory: str  # relative to the root, e.g. "libs/core"
     local_deps: tuple[str, ...]
     scripts: tuple[str, ...]
 

@@ -22,11 +22,11 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from rag_core.migrate import migrate
 from rag_devstack.postgres import EmbeddedPostgres
 from rag_devstack.s3 import MotoServer, ensure_bucket
 from rag_devstack.s3 import s3_env as s3_env_for
 from rag_devstack.system import System, start_system
-from rag_schema.migrate import migrate
 
 TEMPLATE_DB = "rag_test_template"
 

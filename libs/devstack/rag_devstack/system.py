@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from rag_api.auth import mint_token
+from rag_core.tokens import mint_token
 from rag_devstack.postgres import free_port
 from rag_devstack.procs import ServiceProcess, venv_command
 from rag_devstack.s3 import bucket_contents

@@ -15,8 +15,6 @@ the provider's retries included, fails with ``EmbeddingTimeoutError`` (transient
 
 from __future__ import annotations
 
-from rag_schema.settings import EmbeddingSettings
-
 from .base import (
     STORAGE_DIM,
     Embedder,
@@ -31,6 +29,7 @@ from .base import (
 from .hashing import HashEmbedder
 from .minilm import MiniLMEmbedder
 from .openai_compat import OpenAIEmbedder
+from .settings import EmbeddingSettings
 from .timeout import EmbeddingTimeoutError, TimeoutEmbedder
 
 __all__ = [

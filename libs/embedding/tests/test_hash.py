@@ -19,7 +19,7 @@ from rag_embedding import (
     build_embedder,
     vector_literal,
 )
-from rag_schema.settings import EmbeddingSettings
+from rag_embedding.settings import EmbeddingSettings
 
 pytestmark = pytest.mark.anyio
 

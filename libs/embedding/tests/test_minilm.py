@@ -19,7 +19,7 @@ import pytest
 
 from rag_embedding import EmbeddingConfigurationError, MiniLMEmbedder, build_embedder
 from rag_embedding.minilm import find_model_dir, load_model
-from rag_schema.settings import EmbeddingSettings
+from rag_embedding.settings import EmbeddingSettings
 
 try:
     find_model_dir()

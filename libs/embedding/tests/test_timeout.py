@@ -15,7 +15,7 @@ from rag_embedding import (
     TransientEmbeddingError,
     build_embedder,
 )
-from rag_schema.settings import EmbeddingSettings
+from rag_embedding.settings import EmbeddingSettings
 
 pytestmark = pytest.mark.anyio
 

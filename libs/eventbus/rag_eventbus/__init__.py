@@ -9,14 +9,17 @@
 from rag_eventbus.listener import Listener, ListenerState
 from rag_eventbus.log import EventLog, ResyncRequired
 from rag_eventbus.publish import REALTIME_CHANNEL, Notice, decode_notice, publish
+from rag_eventbus.types import DeliveredEvent, Publishable
 from rag_eventbus.wakeup import notify_job, wakeup_listener
 
 __all__ = [
     "REALTIME_CHANNEL",
+    "DeliveredEvent",
     "EventLog",
     "Listener",
     "ListenerState",
     "Notice",
+    "Publishable",
     "ResyncRequired",
     "decode_notice",
     "notify_job",

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from psycopg import AsyncConnection
 
-from rag_schema.events import DeliveredEvent
+from rag_eventbus.types import DeliveredEvent
 
 SELECT_AFTER = """
 SELECT id, type, payload, created_at FROM events

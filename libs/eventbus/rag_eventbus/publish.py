@@ -26,7 +26,7 @@ from uuid import UUID
 import orjson
 from psycopg import AsyncConnection
 
-from rag_schema.events import DeliveredEvent, Event
+from rag_eventbus.types import DeliveredEvent, Publishable
 
 REALTIME_CHANNEL = "rag_realtime"
 
@@ -47,7 +47,7 @@ class Notice:
     ranges: list[tuple[UUID, int, int]]
 
 
-async def publish(conn: AsyncConnection[Any], events: Sequence[Event]) -> dict[UUID, list[int]]:
+async def publish(conn: AsyncConnection[Any], events: Sequence[Publishable]) -> dict[UUID, list[int]]:
     """Store `events` for every member of their workspaces; return the ids per user.
 
     Must run inside a transaction on `conn`; nothing is visible or notified until

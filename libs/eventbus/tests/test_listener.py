@@ -9,9 +9,9 @@ import psycopg
 import pytest
 from psycopg import AsyncConnection
 
+from rag_core.events import DocumentStatusUpdated, Event
 from rag_devstack.seed import make_workspace
 from rag_eventbus import REALTIME_CHANNEL, EventLog, Listener, decode_notice, publish, wakeup_listener
-from rag_schema.events import DocumentStatusUpdated, Event
 
 pytestmark = pytest.mark.anyio
 

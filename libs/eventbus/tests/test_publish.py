@@ -10,9 +10,9 @@ import psycopg
 import pytest
 from psycopg import AsyncConnection
 
+from rag_core.events import DocumentDeleted, Event
 from rag_devstack.seed import make_workspace
 from rag_eventbus import EventLog, publish
-from rag_schema.events import DocumentDeleted, Event
 
 from .conftest import user_event_ids
 

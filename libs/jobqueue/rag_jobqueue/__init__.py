@@ -1,11 +1,13 @@
 """The leased Postgres job queue shared by the workers (and the api's answer jobs).
 
 - `queue`: a job table's SQL (claim, rescue, heartbeat, fenced transitions).
-- `kind`: the hooks a worker implements; `DocumentJobKind` for document jobs.
+- `kind`: the hooks a worker implements.
+- `enqueue`: the one way a job enters a queue.
 - `lease`: the fencing token given to a running job.
 - `worker`: the loop (NOTIFY wake-up + poll, capacity, heartbeats, shutdown).
 """
 
+from rag_jobqueue.enqueue import enqueue
 from rag_jobqueue.errors import (
     INTERNAL_ERROR,
     LeaseLost,
@@ -14,14 +16,13 @@ from rag_jobqueue.errors import (
     public_message,
     with_reference,
 )
-from rag_jobqueue.kind import DocumentJobKind, JobKind, job_event, set_document_status
+from rag_jobqueue.kind import JobKind
 from rag_jobqueue.lease import Lease
 from rag_jobqueue.queue import Job, QueueSpec
 from rag_jobqueue.worker import Worker
 
 __all__ = [
     "INTERNAL_ERROR",
-    "DocumentJobKind",
     "Job",
     "JobKind",
     "Lease",
@@ -30,8 +31,7 @@ __all__ = [
     "PublicMessages",
     "QueueSpec",
     "Worker",
-    "job_event",
+    "enqueue",
     "public_message",
-    "set_document_status",
     "with_reference",
 ]

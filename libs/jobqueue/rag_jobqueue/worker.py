@@ -24,7 +24,7 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 import psycopg
@@ -32,19 +32,16 @@ import structlog
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from rag_eventbus import Listener, notify_job, publish, wakeup_listener
+from rag_eventbus import Listener, Publishable, notify_job, publish, wakeup_listener
 from rag_jobqueue import metrics
 from rag_jobqueue.backoff import retry_delay
 from rag_jobqueue.errors import LeaseLost, PermanentJobError, with_reference
 from rag_jobqueue.kind import JobKind
 from rag_jobqueue.lease import Lease
 from rag_jobqueue.queue import Job, QueueSQL
-from rag_schema.events import Event
-from rag_schema.settings import JobSettings
+from rag_jobqueue.settings import JobSettings
 
 log = structlog.get_logger("rag_jobqueue")
-
-Transition = Callable[[Any, Job], Awaitable[list[Event]]]
 
 
 def default_worker_id(queue: str) -> str:
@@ -173,7 +170,7 @@ class Worker:
             if not rows:
                 return []
             started: list[Job] = []
-            events: list[Event] = []
+            events: list[Publishable] = []
             for row in rows:
                 job = Job.from_row(row)
                 if job.attempt > job.max_attempts:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-import psycopg
-
-from rag_jobqueue import INTERNAL_ERROR, DocumentJobKind, public_message, with_reference
+from rag_jobqueue import INTERNAL_ERROR, public_message, with_reference
 
 
 class StorageDown(ConnectionError):
@@ -26,14 +24,6 @@ def test_the_most_specific_known_class_wins_and_anything_else_is_internal() -> N
     secret = "postgresql://rag:hunter2@db.internal/rag"
     assert public_message(ValueError(secret), known) == INTERNAL_ERROR
     assert secret not in public_message(KeyError(secret), {})
-
-
-def test_document_kinds_map_database_outages_and_nothing_else_by_default() -> None:
-    kind = DocumentJobKind()
-    assert kind.user_message(psycopg.OperationalError("connection to server at 10.1.2.3 failed")) == (
-        "The database could not be reached."
-    )
-    assert kind.user_message(RuntimeError("Traceback ... token=abc")) == INTERNAL_ERROR
 
 
 def test_the_reference_is_the_job_id() -> None:

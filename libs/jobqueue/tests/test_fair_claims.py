@@ -19,10 +19,11 @@ import pytest
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from rag_core.document_jobs import DocumentJobKind, job_event
 from rag_eventbus import publish
-from rag_jobqueue import DocumentJobKind, Job, Lease, QueueSpec, Worker, job_event
+from rag_jobqueue import Job, Lease, QueueSpec, Worker
 from rag_jobqueue.queue import QueueSQL
-from rag_schema.settings import JobSettings
+from rag_jobqueue.settings import JobSettings
 
 pytestmark = pytest.mark.anyio
 

@@ -14,19 +14,11 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from rag_core.document_jobs import DocumentJobKind, job_event
 from rag_eventbus import publish
-from rag_jobqueue import (
-    INTERNAL_ERROR,
-    DocumentJobKind,
-    Job,
-    Lease,
-    PermanentJobError,
-    QueueSpec,
-    Worker,
-    job_event,
-)
+from rag_jobqueue import INTERNAL_ERROR, Job, Lease, PermanentJobError, QueueSpec, Worker
 from rag_jobqueue.backoff import retry_delay
-from rag_schema.settings import JobSettings
+from rag_jobqueue.settings import JobSettings
 
 pytestmark = pytest.mark.anyio
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rag_schema.settings import S3Settings
 from rag_storage import ObjectStore
+from rag_storage.settings import S3Settings
 
 pytestmark = pytest.mark.anyio
 

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from rag_schema.settings import S3Settings
 from rag_storage import ObjectNotFound, ObjectStore, StorageError
+from rag_storage.settings import S3Settings
 
 pytestmark = pytest.mark.anyio
 

@@ -31,10 +31,11 @@ from rag_api.limits import invalid_content, rate_limited
 from rag_api.locks import QUESTIONS_OF_USER, lock_user
 from rag_api.responses import json_response
 from rag_api.shapes import row_out
-from rag_eventbus import notify_job, publish
-from rag_schema.events import Event, MessageCreated
+from rag_core.events import Event, MessageCreated
+from rag_core.queues import ANSWER_QUEUE
+from rag_eventbus import publish
+from rag_jobqueue import enqueue
 
-ANSWER_CHANNEL = "answer_jobs"
 QUESTION_WINDOW_SECONDS = 60
 
 CONVERSATION_COLUMNS = "id, workspace_id, title, created_by, created_at"
@@ -67,10 +68,6 @@ WHERE created_by = %(user)s AND role = 'user'
   AND created_at > clock_timestamp() - make_interval(secs => %(window)s)
 ORDER BY created_at DESC
 LIMIT %(limit)s
-"""
-INSERT_ANSWER_JOB = """
-INSERT INTO answer_jobs (message_id, question_id, conversation_id, workspace_id, max_attempts)
-VALUES (%s, %s, %s, %s, %s) RETURNING id
 """
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -159,15 +156,15 @@ async def post_message(request: Request) -> Response:
         await cur.execute(INSERT_MESSAGE, {**common, "role": "assistant", "status": "pending", "content": ""})
         reply = await cur.fetchone()
         assert question is not None and reply is not None
-        job = await (
-            await conn.execute(
-                INSERT_ANSWER_JOB,
-                (reply["id"], question["id"], conversation_id, workspace_id, settings.job_max_attempts),
-            )
-        ).fetchone()
-        assert job is not None
+        answer_job = {
+            "message_id": reply["id"],
+            "question_id": question["id"],
+            "conversation_id": conversation_id,
+            "workspace_id": workspace_id,
+            "max_attempts": settings.job_max_attempts,
+        }
+        await enqueue(conn, ANSWER_QUEUE, answer_job)
         await publish(conn, [created_event(question), created_event(reply)])
-        await notify_job(conn, ANSWER_CHANNEL, job[0])
     return json_response({"message": message_out(question), "reply": message_out(reply)}, status=201)
 
 

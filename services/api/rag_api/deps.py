@@ -9,9 +9,9 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 from starlette.requests import HTTPConnection
 
-from rag_api.auth import AuthError, bearer_token, verify_token
 from rag_api.errors import ApiError
 from rag_api.settings import ApiSettings
+from rag_core.tokens import AuthError, bearer_token, verify_token
 from rag_storage import ObjectStore
 
 

@@ -17,13 +17,14 @@ from starlette.responses import Response
 from rag_api.access import require_member
 from rag_api.deps import pool_of, require_user, settings_of, store_of
 from rag_api.errors import ApiError, not_found
-from rag_api.jobs import PARSE_CHANNEL, queue_parse_job
 from rag_api.params import choice_param, int_param, text_param
 from rag_api.responses import json_response
 from rag_api.shapes import DOCUMENT_COLUMNS, JOB_COLUMNS, decode_cursor, encode_cursor, job_out, row_out
-from rag_api.storage_keys import original_key
-from rag_eventbus import notify_job, publish
-from rag_schema.events import DocumentDeleted, DocumentStatus, DocumentStatusUpdated, Event
+from rag_core.document_jobs import job_event
+from rag_core.events import DocumentDeleted, DocumentStatus, DocumentStatusUpdated, Event
+from rag_core.queues import PARSE_QUEUE, queue_document_job
+from rag_core.storage_keys import original_key
+from rag_eventbus import publish
 from rag_storage import StorageError
 
 log = structlog.get_logger("rag_api.documents")
@@ -141,7 +142,7 @@ async def reprocess_document(request: Request) -> Response:
         active = await cur.fetchone()
         if active is not None and active[0]:
             raise ApiError(409, "job_in_progress", "The document already has a queued or running job.")
-        job_id, job_event = await queue_parse_job(conn, doc["id"], doc["workspace_id"], max_attempts)
+        job = await queue_document_job(conn, PARSE_QUEUE, doc["id"], doc["workspace_id"], max_attempts)
         dcur = conn.cursor(row_factory=dict_row)
         await dcur.execute(REQUEUE_DOCUMENT, (doc["id"],))
         doc = await dcur.fetchone()
@@ -149,10 +150,9 @@ async def reprocess_document(request: Request) -> Response:
         status_event = DocumentStatusUpdated(
             document_id=doc["id"], workspace_id=doc["workspace_id"], status="queued", error=None
         )
-        await publish(conn, [Event.of(status_event), Event.of(job_event)])
-        await notify_job(conn, PARSE_CHANNEL, job_id)
-    log.info("document_reprocess_queued", parse_job_id=str(job_id))
-    return json_response(row_out(doc, parse_job_id=job_id), status=202)
+        await publish(conn, [Event.of(status_event), job_event(job, "parse")])
+    log.info("document_reprocess_queued", parse_job_id=str(job.id))
+    return json_response(row_out(doc, parse_job_id=job.id), status=202)
 
 
 async def delete_document(request: Request) -> Response:

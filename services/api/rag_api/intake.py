@@ -16,7 +16,7 @@ from uuid import UUID, uuid4
 import structlog
 
 from rag_api.sniff import HEAD_BYTES, DocxScanner, Unsupported, clean_filename, extension, sniff
-from rag_api.storage_keys import original_key
+from rag_core.storage_keys import original_key
 from rag_storage import MultipartWriter, ObjectStore, StorageError
 
 log = structlog.get_logger("rag_api.intake")

@@ -15,8 +15,8 @@ from starlette.applications import Starlette
 from rag_api import ws_frame_limit
 from rag_api.app import create_app
 from rag_api.settings import ApiSettings
+from rag_core.settings import load_settings
 from rag_embedding import EmbeddingConfigurationError
-from rag_schema.settings import load_settings
 
 GRACEFUL_SECONDS = 10.0
 

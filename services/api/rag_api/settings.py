@@ -6,13 +6,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from rag_schema.settings import (
-    DatabaseSettings,
-    EmbeddingSettings,
-    EventRetentionSettings,
-    JobSettings,
-    S3Settings,
-)
+from rag_core.settings import DatabaseSettings
+from rag_embedding.settings import EmbeddingSettings
+from rag_eventbus.settings import EventRetentionSettings
+from rag_jobqueue.settings import JobSettings
+from rag_storage.settings import S3Settings
 
 
 class ApiSettings(DatabaseSettings, S3Settings, EmbeddingSettings, EventRetentionSettings, JobSettings):

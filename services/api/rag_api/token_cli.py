@@ -7,7 +7,7 @@ import os
 import sys
 from uuid import UUID
 
-from rag_api.auth import mint_token
+from rag_core.tokens import mint_token
 
 
 def main(argv: list[str] | None = None) -> None:

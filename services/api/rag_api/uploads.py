@@ -31,15 +31,16 @@ from rag_api.access import require_member
 from rag_api.deps import pool_of, require_user, settings_of, store_of
 from rag_api.errors import ApiError
 from rag_api.intake import FileIntake, Received, Refusal
-from rag_api.jobs import PARSE_CHANNEL, queue_parse_job
 from rag_api.limits import too_many_files
 from rag_api.metrics import UPLOAD_BYTES
 from rag_api.multipart import InvalidMultipart, PartData, PartEnd, PartStart, boundary_of, iter_parts
 from rag_api.responses import json_response
 from rag_api.shapes import DOCUMENT_COLUMNS, row_out
 from rag_api.user_slots import UserSlots
-from rag_eventbus import notify_job, publish
-from rag_schema.events import DocumentCreated, Event
+from rag_core.document_jobs import job_event
+from rag_core.events import DocumentCreated, Event
+from rag_core.queues import PARSE_QUEUE, queue_document_job
+from rag_eventbus import publish
 
 log = structlog.get_logger("rag_api.uploads")
 
@@ -207,16 +208,17 @@ async def _insert_or_find(
                 document = await cur.fetchone()
                 assert document is not None
                 await conn.execute(INSERT_FILE, params)
-                job_id, job_event = await queue_parse_job(conn, file.document_id, workspace_id, max_attempts)
+                job = await queue_document_job(
+                    conn, PARSE_QUEUE, file.document_id, workspace_id, max_attempts
+                )
                 created = DocumentCreated(
                     document_id=file.document_id,
                     workspace_id=workspace_id,
                     filename=file.filename,
                     status="queued",
                 )
-                await publish(conn, [Event.of(created), Event.of(job_event)])
-                await notify_job(conn, PARSE_CHANNEL, job_id)
-            return row_out(document, parse_job_id=job_id, duplicate=False)
+                await publish(conn, [Event.of(created), job_event(job, "parse")])
+            return row_out(document, parse_job_id=job.id, duplicate=False)
         except psycopg.errors.UniqueViolation:
             continue  # a concurrent upload of the same content won: look again, it is a duplicate
     raise psycopg.errors.UniqueViolation("the same content kept racing with concurrent uploads")

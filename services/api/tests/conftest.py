@@ -27,7 +27,7 @@ import httpx
 import psycopg
 import pytest
 
-from rag_api.auth import mint_token
+from rag_core.tokens import mint_token
 from rag_devstack.postgres import free_port
 from rag_devstack.procs import ServiceProcess, venv_command
 from rag_devstack.pytest_plugin import cloned_database

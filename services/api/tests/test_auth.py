@@ -11,7 +11,7 @@ import jwt
 import orjson
 import pytest
 
-from rag_api.auth import mint_token
+from rag_core.tokens import mint_token
 
 
 def _b64(data: dict[str, Any]) -> str:

@@ -30,17 +30,17 @@ from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 from websockets.asyncio.client import connect
 
-from rag_api.auth import mint_token
 from rag_api.locks import PRUNE_LOCK_KEY
 from rag_api.realtime import RealtimeHub, events_endpoint, websocket_endpoint
 from rag_api.realtime.connection import Connection
 from rag_api.realtime.retention import prune_once
 from rag_api.settings import ApiSettings
+from rag_core.events import DocumentStatusUpdated, Event
+from rag_core.tokens import mint_token
 from rag_devstack.postgres import free_port
 from rag_devstack.seed import make_workspace
 from rag_devstack.wsclient import FrameClient
-from rag_eventbus import EventLog, publish
-from rag_schema.events import DeliveredEvent, DocumentStatusUpdated, Event
+from rag_eventbus import DeliveredEvent, EventLog, publish
 
 pytestmark = pytest.mark.anyio
 

@@ -21,10 +21,10 @@ import pytest
 from psycopg import AsyncConnection
 from websockets.asyncio.client import connect
 
+from rag_core.events import DocumentStatusUpdated, Event
 from rag_devstack.postgres import EmbeddedPostgres
 from rag_devstack.wsclient import FrameClient
 from rag_eventbus import EventLog, publish
-from rag_schema.events import DocumentStatusUpdated, Event
 
 pytestmark = pytest.mark.anyio
 

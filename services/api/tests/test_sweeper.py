@@ -12,10 +12,10 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from rag_api.locks import SWEEP_LOCK_KEY
-from rag_api.storage_keys import document_prefix, original_key
 from rag_api.sweeper import SweepResult, document_id_of, sweep_once
-from rag_schema.settings import S3Settings
+from rag_core.storage_keys import document_prefix, original_key
 from rag_storage import ObjectStore
+from rag_storage.settings import S3Settings
 
 pytestmark = pytest.mark.anyio
 

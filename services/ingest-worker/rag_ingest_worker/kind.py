@@ -17,27 +17,18 @@ from typing import Any, ClassVar
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
+from rag_core.document_jobs import DocumentJobKind, job_event, set_document_status
+from rag_core.queues import INGEST_QUEUE
 from rag_embedding import Embedder, PermanentEmbeddingError, TransientEmbeddingError, vector_literal
 from rag_eventbus import publish
 from rag_ingest_worker.chunking import Chunk
 from rag_ingest_worker.compute import ComputePool
-from rag_jobqueue import (
-    DocumentJobKind,
-    Job,
-    Lease,
-    PermanentJobError,
-    PublicMessages,
-    QueueSpec,
-    job_event,
-)
-from rag_jobqueue.kind import set_document_status
+from rag_jobqueue import Job, Lease, PermanentJobError, PublicMessages
 from rag_storage import ObjectNotFound, ObjectStore, StorageError
 
 log = structlog.get_logger("rag_ingest_worker")
 
 PROGRESS_MIN_CHUNKS = 20
-
-INGEST_QUEUE = QueueSpec(table="ingest_jobs", channel="ingest_jobs", name="ingest")
 
 SELECT_PARSED_FILE = "SELECT object_key FROM files WHERE document_id = %s AND kind = 'parsed'"
 DELETE_CHUNKS = "DELETE FROM chunks WHERE document_id = %s"

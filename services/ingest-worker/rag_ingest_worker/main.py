@@ -12,12 +12,12 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from rag_core.settings import load_settings
+from rag_core.worker_service import serve_worker
 from rag_embedding import EmbeddingConfigurationError, build_embedder
 from rag_ingest_worker.compute import ComputePool
 from rag_ingest_worker.kind import IngestKind
 from rag_ingest_worker.settings import IngestWorkerSettings
-from rag_jobqueue.service import serve_worker
-from rag_schema.settings import load_settings
 from rag_storage import ObjectStore
 
 

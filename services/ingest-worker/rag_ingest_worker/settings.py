@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from rag_jobqueue.service import WorkerServiceSettings
-from rag_schema.settings import EmbeddingSettings
+from rag_core.worker_service import WorkerServiceSettings
+from rag_embedding.settings import EmbeddingSettings
 
 
 class IngestWorkerSettings(WorkerServiceSettings, EmbeddingSettings):

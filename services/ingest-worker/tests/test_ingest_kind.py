@@ -18,8 +18,9 @@ from rag_embedding import Embedder, HashEmbedder, OpenAIEmbedder
 from rag_ingest_worker.compute import ComputePool
 from rag_ingest_worker.kind import IngestKind
 from rag_jobqueue import Worker
-from rag_schema.settings import JobSettings, S3Settings
+from rag_jobqueue.settings import JobSettings
 from rag_storage import ObjectStore
+from rag_storage.settings import S3Settings
 
 from .conftest import insert_parsed_document
 

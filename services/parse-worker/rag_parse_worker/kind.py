@@ -31,17 +31,11 @@ import structlog
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from rag_eventbus import notify_job, publish
-from rag_jobqueue import (
-    DocumentJobKind,
-    Job,
-    Lease,
-    PermanentJobError,
-    PublicMessages,
-    QueueSpec,
-    job_event,
-    set_document_status,
-)
+from rag_core.document_jobs import DocumentJobKind, job_event, set_document_status
+from rag_core.queues import INGEST_QUEUE, PARSE_QUEUE, queue_document_job
+from rag_core.storage_keys import parsed_key
+from rag_eventbus import publish
+from rag_jobqueue import Job, Lease, PermanentJobError, PublicMessages
 from rag_parse_worker import metrics
 from rag_parse_worker.extract import ExtractionError, detect_format
 from rag_parse_worker.isolation import ExtractionPool, ExtractorFailure
@@ -50,8 +44,6 @@ from rag_storage import ObjectNotFound, ObjectStore, StorageError
 
 log = structlog.get_logger("rag_parse_worker")
 
-PARSE_QUEUE = QueueSpec(table="parse_jobs", channel="parse_jobs", name="parse")
-INGEST_CHANNEL = "ingest_jobs"
 PARSED_CONTENT_TYPE = "text/plain; charset=utf-8"
 
 SELECT_SOURCE = """
@@ -77,17 +69,6 @@ SELECT_WAITING_INGEST = """
 SELECT * FROM ingest_jobs WHERE document_id = %(document_id)s AND status = 'queued'
 ORDER BY created_at LIMIT 1 FOR UPDATE
 """
-
-INSERT_INGEST = """
-INSERT INTO ingest_jobs (document_id, workspace_id, max_attempts)
-VALUES (%(document_id)s, %(workspace_id)s, %(max_attempts)s)
-RETURNING *
-"""
-
-
-def parsed_key(workspace_id: UUID, document_id: UUID) -> str:
-    """Built from ids only (like the api's original key), never from a file name."""
-    return f"workspaces/{workspace_id}/documents/{document_id}/parsed.txt"
 
 
 def _format_of(data: bytes, filename: str, content_type: str) -> str:
@@ -178,7 +159,6 @@ class ParseKind(DocumentJobKind):
             ingest = await self._ingest_job(conn, document_id, workspace_id)
             events.append(job_event(ingest, "ingest"))
             await publish(conn, events)
-            await notify_job(conn, INGEST_CHANNEL, ingest.id)
         metrics.DOCUMENTS.labels(format=extracted.format, outcome="parsed").inc()
         log.info(
             "document_parsed",
@@ -201,18 +181,11 @@ class ParseKind(DocumentJobKind):
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(SELECT_WAITING_INGEST, {"document_id": document_id})
             row = await cur.fetchone()
-            if row is None:
-                await cur.execute(
-                    INSERT_INGEST,
-                    {
-                        "document_id": document_id,
-                        "workspace_id": workspace_id,
-                        "max_attempts": self.settings.job_max_attempts,
-                    },
-                )
-                row = await cur.fetchone()
-        assert row is not None
-        return Job.from_row(row)
+        if row is not None:
+            return Job.from_row(row)
+        return await queue_document_job(
+            conn, INGEST_QUEUE, document_id, workspace_id, self.settings.job_max_attempts
+        )
 
     # What a user reads for a transient failure (the runtime retries it and adds the job id);
     # the exception's own text, which may name hosts or quote S3's answer, is only logged.

@@ -12,12 +12,12 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from rag_jobqueue.service import serve_worker
+from rag_core.settings import load_settings
+from rag_core.worker_service import serve_worker
 from rag_observability import configure_logging
 from rag_parse_worker.isolation import ExtractionPool
 from rag_parse_worker.kind import ParseKind
 from rag_parse_worker.settings import ParseWorkerSettings
-from rag_schema.settings import load_settings
 from rag_storage import ObjectStore
 
 SERVICE = "rag-parse-worker"

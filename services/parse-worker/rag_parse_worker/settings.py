@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from rag_jobqueue.service import WorkerServiceSettings
+from rag_core.worker_service import WorkerServiceSettings
 from rag_parse_worker.extract import Limits
 
 MB = 1024 * 1024

@@ -21,13 +21,13 @@ import psycopg
 import pytest
 from psycopg import AsyncConnection
 
+from rag_core.events import DocumentCreated, Event, JobStatusUpdated
 from rag_devstack.postgres import free_port
 from rag_devstack.procs import ServiceProcess, venv_command
 from rag_devstack.s3 import s3_client
 from rag_eventbus import notify_job, publish
 from rag_parse_worker.extract import Limits
 from rag_parse_worker.isolation import ExtractionPool
-from rag_schema.events import DocumentCreated, Event, JobStatusUpdated
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

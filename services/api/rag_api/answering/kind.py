@@ -21,14 +21,14 @@ from psycopg_pool import AsyncConnectionPool
 from rag_api.answering.coalesce import coalesce
 from rag_api.answering.providers import AnswerProvider, LLMPermanentError, LLMStreamError, LLMTransientError
 from rag_api.search import Hit, hybrid_search
+from rag_core.events import Citation, Event, MessageStatus, MessageStatusUpdated
+from rag_core.queues import ANSWER_QUEUE
 from rag_embedding import Embedder, EmbeddingError
 from rag_eventbus import publish
-from rag_jobqueue import Job, Lease, PermanentJobError, PublicMessages, QueueSpec, public_message
-from rag_schema.events import Citation, Event, MessageStatus, MessageStatusUpdated
+from rag_jobqueue import Job, Lease, PermanentJobError, PublicMessages, public_message
 
 log = structlog.get_logger("rag_api.answering")
 
-ANSWER_QUEUE = QueueSpec(table="answer_jobs", channel="answer_jobs", name="answer")
 RETRIEVE_K = 5
 CITATION = re.compile(r"\[(\d{1,2})\]")
 

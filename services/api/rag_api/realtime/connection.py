@@ -42,8 +42,7 @@ from starlette.websockets import WebSocket
 from rag_api.limits import WS_CLOSE_TOO_MANY_CONNECTIONS
 from rag_api.metrics import EVENTS_DELIVERED, WEBSOCKET_CLOSES, close_code_label
 from rag_api.realtime import frames
-from rag_eventbus import EventLog, ResyncRequired
-from rag_schema.events import DeliveredEvent
+from rag_eventbus import DeliveredEvent, EventLog, ResyncRequired
 
 log = structlog.get_logger("rag_api.realtime")
 

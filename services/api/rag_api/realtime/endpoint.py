@@ -14,13 +14,13 @@ from __future__ import annotations
 import structlog
 from starlette.websockets import WebSocket
 
-from rag_api.auth import AuthError
 from rag_api.deps import authenticate
 from rag_api.errors import ApiError
 from rag_api.metrics import WEBSOCKET_CLOSES, close_code_label
 from rag_api.params import PG_BIGINT_MAX, parse_int
 from rag_api.realtime import frames
 from rag_api.realtime.hub import RealtimeHub
+from rag_core.tokens import AuthError
 
 log = structlog.get_logger("rag_api.realtime")
 

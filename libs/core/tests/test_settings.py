@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag_schema.settings import DatabaseSettings, JobSettings, load_settings
+from rag_core.settings import DatabaseSettings, load_settings
+from rag_jobqueue.settings import JobSettings
 
 
 class WorkerLike(DatabaseSettings, JobSettings):

@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 
 def migration_files() -> list[tuple[str, str]]:
     """(version, sql) pairs in version order."""
-    root = resources.files("rag_schema") / "migrations"
+    root = resources.files("rag_core") / "migrations"
     found = [
         (entry.name.removesuffix(".sql"), entry.read_text(encoding="utf-8"))
         for entry in root.iterdir()

@@ -16,13 +16,15 @@ from typing import Any
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
-from rag_jobqueue.kind import JobKind
+from rag_core.settings import DatabaseSettings
+from rag_jobqueue import JobKind
+from rag_jobqueue.settings import JobSettings
 from rag_jobqueue.worker import Worker
 from rag_observability import ProbeServer, configure_logging
-from rag_schema.settings import DatabaseSettings, JobSettings, S3Settings
 from rag_storage import ObjectStore, StorageError
+from rag_storage.settings import S3Settings
 
-log = structlog.get_logger("rag_jobqueue.service")
+log = structlog.get_logger("rag_core.worker_service")
 
 
 class WorkerServiceSettings(DatabaseSettings, S3Settings, JobSettings):

@@ -7,12 +7,12 @@ import sys
 
 import psycopg
 
-from rag_schema.migrate import migration_files
+from rag_core.migrate import migration_files
 
 
 def run_migrate(dsn: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "rag_schema.migrate", "--database-url", dsn],
+        [sys.executable, "-m", "rag_core.migrate", "--database-url", dsn],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -53,7 +53,7 @@ def test_second_run_is_a_no_op(empty_database_url: str) -> None:
 
 def test_missing_database_url_is_one_clear_line() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "rag_schema.migrate"], capture_output=True, text=True, env={"PATH": "/usr/bin"}
+        [sys.executable, "-m", "rag_core.migrate"], capture_output=True, text=True, env={"PATH": "/usr/bin"}
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "configuration error: DATABASE_URL is required"

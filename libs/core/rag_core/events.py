@@ -1,7 +1,8 @@
 """The realtime event contract (docs/contract.md §5) as pydantic models.
 
 Producers build one of the payload models and wrap it in `Event`; the bus stores
-`payload` as JSON and delivers `{"id", "type", "payload", "created_at"}` frames.
+`payload` as JSON and delivers `{"id", "type", "payload", "created_at"}` frames
+(`rag_eventbus.DeliveredEvent`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-import orjson
 from pydantic import BaseModel, ConfigDict
 
 EventType = Literal[
@@ -134,28 +134,3 @@ class Event(BaseModel):
     @property
     def workspace_id(self) -> UUID:
         return UUID(str(self.payload["workspace_id"]))
-
-
-class DeliveredEvent(BaseModel):
-    """An event as a user receives it: numbered in that user's own stream."""
-
-    model_config = ConfigDict(frozen=True)
-    id: int
-    type: str
-    payload: dict[str, Any]
-    created_at: datetime
-
-    def to_frame(self) -> bytes:
-        return orjson.dumps(
-            {
-                "id": self.id,
-                "type": self.type,
-                "payload": self.payload,
-                "created_at": self.created_at,
-            }
-        )
-
-
-def parse_payload(event_type: EventType, payload: dict[str, Any]) -> _Payload:
-    """Validate a stored or received payload against the contract."""
-    return PAYLOAD_TYPES[event_type].model_validate(payload)

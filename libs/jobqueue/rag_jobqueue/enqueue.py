@@ -1,0 +1,34 @@
+"""The one way a job enters a queue (graphile-worker's rule): insert the row, ring the channel.
+
+Every producer calls `enqueue` inside its own transaction, so the job, the producer's
+other rows and its events commit together; the NOTIFY is delivered at commit and
+dropped on rollback. No caller writes `INSERT INTO <queue>` or a channel name by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import dict_row
+
+from rag_eventbus import notify_job
+from rag_jobqueue.queue import Job, QueueSpec
+
+
+async def enqueue(conn: AsyncConnection[Any], queue: QueueSpec, values: Mapping[str, Any]) -> Job:
+    """Insert one queued job with the given columns (the job columns take their defaults)."""
+    columns = list(values)
+    statement = sql.SQL("INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING *").format(
+        table=sql.Identifier(queue.table),
+        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        values=sql.SQL(", ").join(map(sql.Placeholder, columns)),
+    )
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(statement, values)
+        row = await cur.fetchone()
+    assert row is not None
+    job = Job.from_row(row)
+    await notify_job(conn, queue.channel, job.id)
+    return job
