@@ -2,7 +2,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-LIBS := libs/core libs/eventbus libs/jobqueue libs/storage libs/embedding libs/observability libs/devstack
+LIBS := libs/core libs/eventbus libs/jobqueue libs/storage libs/embedding libs/observability libs/retry libs/openai libs/devstack libs/testing
 SERVICES := services/api services/parse-worker services/ingest-worker
 PACKAGES := $(LIBS) $(SERVICES)
 EDITABLES := $(foreach p,$(PACKAGES),-e $(p))

@@ -16,7 +16,7 @@ from bench.common import PYTHON, Bench, Child, Row, Section, median_of, rss_kib
 from bench.stack import apis, make_users, s3
 from rag_devstack.postgres import free_port
 from rag_devstack.procs import ServiceProcess
-from rag_devstack.system import system_env
+from rag_testing.system import system_env
 
 TARGET_CONNECTIONS = 10_000
 WARM = 50  # connections opened first, so that one-time allocations are not charged per connection

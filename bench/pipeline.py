@@ -15,7 +15,7 @@ import psycopg
 
 from bench.common import ROOT, Bench, Row, Section, median_of
 from bench.stack import s3
-from rag_devstack.system import start_system
+from rag_testing.system import start_system
 
 EMBEDDERS = ("hash", "minilm")
 CHARS_PER_PAGE = 3000  # a "page" of a format without pages (txt, md, html, docx)
@@ -194,7 +194,7 @@ async def run(bench: Bench) -> Section:
             + " |"
         )
     method = (
-        f"The whole system as real processes (`rag_devstack.system.start_system`: one rag-api, one "
+        f"The whole system as real processes (`rag_testing.system.start_system`: one rag-api, one "
         f"parse worker, one ingest worker, WORKER_CONCURRENCY 2, moto S3), once per embedder. A corpus of "
         f"{len(files)} generated documents ({', '.join(kinds)}: prose of 3–10 KB each, PDFs of 4 pages, "
         f"real PDF and .docx bytes from the parse worker's test builders) is uploaded in one multipart "

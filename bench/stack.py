@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 
 from rag_devstack.s3 import MotoServer, ensure_bucket, s3_env
-from rag_devstack.system import System, start_system
+from rag_testing.system import System, start_system
 
 
 @contextlib.contextmanager

@@ -31,7 +31,7 @@ from websockets.exceptions import ConnectionClosed
 
 from bench.common import emit, now_ns, stdin_lines
 from rag_core.tokens import mint_token
-from rag_devstack.system import TEST_JWT_SECRET
+from rag_testing.system import TEST_JWT_SECRET
 
 CONNECT_PARALLEL = 100
 PONG = '{"type":"pong"}'

@@ -22,9 +22,9 @@ import httpx
 import psycopg
 import pytest
 
-from rag_devstack.pytest_plugin import SystemFactory
-from rag_devstack.system import Service, System
-from rag_devstack.wsclient import EventCollector
+from rag_testing.pytest_plugin import SystemFactory
+from rag_testing.system import Service, System
+from rag_testing.wsclient import EventCollector
 
 pytestmark = pytest.mark.anyio
 

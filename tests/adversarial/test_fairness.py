@@ -15,8 +15,8 @@ import uuid
 import httpx
 import pytest
 
-from rag_devstack.pytest_plugin import SystemFactory
-from rag_devstack.system import System
+from rag_testing.pytest_plugin import SystemFactory
+from rag_testing.system import System
 
 FILES_OF_A = 60
 PARSE_DELAY = "0.2"  # 60 jobs x 0.2 s / 2 slots: A's queue lasts ~6 s

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from starlette.routing import Mount, Route, WebSocketRoute
 
 from rag_api.app import routes
-from rag_devstack.pytest_plugin import module_system
-from rag_devstack.system import System
+from rag_testing.pytest_plugin import module_system
+from rag_testing.system import System
 
 KNOWN_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 

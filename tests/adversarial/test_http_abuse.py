@@ -28,8 +28,8 @@ import orjson
 import psutil
 import pytest
 
-from rag_devstack.pytest_plugin import module_system
-from rag_devstack.system import System
+from rag_testing.pytest_plugin import module_system
+from rag_testing.system import System
 
 READ_TIMEOUT = 2  # REQUEST_READ_TIMEOUT_SECONDS of the api under test
 

@@ -17,8 +17,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from rag_devstack.pytest_plugin import SystemFactory
-from rag_devstack.system import System
+from rag_testing.pytest_plugin import SystemFactory
+from rag_testing.system import System
 
 PARSE_DELAY = "3"  # the window in which the document is deleted
 

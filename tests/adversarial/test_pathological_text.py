@@ -22,9 +22,9 @@ import uuid
 import httpx
 import pytest
 
-from rag_devstack.health_poller import HealthPoller
-from rag_devstack.pytest_plugin import SystemFactory
-from rag_devstack.system import System
+from rag_testing.health_poller import HealthPoller
+from rag_testing.pytest_plugin import SystemFactory
+from rag_testing.system import System
 
 LEASE_SECONDS = 3
 HOSTILE = {

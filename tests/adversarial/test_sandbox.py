@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from rag_devstack.pytest_plugin import SystemFactory
-from rag_devstack.system import System
+from rag_testing.pytest_plugin import SystemFactory
+from rag_testing.system import System
 
 pytestmark = pytest.mark.anyio
 

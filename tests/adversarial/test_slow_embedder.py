@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from rag_devstack.fake_embeddings import FakeEmbeddings, Scripted
-from rag_devstack.pytest_plugin import SystemFactory
-from rag_devstack.system import System
+from rag_testing.fake_embeddings import FakeEmbeddings, Scripted
+from rag_testing.pytest_plugin import SystemFactory
+from rag_testing.system import System
 
 TIMEOUT_SECONDS = 2.0
 SEARCHES = 30

@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from rag_devstack.pytest_plugin import SystemFactory
-from rag_devstack.system import System
-from rag_devstack.wsclient import EventCollector
+from rag_testing.pytest_plugin import SystemFactory
+from rag_testing.system import System
+from rag_testing.wsclient import EventCollector
 
 BOUNDARY = "adversarial-boundary-5d1e"
 

@@ -28,10 +28,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from rag_core.events import DocumentStatusUpdated, Event
-from rag_devstack.pytest_plugin import module_system
-from rag_devstack.system import System
-from rag_devstack.wsclient import FrameClient
 from rag_eventbus import publish
+from rag_testing.pytest_plugin import module_system
+from rag_testing.system import System
+from rag_testing.wsclient import FrameClient
 
 pytestmark = pytest.mark.anyio
 

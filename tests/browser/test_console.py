@@ -19,7 +19,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, FilePayload, Locator, Page, expect
 
-from rag_devstack.system import System
+from rag_testing.system import System
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / ".dev" / "console.png"

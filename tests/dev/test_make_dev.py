@@ -25,7 +25,7 @@ import psutil
 import pytest
 
 from rag_devstack.postgres import free_port
-from rag_devstack.wsclient import EventCollector
+from rag_testing.wsclient import EventCollector
 
 REPO = Path(__file__).parents[2]
 INSTALL_AND_START_TIMEOUT = 900  # the first run installs every dependency

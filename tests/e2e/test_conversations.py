@@ -1,7 +1,7 @@
 """Conversations end to end: grounded answers streamed live to every member.
 
 Real api replicas and workers, a real WebSocket client per member, and for the
-`openai` provider a small OpenAI-compatible server (rag_devstack.fake_llm).
+`openai` provider a small OpenAI-compatible server (rag_testing.fake_llm).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import httpx
 import psycopg
 import pytest
 
-from rag_devstack.fake_llm import fake_llm
-from rag_devstack.system import System, start_system
-from rag_devstack.wsclient import EventCollector
+from rag_testing.fake_llm import fake_llm
+from rag_testing.system import System, start_system
+from rag_testing.wsclient import EventCollector
 
 pytestmark = pytest.mark.anyio
 

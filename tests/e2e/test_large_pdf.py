@@ -11,7 +11,7 @@ from types import ModuleType
 
 import psutil
 
-from rag_devstack.system import System
+from rag_testing.system import System
 
 BUILDERS = Path(__file__).parents[2] / "services" / "parse-worker" / "tests" / "builders.py"
 PAGES = 300

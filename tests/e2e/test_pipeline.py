@@ -15,8 +15,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from rag_devstack.system import System, start_system
-from rag_devstack.wsclient import EventCollector
+from rag_testing.system import System, start_system
+from rag_testing.wsclient import EventCollector
 
 FIXTURES = Path(__file__).parents[2] / "services" / "parse-worker" / "tests" / "fixtures"
 

@@ -52,7 +52,7 @@ BASE_IMAGE_RE = re.compile(r"^python:3\.11\.\d+-slim(-[a-z]+)?(@sha256:[0-9a-f]{
 WORKLOAD_KINDS = ("Deployment", "Job", "StatefulSet", "DaemonSet")
 # What the build context may contain (.dockerignore is an allow-list starting with `*`).
 DOCKERIGNORE_ALLOWED = {"constraints.txt", "libs/", "services/"}
-DOCKERIGNORE_REQUIRED_EXCLUDES = {"libs/devstack/", "**/tests/"}
+DOCKERIGNORE_REQUIRED_EXCLUDES = {"libs/devstack/", "libs/testing/", "**/tests/"}
 
 Obj = dict[str, Any]
 

@@ -1,7 +1,7 @@
 """A local S3-compatible server (moto server) for tests and `make dev`.
 
 moto keeps everything in memory: stopping it loses the objects. To simulate an
-outage without losing state, put a `TcpProxy` (rag_devstack.faults) in front.
+outage without losing state, put a `TcpProxy` (rag_testing.faults) in front.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from rag_devstack.fake_embeddings import FakeEmbeddings
+from rag_testing.fake_embeddings import FakeEmbeddings
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from rag_devstack.fake_embeddings import FakeEmbeddings, Scripted
 from rag_embedding import OpenAIEmbedder, PermanentEmbeddingError, TransientEmbeddingError
+from rag_testing.fake_embeddings import FakeEmbeddings, Scripted
 
 pytestmark = pytest.mark.anyio
 

@@ -14,7 +14,6 @@ import httpx
 import numpy as np
 import pytest
 
-from rag_devstack.fake_embeddings import FakeEmbeddings, Scripted
 from rag_embedding import (
     EmbeddingConfigurationError,
     OpenAIEmbedder,
@@ -23,6 +22,7 @@ from rag_embedding import (
 )
 from rag_embedding.hashing import hash_vector
 from rag_embedding.openai_compat import embeddings_url, parse_retry_after
+from rag_testing.fake_embeddings import FakeEmbeddings, Scripted
 
 pytestmark = pytest.mark.anyio
 

@@ -7,7 +7,6 @@ import time
 import numpy as np
 import pytest
 
-from rag_devstack.fake_embeddings import FakeEmbeddings, Scripted
 from rag_embedding import (
     EmbeddingTimeoutError,
     HashEmbedder,
@@ -16,6 +15,7 @@ from rag_embedding import (
     build_embedder,
 )
 from rag_embedding.settings import EmbeddingSettings
+from rag_testing.fake_embeddings import FakeEmbeddings, Scripted
 
 pytestmark = pytest.mark.anyio
 

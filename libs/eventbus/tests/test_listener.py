@@ -10,8 +10,8 @@ import pytest
 from psycopg import AsyncConnection
 
 from rag_core.events import DocumentStatusUpdated, Event
-from rag_devstack.seed import make_workspace
 from rag_eventbus import REALTIME_CHANNEL, EventLog, Listener, decode_notice, publish, wakeup_listener
+from rag_testing.seed import make_workspace
 
 pytestmark = pytest.mark.anyio
 

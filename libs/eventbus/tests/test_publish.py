@@ -11,8 +11,8 @@ import pytest
 from psycopg import AsyncConnection
 
 from rag_core.events import DocumentDeleted, Event
-from rag_devstack.seed import make_workspace
 from rag_eventbus import EventLog, publish
+from rag_testing.seed import make_workspace
 
 from .conftest import user_event_ids
 

@@ -30,9 +30,9 @@ import pytest
 from rag_core.tokens import mint_token
 from rag_devstack.postgres import free_port
 from rag_devstack.procs import ServiceProcess, venv_command
-from rag_devstack.pytest_plugin import cloned_database
 from rag_devstack.s3 import bucket_contents, ensure_bucket, s3_client
 from rag_devstack.s3 import s3_env as s3_env_for
+from rag_testing.pytest_plugin import cloned_database
 
 JWT_SECRET = "test-jwt-secret-for-the-api-suite-" + "0123456789abcdef" * 2
 FileSpec = tuple[str, bytes] | tuple[str, bytes, str]

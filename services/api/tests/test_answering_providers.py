@@ -17,7 +17,7 @@ from rag_api.answering.providers import (
     OpenAIChatProvider,
 )
 from rag_api.search import Hit
-from rag_devstack.fake_llm import fake_llm
+from rag_testing.fake_llm import fake_llm
 
 pytestmark = pytest.mark.anyio
 

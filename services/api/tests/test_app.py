@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from rag_devstack.faults import TcpProxy
 from rag_devstack.postgres import free_port
+from rag_testing.faults import TcpProxy
 
 
 def test_probes_and_metrics(shared_api: Any) -> None:

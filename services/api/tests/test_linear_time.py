@@ -15,7 +15,7 @@ import pytest
 from rag_api.answering.providers import NOTHING_FOUND, ExtractiveProvider
 from rag_api.search import Hit
 from rag_api.sniff import HEAD_BYTES, DocxScanner, Unsupported, clean_filename, sniff
-from rag_devstack.linear_time import MB, assert_linear, cpu_seconds
+from rag_testing.linear_time import MB, assert_linear, cpu_seconds
 
 SHAPES: dict[str, Callable[[int], str]] = {
     "dots": lambda n: "." * n,

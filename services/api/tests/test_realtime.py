@@ -38,9 +38,9 @@ from rag_api.settings import ApiSettings
 from rag_core.events import DocumentStatusUpdated, Event
 from rag_core.tokens import mint_token
 from rag_devstack.postgres import free_port
-from rag_devstack.seed import make_workspace
-from rag_devstack.wsclient import FrameClient
 from rag_eventbus import DeliveredEvent, EventLog, publish
+from rag_testing.seed import make_workspace
+from rag_testing.wsclient import FrameClient
 
 pytestmark = pytest.mark.anyio
 

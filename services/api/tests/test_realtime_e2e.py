@@ -23,8 +23,8 @@ from websockets.asyncio.client import connect
 
 from rag_core.events import DocumentStatusUpdated, Event
 from rag_devstack.postgres import EmbeddedPostgres
-from rag_devstack.wsclient import FrameClient
 from rag_eventbus import EventLog, publish
+from rag_testing.wsclient import FrameClient
 
 pytestmark = pytest.mark.anyio
 

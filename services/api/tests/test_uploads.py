@@ -386,7 +386,7 @@ def _consume_pending_accept(port: int) -> None:
 def test_s3_down_during_upload_is_503_without_rows(s3_env: dict[str, str], api_factory: Any) -> None:
     from urllib.parse import urlparse
 
-    from rag_devstack.faults import TcpProxy
+    from rag_testing.faults import TcpProxy
 
     target = urlparse(s3_env["S3_ENDPOINT_URL"])
     proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 80).start()

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import pytest
 
-from rag_devstack.linear_time import MB, assert_linear
 from rag_ingest_worker.chunking import chunk_text
+from rag_testing.linear_time import MB, assert_linear
 
 SHAPES: dict[str, Callable[[int], str]] = {
     "dots": lambda n: "." * n,

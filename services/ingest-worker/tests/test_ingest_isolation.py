@@ -19,7 +19,6 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from rag_devstack.health_poller import HealthPoller
 from rag_embedding import HashEmbedder
 from rag_ingest_worker.chunking import Chunk
 from rag_ingest_worker.compute import ComputePool
@@ -29,6 +28,7 @@ from rag_jobqueue.settings import JobSettings
 from rag_observability import ProbeServer
 from rag_storage import ObjectStore
 from rag_storage.settings import S3Settings
+from rag_testing.health_poller import HealthPoller
 
 from .conftest import insert_parsed_document
 

@@ -13,7 +13,6 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from rag_devstack.fake_embeddings import FakeEmbeddings, Scripted
 from rag_embedding import Embedder, HashEmbedder, OpenAIEmbedder
 from rag_ingest_worker.compute import ComputePool
 from rag_ingest_worker.kind import IngestKind
@@ -21,6 +20,7 @@ from rag_jobqueue import Worker
 from rag_jobqueue.settings import JobSettings
 from rag_storage import ObjectStore
 from rag_storage.settings import S3Settings
+from rag_testing.fake_embeddings import FakeEmbeddings, Scripted
 
 from .conftest import insert_parsed_document
 

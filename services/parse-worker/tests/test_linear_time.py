@@ -18,13 +18,13 @@ from html.parser import HTMLParser
 
 import pytest
 
-from rag_devstack.linear_time import MB, assert_linear, cpu_seconds
 from rag_parse_worker.extract import LimitExceeded, Limits
 from rag_parse_worker.extract.docx import extract_docx
 from rag_parse_worker.extract.html import _VisibleText, decode_html, extract_html, meta_charset
 from rag_parse_worker.extract.limits import TextBudget
 from rag_parse_worker.extract.normalize import normalize_text
 from rag_parse_worker.extract.txt import extract_txt
+from rag_testing.linear_time import MB, assert_linear, cpu_seconds
 
 from .builders import document_xml, make_docx, para
 

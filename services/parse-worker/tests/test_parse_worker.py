@@ -10,8 +10,8 @@ import time
 import psycopg
 import pytest
 
-from rag_devstack.faults import TcpProxy
 from rag_devstack.procs import venv_command
+from rag_testing.faults import TcpProxy
 
 from .conftest import Stack, log_lines, metric_value, metrics_text
 

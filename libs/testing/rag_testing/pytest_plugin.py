@@ -26,7 +26,7 @@ from rag_core.migrate import migrate
 from rag_devstack.postgres import EmbeddedPostgres
 from rag_devstack.s3 import MotoServer, ensure_bucket
 from rag_devstack.s3 import s3_env as s3_env_for
-from rag_devstack.system import System, start_system
+from rag_testing.system import System, start_system
 
 TEMPLATE_DB = "rag_test_template"
 
