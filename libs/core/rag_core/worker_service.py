@@ -1,9 +1,13 @@
 """The process around a Worker: what `rag-parse-worker` and `rag-ingest-worker` share.
 
-Settings are loaded (one clear line on error), logging configured, a connection
-pool and the object store opened, the probe server started on METRICS_PORT
-(0 disables it), and SIGTERM/SIGINT turned into a graceful stop: no new claims,
-running jobs finish within WORKER_SHUTDOWN_GRACE_SECONDS, the rest is released.
+The caller has loaded the settings (`load_settings`: one clear line on error) and
+configured logging; here a connection pool and the object store are opened, the
+probe server started on METRICS_PORT (0 disables it), and SIGTERM/SIGINT turned
+into a graceful stop: no new claims, running jobs finish within
+WORKER_SHUTDOWN_GRACE_SECONDS, the rest is released.
+
+It lives in the domain library, not in rag_jobqueue, because it opens the object
+store and reads the product's settings: the job runtime itself needs neither.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from rag_core.settings import DatabaseSettings
 from rag_jobqueue import JobKind
 from rag_jobqueue.settings import JobSettings
 from rag_jobqueue.worker import Worker
-from rag_observability import ProbeServer, configure_logging
+from rag_observability import ProbeServer
 from rag_storage import ObjectStore, StorageError
 from rag_storage.settings import S3Settings
 
@@ -38,7 +42,6 @@ KindFactory = Callable[[AsyncConnectionPool[Any], ObjectStore], JobKind]
 
 async def serve_worker(name: str, settings: WorkerServiceSettings, build_kind: KindFactory) -> None:
     """Run one worker process until SIGTERM/SIGINT."""
-    configure_logging(settings.log_level, settings.log_format, service=name)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

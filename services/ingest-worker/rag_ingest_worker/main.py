@@ -18,11 +18,13 @@ from rag_embedding import EmbeddingConfigurationError, build_embedder
 from rag_ingest_worker.compute import ComputePool
 from rag_ingest_worker.kind import IngestKind
 from rag_ingest_worker.settings import IngestWorkerSettings
+from rag_observability import configure_logging
 from rag_storage import ObjectStore
 
 
 def main() -> None:
     settings = load_settings(IngestWorkerSettings)
+    configure_logging(settings.log_level, settings.log_format, service="ingest-worker")
     try:
         embedder = build_embedder(settings)
     except EmbeddingConfigurationError as exc:

@@ -1,8 +1,9 @@
 """`rag-parse-worker`: claims parse jobs until SIGTERM/SIGINT.
 
 The process shell (settings, logging, pool, object store, probes on METRICS_PORT,
-graceful stop) is the job runtime's `serve_worker`, shared with the ingest worker;
-this module adds the extraction processes around it.
+graceful stop) is rag_core's `serve_worker`, shared with the ingest worker; this
+module configures logging (before the extraction processes start, so that their
+lines look like the rest) and adds those processes around it.
 """
 
 from __future__ import annotations

@@ -59,11 +59,8 @@ class RealtimeHub:
     ) -> None:
         self.pool = pool
         self.settings = settings
-        # No WS_HEARTBEAT_SECONDS in the contract yet: honour one if the settings grow it.
         self.heartbeat_seconds: float | None = (
-            heartbeat_seconds
-            if heartbeat_seconds is not None
-            else float(getattr(settings, "ws_heartbeat_seconds", DEFAULT_HEARTBEAT_SECONDS))
+            heartbeat_seconds if heartbeat_seconds is not None else DEFAULT_HEARTBEAT_SECONDS
         )
         if self.heartbeat_seconds is not None and self.heartbeat_seconds <= 0:
             self.heartbeat_seconds = None  # 0 disables the dead-socket rule
