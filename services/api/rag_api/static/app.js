@@ -4,6 +4,10 @@
 // driven only by the WebSocket /api/ws (docs/contract.md §5): reconnect with exponential backoff,
 // resume with last_event_id, reload over REST on resync_required.
 // All text from users or the server goes into the page through textContent, never innerHTML.
+//
+// One file of about 800 lines, on purpose: the page loads it as a classic script with no bundler
+// and no module loader, and its sections (helpers, sign in, workspaces, documents, jobs, upload,
+// search, conversations, realtime) share one `state`; each section is marked by a rule below.
 "use strict";
 
 const TOKEN_KEY = "rag.token";
