@@ -44,7 +44,7 @@ bench: install
 	$(BIN)/python -m bench
 
 k8s-check: install
-	$(BIN)/python -m rag_devstack.k8s_check
+	$(BIN)/python -m tools.k8s_check
 
 images:
 	docker build -f services/api/Dockerfile -t rag-engine/api .

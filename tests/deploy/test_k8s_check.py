@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from rag_devstack import k8s_check
+from tools.k8s_check.cli import check
+from tools.k8s_check.dockerfiles import (
+    check_dockerfile,
+    check_dockerignore,
+    copy_sources,
+    dockerfile_instructions,
+    norm,
+)
+from tools.k8s_check.packages import closure, local_packages
+from tools.k8s_check.report import Report, Tools, find_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("api", "parse-worker", "ingest-worker")
@@ -17,7 +26,8 @@ SERVICES = ("api", "parse-worker", "ingest-worker")
 
 def run_check(root: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "rag_devstack.k8s_check", "--root", str(root)],
+        [sys.executable, "-m", "tools.k8s_check", "--root", str(root)],
+        cwd=ROOT,  # where `tools` is importable from
         capture_output=True,
         text=True,
         timeout=120,
@@ -91,10 +101,8 @@ def test_broken_manifest_fails(tmp_path: Path, file: str, old: str, new: str, ex
 
 
 def policy_errors(root: Path) -> list[str]:
-    tools = k8s_check.Tools(
-        k8s_check.find_tool("kubectl"), k8s_check.find_tool("yamllint"), k8s_check.find_tool("hadolint")
-    )
-    return k8s_check.check(root, tools, log=False).errors
+    tools = Tools(find_tool("kubectl"), find_tool("yamllint"), find_tool("hadolint"))
+    return check(root, tools, log=False).errors
 
 
 def test_policy_violations_fail(tmp_path: Path) -> None:
@@ -133,11 +141,11 @@ def test_policy_violations_fail(tmp_path: Path) -> None:
 def copied_sources(dockerfile: Path) -> set[str]:
     """Every build-context path a Dockerfile COPYs (not --from another stage)."""
     sources: set[str] = set()
-    for _, instruction, args in k8s_check.dockerfile_instructions(dockerfile.read_text(encoding="utf-8")):
+    for _, instruction, args in dockerfile_instructions(dockerfile.read_text(encoding="utf-8")):
         if instruction in ("COPY", "ADD"):
-            paths, from_stage = k8s_check._copy_sources(args)
+            paths, from_stage = copy_sources(args)
             if not from_stage:
-                sources |= {k8s_check._norm(p) for p in paths}
+                sources |= {norm(p) for p in paths}
     return sources
 
 
@@ -155,9 +163,9 @@ def test_dockerfile_copies_no_other_service(service: str) -> None:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_dockerfile_copies_exactly_the_libs_it_depends_on(service: str) -> None:
-    packages = k8s_check.local_packages(ROOT)
+    packages = local_packages(ROOT)
     own = next(p for p in packages.values() if p.directory == f"services/{service}")
-    libs = {packages[n].directory for n in k8s_check.closure(packages, own.name)} - {own.directory}
+    libs = {packages[n].directory for n in closure(packages, own.name)} - {own.directory}
     copied = {s for s in copied_sources(ROOT / "services" / service / "Dockerfile") if s.startswith("libs/")}
     assert copied == libs
 
@@ -172,18 +180,29 @@ def test_dockerfile_check_catches_another_service_and_a_missing_lib(tmp_path: Pa
     )
     edit(dockerfile, "COPY libs/embedding/ libs/embedding/\n", "")
     edit(dockerfile, 'ENTRYPOINT ["rag-api"]', "ENTRYPOINT rag-api")
-    report = k8s_check.Report()
-    k8s_check.check_dockerfile(root, root / "services/api", k8s_check.local_packages(root), report)
+    report = Report()
+    check_dockerfile(root, root / "services/api", local_packages(root), report)
     errors = "\n".join(report.errors)
     assert "copies another service's code: services/parse-worker" in errors
     assert "does not copy libs/embedding, which rag-api needs" in errors
     assert "ENTRYPOINT must be exec form" in errors
 
 
+def test_a_service_that_depends_on_a_test_only_lib_fails(tmp_path: Path) -> None:
+    """libs/testing and libs/devstack are kept out of the build context: no image can need them."""
+    root = copy_tree(tmp_path)
+    edit(root / "services/ingest-worker/pyproject.toml", '"rag-core", ', '"rag-core", "rag-testing", ')
+    report = Report()
+    check_dockerfile(root, root / "services/ingest-worker", local_packages(root), report)
+    errors = "\n".join(report.errors)
+    assert "rag-ingest-worker depends on rag-testing, dev/test-only code the build context excludes" in errors
+    assert "rag-ingest-worker depends on rag-devstack" in errors  # through rag-testing
+
+
 def test_dockerfile_check_passes_on_real_dockerfiles() -> None:
-    report = k8s_check.Report()
-    packages = k8s_check.local_packages(ROOT)
+    report = Report()
+    packages = local_packages(ROOT)
     for service in SERVICES:
-        k8s_check.check_dockerfile(ROOT, ROOT / "services" / service, packages, report)
-    k8s_check.check_dockerignore(ROOT, report)
+        check_dockerfile(ROOT, ROOT / "services" / service, packages, report)
+    check_dockerignore(ROOT, report)
     assert report.errors == []

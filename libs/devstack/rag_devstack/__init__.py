@@ -1,1 +1,1 @@
-"""Backing services for development and tests: embedded Postgres, local S3, fixtures."""
+"""Backing services for `make dev` and the tests: embedded Postgres, local S3, service processes."""
