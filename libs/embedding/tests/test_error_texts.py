@@ -7,13 +7,15 @@ import socket
 import pytest
 
 from rag_embedding import OpenAIEmbedder, PermanentEmbeddingError, TransientEmbeddingError
+from rag_retry import RetryPolicy
 from rag_testing.fake_embeddings import FakeEmbeddings, Scripted
 
 pytestmark = pytest.mark.anyio
 
 
 def embedder_for(url: str, max_attempts: int = 6) -> OpenAIEmbedder:
-    return OpenAIEmbedder(url, "m", "sk-secret-key", backoff_base=0.01, max_attempts=max_attempts)
+    retry = RetryPolicy(base_seconds=0.01, max_seconds=0.05)
+    return OpenAIEmbedder(url, "m", "sk-secret-key", retry=retry, max_attempts=max_attempts)
 
 
 def assert_no_insides(text: str, url: str) -> None:

@@ -21,14 +21,14 @@ from rag_embedding import (
     TransientEmbeddingError,
 )
 from rag_embedding.hashing import hash_vector
-from rag_embedding.openai_compat import embeddings_url, parse_retry_after
+from rag_retry import RetryPolicy
 from rag_testing.fake_embeddings import FakeEmbeddings, Scripted
 
 pytestmark = pytest.mark.anyio
 
 
 def embedder_for(url: str, **kwargs: Any) -> OpenAIEmbedder:
-    kwargs.setdefault("backoff_base", 0.01)
+    kwargs.setdefault("retry", RetryPolicy(base_seconds=0.01, max_seconds=0.05))
     return OpenAIEmbedder(url, "test-embedding-model", "secret", **kwargs)
 
 
@@ -55,7 +55,7 @@ async def test_retry_after_takes_precedence_over_backoff(fake: FakeEmbeddings) -
     # With backoff alone the wait could reach 30 s; Retry-After says 1 s.
     fake.script = [Scripted(429, {"Retry-After": "1"})]
     started = time.monotonic()
-    await embedder_for(fake.base_url, backoff_base=30.0, backoff_max=30.0).embed(["x"])
+    await embedder_for(fake.base_url, retry=RetryPolicy(base_seconds=30.0, max_seconds=30.0)).embed(["x"])
     assert 0.9 <= time.monotonic() - started < 10
 
 
@@ -113,11 +113,8 @@ async def test_no_texts_no_request(fake: FakeEmbeddings) -> None:
     assert fake.requests == []
 
 
-def test_url_and_retry_after_parsing() -> None:
-    assert embeddings_url("https://api.example.com") == "https://api.example.com/v1/embeddings"
-    assert embeddings_url("https://api.example.com/v1/") == "https://api.example.com/v1/embeddings"
-    assert embeddings_url("http://h/v1/embeddings") == "http://h/v1/embeddings"
-    assert parse_retry_after("7") == 7.0
-    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
-    http_date = "Wed, 21 Oct 2015 07:28:00 GMT"
-    assert parse_retry_after(http_date, now=1445412470.0) == pytest.approx(10.0)
+async def test_an_unreadable_answer_is_transient(fake: FakeEmbeddings) -> None:
+    fake.script = [Scripted(200, body=b"<html>bad gateway</html>")]
+    with pytest.raises(TransientEmbeddingError, match="could not be read"):
+        await embedder_for(fake.base_url).embed(["x"])
+    assert len(fake.requests) == 1

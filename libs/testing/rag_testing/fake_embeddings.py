@@ -1,7 +1,7 @@
 """A small OpenAI-compatible embeddings server for tests (stdlib, in a thread).
 
-It follows a script of answers, one per request (an HTTP error with headers, or a
-pause), then answers normally with the deterministic `hash` vectors: that is how a
+It follows a script of answers, one per request (an HTTP error with headers, a pause,
+or a raw body in place of the JSON answer), then answers normally with the deterministic `hash` vectors: that is how a
 rate-limited or failing endpoint is played without mocking the client.
 """
 
@@ -20,11 +20,13 @@ from rag_embedding.hashing import hash_vector
 
 @dataclass
 class Scripted:
-    """One scripted answer: an HTTP error, or a pause before answering normally."""
+    """One scripted answer: an HTTP error, a pause before answering normally, or `body`
+    (raw bytes, with `status`) instead of the embeddings."""
 
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    body: bytes | None = None
 
 
 class FakeEmbeddings:
@@ -54,6 +56,9 @@ class FakeEmbeddings:
                     )
                     step = fake.script.pop(0) if fake.script else Scripted()
                 time.sleep(step.delay)
+                if step.body is not None:
+                    self._send_raw(step.status, step.body, step.headers)
+                    return
                 if step.status != 200:
                     self._send(step.status, {"error": {"message": "scripted failure"}}, step.headers)
                     return
@@ -65,7 +70,9 @@ class FakeEmbeddings:
                 self._send(200, {"object": "list", "data": data, "model": body["model"]}, {})
 
             def _send(self, status: int, payload: object, headers: dict[str, str]) -> None:
-                raw = json.dumps(payload).encode()
+                self._send_raw(status, json.dumps(payload).encode(), headers)
+
+            def _send_raw(self, status: int, raw: bytes, headers: dict[str, str]) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(raw)))

@@ -1,7 +1,8 @@
 """A small OpenAI-compatible chat server for tests: streams SSE chunks over real HTTP.
 
-Behaviour per request is taken from a script: an HTTP status ("429", "500", "401"), "stream" (answers the
-text in small chunks), "die" (streams a few chunks then drops the connection).
+Behaviour per request is taken from a script: an HTTP status ("429", "500", "401"), optionally with a
+Retry-After header ("429 retry-after=1"), "stream" (answers the text in small chunks), "die" (streams a few
+chunks then drops the connection). The last entry of the script repeats.
 """
 
 from __future__ import annotations
@@ -43,11 +44,14 @@ def fake_llm(script: list[str], text: str, chunk_chars: int = 3, delay: float = 
             body = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))
             llm.requests.append(body)
             behaviour = llm.next_behaviour()
-            if behaviour.isdigit():
+            status, _, retry_after = behaviour.partition(" retry-after=")
+            if status.isdigit():
                 payload = b'{"error":{"message":"busy"}}'
-                self.send_response(int(behaviour))
+                self.send_response(int(status))
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
+                if retry_after:
+                    self.send_header("Retry-After", retry_after)
                 self.end_headers()
                 self.wfile.write(payload)
                 return

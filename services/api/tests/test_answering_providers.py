@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -14,10 +15,14 @@ from rag_api.answering.providers import (
     ExtractiveProvider,
     LLMPermanentError,
     LLMStreamError,
+    LLMTransientError,
     OpenAIChatProvider,
 )
 from rag_api.search import Hit
+from rag_retry import RetryPolicy
 from rag_testing.fake_llm import fake_llm
+
+FAST = RetryPolicy(base_seconds=0.01, max_seconds=0.05)
 
 pytestmark = pytest.mark.anyio
 
@@ -66,7 +71,7 @@ async def test_extractive_answer_says_plainly_when_nothing_is_relevant() -> None
 async def test_openai_provider_streams_and_retries_429_before_the_first_token() -> None:
     answer = "Paris is the capital of France [1]."
     with fake_llm(["429", "429", "stream"], answer) as llm:
-        provider = OpenAIChatProvider(llm.url, "test-model", "sk-test", backoff=0.01)
+        provider = OpenAIChatProvider(llm.url, "test-model", "sk-test", retry=FAST)
         pieces = await collect(
             provider.stream("Capital of France?", [hit("Paris is the capital of France.")])
         )
@@ -79,23 +84,31 @@ async def test_openai_provider_streams_and_retries_429_before_the_first_token() 
 
 async def test_openai_provider_reports_a_stream_that_dies_midway() -> None:
     with fake_llm(["die"], "x" * 300) as llm:
-        provider = OpenAIChatProvider(llm.url, "m", backoff=0.01)
+        provider = OpenAIChatProvider(llm.url, "m", retry=FAST)
         with pytest.raises(LLMStreamError, match="broke off"):
             await collect(provider.stream("q", []))
 
 
 async def test_openai_provider_refusal_is_permanent() -> None:
     with fake_llm(["401"], "") as llm:
-        provider = OpenAIChatProvider(llm.url, "m", backoff=0.01)
+        provider = OpenAIChatProvider(llm.url, "m", retry=FAST)
         with pytest.raises(LLMPermanentError, match="401"):
             await collect(provider.stream("q", []))
     assert len(llm.requests) == 1  # not retried
 
 
-def test_sse_parsing_ignores_comments_and_stops_at_done() -> None:
-    from rag_api.answering.providers import _sse_text
+async def test_openai_provider_gives_up_as_transient_after_its_attempts() -> None:
+    with fake_llm(["503"], "") as llm:
+        provider = OpenAIChatProvider(llm.url, "m", retry=FAST, max_attempts=3)
+        with pytest.raises(LLMTransientError) as info:
+            await collect(provider.stream("q", []))
+    assert str(info.value) == "the model endpoint is unavailable (HTTP 503)"
+    assert not isinstance(info.value, LLMStreamError) and len(llm.requests) == 3
 
-    assert _sse_text(": keep-alive") == ""
-    assert _sse_text('data: {"choices":[{"delta":{"content":"hi"}}]}') == "hi"
-    assert _sse_text('data: {"choices":[{"delta":{}}]}') == ""
-    assert _sse_text("data: [DONE]") is None
+
+async def test_openai_provider_honours_retry_after() -> None:
+    slow = RetryPolicy(base_seconds=30.0, max_seconds=30.0)
+    with fake_llm(["429 retry-after=1", "stream"], "ok") as llm:
+        started = time.monotonic()
+        assert "".join(await collect(OpenAIChatProvider(llm.url, "m", retry=slow).stream("q", []))) == "ok"
+    assert 0.9 <= time.monotonic() - started < 10

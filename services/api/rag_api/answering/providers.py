@@ -3,30 +3,28 @@
 `extractive` needs nothing outside this process: it quotes the sentences of the
 best passages that share the most words with the question, each with its `[n]`
 citation, and says so plainly when nothing relevant was found. `openai` streams
-from any OpenAI-compatible `/v1/chat/completions` with a system prompt that
-demands citations; 429/5xx/connection errors before the first token are retried
-with backoff; a failure after the first token surfaces as `LLMStreamError` (the
-job runtime retries the whole answer, content reset, up to JOB_MAX_ATTEMPTS).
+from any OpenAI-compatible `/v1/chat/completions` (rag_openai's client) with a
+system prompt that demands citations; 429/5xx/connection errors before the first
+token are retried there with backoff, honouring `Retry-After`; a failure after the
+first token surfaces as `LLMStreamError` (the job runtime retries the whole answer,
+content reset, up to JOB_MAX_ATTEMPTS).
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 import httpx
-import orjson
-import structlog
 
 from rag_api.search import Hit
 from rag_api.settings import ApiSettings
+from rag_openai import DEFAULT_TIMEOUT, OpenAIClient, PermanentError, StreamBroken, TransientError
+from rag_retry import RetryPolicy
 
-log = structlog.get_logger("rag_api.answering")
-
-LOGGED_BODY_BYTES = 300
+DEFAULT_RETRY = RetryPolicy(base_seconds=0.5, max_seconds=20.0)
 NOTHING_FOUND = (
     "I could not find anything about this in the workspace's documents. "
     "Try other words, or upload a document that covers it."
@@ -40,7 +38,7 @@ _STOP = frozenset(
 
 
 class LLMTransientError(Exception):
-    """The model endpoint failed in a way worth retrying later.
+    """The model endpoint failed in a way worth retrying later (its retries are spent).
 
     The messages of these errors name the failure (HTTP status, exception class), never
     the endpoint's URL or the body it answered: those are logged (`llm_request_failed`).
@@ -107,7 +105,8 @@ def build_messages(question: str, passages: Sequence[Hit]) -> list[dict[str, str
 
 
 class OpenAIChatProvider:
-    """Streams `/v1/chat/completions` (SSE) from any OpenAI-compatible server."""
+    """Streams `/v1/chat/completions` (SSE) from any OpenAI-compatible server, mapping
+    rag_openai's errors to the LLM errors the answer kind knows."""
 
     def __init__(
         self,
@@ -115,79 +114,31 @@ class OpenAIChatProvider:
         model: str,
         api_key: str | None = None,
         *,
-        retries: int = 4,
-        backoff: float = 0.5,
-        timeout: float = 60.0,
+        max_attempts: int = 5,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     ) -> None:
-        root = base_url.rstrip("/")
-        self.url = root + ("/chat/completions" if root.endswith("/v1") else "/v1/chat/completions")
         self.model = model
-        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.retries = retries
-        self.backoff = backoff
-        self.timeout = httpx.Timeout(timeout, connect=10.0)
+        self.client = OpenAIClient(
+            base_url,
+            api_key,
+            max_attempts=max_attempts,
+            retry=retry,
+            timeout=timeout,
+            failure_event="llm_request_failed",
+        )
 
     async def stream(self, question: str, passages: Sequence[Hit]) -> AsyncIterator[str]:
-        body = {"model": self.model, "stream": True, "messages": build_messages(question, passages)}
-        async with httpx.AsyncClient(timeout=self.timeout) as client:
-            for attempt in range(self.retries + 1):
-                started = False
-                try:
-                    async with client.stream("POST", self.url, json=body, headers=self.headers) as response:
-                        status = response.status_code
-                        if status >= 400:
-                            await self._log_failure(attempt, status=status, body=await _head(response))
-                        if status == 429 or status >= 500:
-                            raise LLMTransientError(f"the model endpoint answered HTTP {status}")
-                        if status >= 400:
-                            raise LLMPermanentError(f"the model endpoint refused the request (HTTP {status})")
-                        async for line in response.aiter_lines():
-                            text = _sse_text(line)
-                            if text is None:
-                                break
-                            if text:
-                                started = True
-                                yield text
-                        return
-                except (LLMTransientError, httpx.TransportError) as exc:
-                    if isinstance(exc, httpx.TransportError):
-                        await self._log_failure(attempt, error=f"{type(exc).__name__}: {exc}")
-                    reason = str(exc) if isinstance(exc, LLMTransientError) else type(exc).__name__
-                    if started:
-                        raise LLMStreamError(f"the model's stream broke off ({reason})") from None
-                    if attempt == self.retries:
-                        raise LLMTransientError(f"the model endpoint is unavailable ({reason})") from None
-                    await asyncio.sleep(self.backoff * 2**attempt * random.uniform(0.5, 1.5))
-
-    async def _log_failure(self, attempt: int, **details: object) -> None:
-        """The details a user must not see (URL, upstream body), for the operator: the
-        answer job's id is bound in the log context."""
-        log.warning("llm_request_failed", url=self.url, model=self.model, attempt=attempt + 1, **details)
-
-
-async def _head(response: httpx.Response) -> str:
-    """The start of an error body, for the log only."""
-    try:
-        return (await response.aread())[:LOGGED_BODY_BYTES].decode(errors="replace")
-    except httpx.HTTPError as exc:
-        return f"(unreadable: {type(exc).__name__})"
-
-
-def _sse_text(line: str) -> str | None:
-    """The text of one SSE line: '' for non-content lines, None at `[DONE]`."""
-    if not line.startswith("data:"):
-        return ""
-    data = line[5:].strip()
-    if data == "[DONE]":
-        return None
-    try:
-        chunk = orjson.loads(data)
-        choices = chunk.get("choices") or []
-        if not choices:
-            return ""
-        return (choices[0].get("delta") or {}).get("content") or ""
-    except (orjson.JSONDecodeError, AttributeError):
-        return ""
+        try:
+            async with self.client.session() as api:
+                async for text in api.chat_stream(self.model, build_messages(question, passages)):
+                    yield text
+        except StreamBroken as exc:
+            raise LLMStreamError(f"the model's stream broke off ({exc.reason})") from exc
+        except TransientError as exc:
+            raise LLMTransientError(f"the model endpoint is unavailable ({exc.reason})") from exc
+        except PermanentError as exc:
+            raise LLMPermanentError(f"the model endpoint refused the request (HTTP {exc.status})") from exc
 
 
 def build_provider(settings: ApiSettings) -> AnswerProvider:
