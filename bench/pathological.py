@@ -29,8 +29,9 @@ from typing import Any
 from bench.common import Bench, Row, Section, fmt
 from bench.pipeline import _builders
 from rag_api.answering.providers import ExtractiveProvider
+from rag_api.filenames import clean_filename
 from rag_api.search import Hit
-from rag_api.sniff import HEAD_BYTES, clean_filename, sniff
+from rag_core.formats import HEAD_BYTES, sniff
 from rag_embedding import Embedder, HashEmbedder
 from rag_ingest_worker import chunking
 from rag_ingest_worker.chunking import chunk_text

@@ -1,9 +1,11 @@
 """One uploaded file on its way in: hashed, counted, sniffed and streamed to S3 as it arrives.
 
-The first HEAD_BYTES are held back until the type is known (the object is created with
-the sniffed Content-Type); after that every chunk goes straight to a multipart writer
-that keeps at most one part in memory. A refused file stops being stored at once and
-its partial upload is aborted; the caller keeps reading the body past it.
+The format is rag_core.formats' verdict, the rule the parse worker reads by, so what is
+stored here can be read there. The first HEAD_BYTES are held back until the type is
+known (the object is created with the sniffed Content-Type); after that every chunk goes
+straight to a multipart writer that keeps at most one part in memory. A refused file
+stops being stored at once and its partial upload is aborted; the caller keeps reading
+the body past it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,16 @@ from uuid import UUID, uuid4
 
 import structlog
 
-from rag_api.sniff import HEAD_BYTES, DocxScanner, Unsupported, clean_filename, extension, sniff
+from rag_api.filenames import clean_filename
+from rag_core.formats import (
+    HEAD_BYTES,
+    MIME_TYPES,
+    NOT_A_WORD_DOCUMENT,
+    DocxScanner,
+    Unsupported,
+    extension,
+    sniff,
+)
 from rag_core.storage_keys import original_key
 from rag_storage import MultipartWriter, ObjectStore, StorageError
 
@@ -87,7 +98,7 @@ class FileIntake:
         if self.refusal is None and self._writer is None:
             await self._open(final=True)
         if self.refusal is None and self._docx is not None and not self._docx.found:
-            await self._refuse(415, "unsupported_media_type", "The .docx file is not a Word document.")
+            await self._refuse(415, "unsupported_media_type", NOT_A_WORD_DOCUMENT)
         if self.refusal is not None:
             return self.refusal
         assert self._writer is not None
@@ -118,8 +129,8 @@ class FileIntake:
         if isinstance(verdict, Unsupported):
             await self._refuse(415, "unsupported_media_type", verdict.message)
             return
-        self._content_type = verdict
-        self._writer = self._store.writer(self.key, verdict)
+        self._content_type = MIME_TYPES[verdict]
+        self._writer = self._store.writer(self.key, self._content_type)
         self._head = bytearray()
         await self._write(head)
 

@@ -111,6 +111,8 @@ def test_upload_one_file_stores_rows_object_events_and_rings_parse_jobs(shared_a
         ("paper.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n%%EOF\n", "application/pdf"),
         ("letter.docx", docx_bytes(), DOCX_TYPE),
         ("utf16.txt", "\ufeffhé llo".encode("utf-16-le"), "text/plain"),
+        ("utf16-no-bom.txt", "plain, é and ✓\n".encode("utf-16-le") * 20, "text/plain"),
+        ("utf32.md", "\ufeff# héllo".encode("utf-32-be"), "text/markdown"),
         ("accents.txt", "héllo wörld ✓".encode(), "text/plain"),
         ("latin1.txt", "caf\xe9 cr\xe8me br\xfbl\xe9e\r\n".encode("latin-1"), "text/plain"),  # 8-bit text
     ],

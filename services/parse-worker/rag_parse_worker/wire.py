@@ -36,13 +36,13 @@ from typing import Any, get_args
 
 import orjson
 
+from rag_core.formats import Format
 from rag_parse_worker.extract import (
     CorruptFile,
     EncryptedFile,
     Extracted,
     ExtractionError,
     ExtractionTimeout,
-    Format,
     LimitExceeded,
     Limits,
     NoTextFound,

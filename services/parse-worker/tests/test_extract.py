@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from rag_core.formats import MIME_TYPES
 from rag_parse_worker.extract import (
     CorruptFile,
     EncryptedFile,
@@ -36,6 +37,7 @@ from .builders import (
 )
 
 FIXTURES = Path(__file__).parent / "fixtures"
+DOCX_TYPE = MIME_TYPES["docx"]
 
 
 def fixture(name: str) -> bytes:
@@ -234,27 +236,55 @@ def test_docx_with_a_dtd_is_refused() -> None:
 
 
 def test_broken_and_legacy_word_files() -> None:
+    # Stored as .docx (the api's verdict), the extractor still defends itself: the api only
+    # sniffs the zip signature and the part's name.
     with pytest.raises(CorruptFile) as info:
-        extract(b"PK\x03\x04 truncated zip", "x.docx", "")
+        extract(b"PK\x03\x04 truncated zip", "x.docx", DOCX_TYPE)
     assert info.value.message == "The file is not a valid Word document (.docx)."
     with pytest.raises(CorruptFile):
         extract(make_docx("<w:document><unclosed>"), "bad.docx", "")
     cfb = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 512
     with pytest.raises(UnsupportedFormat) as unsupported:
-        extract(cfb, "old.docx", "")
+        extract(cfb, "old.docx", DOCX_TYPE)
     assert ".doc" in unsupported.value.message
     with pytest.raises(EncryptedFile):
-        extract(cfb + "EncryptionInfo".encode("utf-16-le"), "locked.docx", "")
+        extract(cfb + "EncryptionInfo".encode("utf-16-le"), "locked.docx", DOCX_TYPE)
 
 
 # ---------------------------------------------------------------------- format
 
 
-def test_format_detection_order() -> None:
-    assert detect_format(b"%PDF-1.4", "a.txt", "application/pdf") == "pdf"  # the api's sniffed type first
+def test_the_stored_content_type_names_the_format() -> None:
+    """The api's verdict (documents.content_type) first: it was decided by the same rule."""
+    assert detect_format(b"%PDF-1.4", "a.txt", "application/pdf") == "pdf"
+    assert detect_format(b"x", "a.pdf", "text/plain; charset=utf-8") == "txt"
+
+
+def test_without_a_stored_type_the_upload_rule_decides() -> None:
+    """rag_core.formats, as at upload: nothing is read here that the api would refuse."""
     assert detect_format(b"", "Notes.MD", "") == "md"
-    assert detect_format(b"%PDF-1.7 ...", "noext", "application/octet-stream") == "pdf"
-    assert detect_format(b"<!DOCTYPE html><p>x", "noext", "") == "html"
-    with pytest.raises(UnsupportedFormat) as info:
+    assert detect_format(b"x", "a.txt", "image/png") == "txt"  # not a type the api stores
+    assert detect_format(make_docx(document_xml(para("x"))), "a.docx", "") == "docx"
+    refused = [
+        (b"%PDF-1.7 ...", "noext"),  # was: guessed from the bytes
+        (b"<!DOCTYPE html><p>x", "noext"),
+        (b"hello", "notes.text"),  # was: read by its extension
+        (b"%PDF-1.4", "a.txt"),  # was: read as text
+        (b"\x89PNG\r\n", "image.png"),
+    ]
+    for data, name in refused:
+        with pytest.raises(UnsupportedFormat) as info:
+            detect_format(data, name, "")
+        assert info.value.code == "unsupported_media_type"
+    with pytest.raises(UnsupportedFormat) as png:
         detect_format(b"\x89PNG\r\n", "image.png", "image/png")
-    assert info.value.message.startswith("This file type is not supported.")
+    assert png.value.message == (
+        "Unsupported file type (.png); supported: .txt, .md, .html, .htm, .pdf, .docx."
+    )
+
+
+def test_text_the_api_now_accepts_is_read() -> None:
+    """BOM-less UTF-16 and UTF-32-BE with a BOM pass the upload check: they decode right here."""
+    text = "Plain words, then é and ✓."
+    for data in (text.encode("utf-16-le"), text.encode("utf-16-be"), ("\ufeff" + text).encode("utf-32-be")):
+        assert extract(data, "x.txt", "").text == text

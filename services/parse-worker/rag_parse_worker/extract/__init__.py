@@ -7,10 +7,9 @@ can read; they are all permanent.
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass
-from typing import Literal
 
+from rag_core.formats import Format, Unsupported, detect, format_of_content_type
 from rag_parse_worker.extract.docx import extract_docx
 from rag_parse_worker.extract.errors import (
     CorruptFile,
@@ -27,31 +26,6 @@ from rag_parse_worker.extract.normalize import PAGE_SEPARATOR, has_text, normali
 from rag_parse_worker.extract.pdf import extract_pdf
 from rag_parse_worker.extract.txt import decode_text, extract_txt
 
-Format = Literal["txt", "md", "html", "pdf", "docx"]
-
-DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-BY_CONTENT_TYPE: dict[str, Format] = {
-    "text/plain": "txt",
-    "text/markdown": "md",
-    "text/x-markdown": "md",
-    "text/html": "html",
-    "application/xhtml+xml": "html",
-    "application/pdf": "pdf",
-    DOCX_TYPE: "docx",
-}
-BY_EXTENSION: dict[str, Format] = {
-    ".txt": "txt",
-    ".text": "txt",
-    ".md": "md",
-    ".markdown": "md",
-    ".html": "html",
-    ".htm": "html",
-    ".xhtml": "html",
-    ".pdf": "pdf",
-    ".docx": "docx",
-}
-UNSUPPORTED = "This file type is not supported. Upload a .txt, .md, .html, .pdf or .docx file."
-
 
 @dataclass(frozen=True, slots=True)
 class Extracted:
@@ -61,20 +35,19 @@ class Extracted:
 
 
 def detect_format(data: bytes, filename: str = "", content_type: str = "") -> Format:
-    """The api's sniffed content type first, then the extension, then the bytes."""
-    mime = content_type.split(";", 1)[0].strip().lower()
-    found = BY_CONTENT_TYPE.get(mime) or BY_EXTENSION.get(posixpath.splitext(filename.lower())[1])
+    """The format the api decided at upload (the document's `content_type`), else rag_core's rule.
+
+    The api stores `MIME_TYPES[format]` of rag_core.formats.sniff, so a stored document
+    names its format; a caller without that type (a test, a benchmark) gets the same
+    detection the api applies, so nothing is read that an upload would refuse.
+    """
+    found = format_of_content_type(content_type)
     if found is not None:
         return found
-    head = data[:1024]
-    if b"%PDF-" in head:
-        return "pdf"
-    if head.startswith(b"PK\x03\x04") and b"word/" in data[:65536]:
-        return "docx"
-    lowered = head.lower()
-    if b"<html" in lowered or b"<!doctype html" in lowered:
-        return "html"
-    raise UnsupportedFormat(UNSUPPORTED)
+    verdict = detect(filename, data)
+    if isinstance(verdict, Unsupported):
+        raise UnsupportedFormat(verdict.message)
+    return verdict
 
 
 def extract(
@@ -105,7 +78,6 @@ __all__ = [
     "Extracted",
     "ExtractionError",
     "ExtractionTimeout",
-    "Format",
     "LimitExceeded",
     "Limits",
     "NoTextFound",

@@ -27,9 +27,10 @@ import html
 import re
 from collections import Counter
 
+from rag_core.formats import bom_encoding
 from rag_parse_worker.extract.limits import Limits, TextBudget
 from rag_parse_worker.extract.normalize import normalize_text
-from rag_parse_worker.extract.txt import bom_encoding, decode_text
+from rag_parse_worker.extract.txt import decode_text
 
 SKIP = frozenset(
     {

@@ -1,0 +1,166 @@
+"""The one format detection: a table of files and what the api and the worker make of them.
+
+Rows marked "was:" are where the api's upload sniffer and the parse worker's own
+detection disagreed before they became this one rule.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+
+from rag_core.formats import (
+    HEAD_BYTES,
+    MIME_TYPES,
+    NOT_A_WORD_DOCUMENT,
+    SUPPORTED,
+    DocxScanner,
+    Format,
+    Unsupported,
+    detect,
+    format_of_content_type,
+    sniff,
+)
+
+NOT_A_PDF = "The file is named .pdf but is not a PDF."
+NOT_A_ZIP = "The file is named .docx but is not a Word document."
+
+
+def not_text(ext: str) -> str:
+    return f"The content of {ext} file is not text (binary data found)."
+
+
+def unsupported(shown: str) -> str:
+    return f"Unsupported file type ({shown}); supported: .txt, .md, .html, .htm, .pdf, .docx."
+
+
+def docx_bytes(member: str = "word/document.xml") -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr(member, "<w:document><w:body><w:t>Hello</w:t></w:body></w:document>")
+    return buffer.getvalue()
+
+
+UTF16_TEXT = "Plain words, then é and ✓.\r\n" * 20
+CFB = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 512
+
+ACCEPTED: list[tuple[str, bytes, Format]] = [
+    ("notes.txt", b"hello world\n", "txt"),
+    ("Notes.TXT", b"hello", "txt"),
+    ("a.md", b"# Title\n\nText", "md"),
+    ("page.html", b"<html><body>hi</body></html>", "html"),
+    ("page.HTM", b"<p>hi</p>", "html"),
+    ("accents.txt", "héllo wörld ✓".encode(), "txt"),
+    ("latin1.txt", "caf\xe9 cr\xe8me br\xfbl\xe9e\r\n".encode("latin-1"), "txt"),  # 8-bit text
+    ("cp1252.md", b"\x93quoted\x94 \x80 5", "md"),
+    ("bom.txt", "\ufeffhello".encode(), "txt"),
+    ("utf16le.txt", "\ufeffhé llo".encode("utf-16-le"), "txt"),
+    ("utf16be.txt", "\ufeffhé llo".encode("utf-16-be"), "txt"),
+    ("utf32le.txt", "\ufeffhé llo".encode("utf-32-le"), "txt"),
+    # was: refused by the api (NUL bytes); the worker reads it by its byte-order mark.
+    ("utf32be.txt", "\ufeffhé llo".encode("utf-32-be"), "txt"),
+    # was: refused by the api (NUL bytes); the worker recognises BOM-less UTF-16 by its NULs.
+    ("utf16le-no-bom.txt", UTF16_TEXT.encode("utf-16-le"), "txt"),
+    ("utf16be-no-bom.html", ("<p>" + UTF16_TEXT).encode("utf-16-be"), "html"),
+    ("paper.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n%%EOF\n", "pdf"),
+    ("late.pdf", b"\x00" * 1000 + b"%PDF-1.7", "pdf"),  # a header within the first KB
+    ("letter.docx", docx_bytes(), "docx"),
+    ("LETTER.DOCX", docx_bytes(), "docx"),
+]
+
+REFUSED: list[tuple[str, bytes, str]] = [
+    ("evil.txt", b"\x7fELF\x02\x01\x01" + bytes(range(256)) * 8, not_text(".txt")),
+    ("image.md", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, not_text(".md")),
+    # was: the worker trusted the name and read a PDF (or a zip) under a text extension as text.
+    ("paper.txt", b"%PDF-1.4 ...", not_text(".txt")),
+    ("archive.html", docx_bytes(), not_text(".html")),
+    ("program.txt", b"MZ\x90\x00", not_text(".txt")),
+    ("old.txt", CFB, not_text(".txt")),
+    ("nul.txt", b"plain text\x00with a NUL", not_text(".txt")),
+    ("noise.txt", bytes(range(1, 32)) * 20 + "caf\xe9".encode("latin-1"), not_text(".txt")),
+    # BOM-less UTF-16 of control characters is binary data.
+    ("controls.txt", "\x01\x02\x03 a".encode("utf-16-le") * 100, not_text(".txt")),
+    # Neither reads BOM-less UTF-32 (the worker would keep its NULs): refused as before.
+    ("utf32-no-bom.txt", UTF16_TEXT.encode("utf-32-le"), not_text(".txt")),
+    ("fake.pdf", b"just some text", NOT_A_PDF),
+    ("too-late.pdf", b" " * 1024 + b"%PDF-1.7", NOT_A_PDF),
+    ("fake.docx", b"just some text", NOT_A_ZIP),
+    # was: the worker read these itself and said "old Word (.doc)" or "password-protected";
+    # the api's documented refusal stands (see docs/api.md).
+    ("old.docx", CFB, NOT_A_ZIP),
+    ("locked.docx", CFB + "EncryptionInfo".encode("utf-16-le"), NOT_A_ZIP),
+    ("zip.docx", b"PK\x03\x04" + b"\x00" * 100, NOT_A_WORD_DOCUMENT),  # a zip without the Word part
+    ("sheet.docx", docx_bytes("xl/workbook.xml"), NOT_A_WORD_DOCUMENT),
+    ("program.exe", b"MZ\x90\x00", unsupported(".exe")),
+    # was: the worker guessed from the bytes when the name said nothing (%PDF-, a zip naming
+    # word/, <html); the contract supports names, so a name without one is refused.
+    ("noextension", b"hello", unsupported("no extension")),
+    ("scan", b"%PDF-1.4 ...", unsupported("no extension")),
+    ("page", b"<!DOCTYPE html><p>x", unsupported("no extension")),
+    ("letter", docx_bytes(), unsupported("no extension")),
+    # was: the worker read .text, .markdown and .xhtml; the contract lists five extensions.
+    ("notes.text", b"hello", unsupported(".text")),
+    ("notes.markdown", b"# hello", unsupported(".markdown")),
+    ("page.xhtml", b"<html/>", unsupported(".xhtml")),
+    # Both refused these (macro-enabled document, template), and still do.
+    ("macro.docm", docx_bytes(), unsupported(".docm")),
+    ("template.dotx", docx_bytes(), unsupported(".dotx")),
+    ("old.doc", CFB, unsupported(".doc")),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "expected"), ACCEPTED)
+def test_supported_files_get_their_format(name: str, data: bytes, expected: Format) -> None:
+    assert sniff(name, data[:HEAD_BYTES], len(data) <= HEAD_BYTES) == expected
+    assert detect(name, data) == expected
+
+
+@pytest.mark.parametrize(("name", "data", "message"), REFUSED)
+def test_other_files_are_refused_with_a_reason(name: str, data: bytes, message: str) -> None:
+    assert detect(name, data) == Unsupported(message)
+
+
+def test_sniff_judges_the_head_and_the_scanner_the_word_part() -> None:
+    """The api's streaming split of `detect`: a zip passes `sniff`, the scan decides."""
+    assert sniff("zip.docx", b"PK\x03\x04" + b"\x00" * 100, True) == "docx"
+    scanner = DocxScanner()
+    scanner.feed(b"PK\x03\x04" + b"\x00" * 100)
+    assert not scanner.found
+    scanner.feed(b"word/docu")
+    scanner.feed(b"ment.xml")
+    assert scanner.found
+
+
+def test_only_the_head_is_judged() -> None:
+    text = b"a" * HEAD_BYTES
+    assert detect("x.txt", text + b"\x00" * 100) == "txt"  # what follows the head is not sniffed
+    assert detect("x.docx", b"PK\x03\x04" + b"\x00" * (2 * HEAD_BYTES) + b"word/document.xml") == "docx"
+
+
+def test_a_multibyte_character_cut_by_the_window_is_still_text() -> None:
+    head = ("x" * (HEAD_BYTES - 1) + "é").encode()[:HEAD_BYTES]
+    assert head.endswith(b"\xc3")
+    assert sniff("x.txt", head, final=False) == "txt"
+    assert sniff("x.txt", ("x" * 100 + "é").encode("utf-16-le")[:201], final=False) == "txt"
+
+
+def test_the_stored_content_type_names_the_format() -> None:
+    assert MIME_TYPES == {
+        "txt": "text/plain",
+        "md": "text/markdown",
+        "html": "text/html",
+        "pdf": "application/pdf",
+        "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    }
+    for fmt, mime in MIME_TYPES.items():
+        assert format_of_content_type(mime) == fmt
+    assert format_of_content_type("Text/Plain; charset=utf-8") == "txt"
+    # was: the worker also took these, which the api never stores.
+    assert format_of_content_type("text/x-markdown") is None
+    assert format_of_content_type("application/xhtml+xml") is None
+    assert format_of_content_type("image/png") is None
+    assert format_of_content_type("") is None
+    assert SUPPORTED == ".txt, .md, .html, .htm, .pdf, .docx"
