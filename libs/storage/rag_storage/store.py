@@ -32,6 +32,18 @@ class ObjectNotFound(StorageError):
     """The key does not exist (permanent for the caller)."""
 
 
+class ObjectTooLarge(StorageError):
+    """The object is larger than the caller's `max_bytes` (permanent: it will not shrink).
+
+    A type of its own so that callers tell it from a storage outage by type, not by
+    matching this message's wording."""
+
+    def __init__(self, key: str, size: int, limit: int) -> None:
+        super().__init__(f"object {key} is {size} bytes, over the {limit} limit")
+        self.size = size
+        self.limit = limit
+
+
 def _is_not_found(exc: ClientError) -> bool:
     code = str(exc.response.get("Error", {}).get("Code", ""))
     return code in {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
@@ -102,13 +114,13 @@ class ObjectStore:
             await self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
 
     async def get_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
-        """The whole object; raises StorageError when it is larger than `max_bytes`."""
+        """The whole object; raises ObjectTooLarge when it is larger than `max_bytes`."""
         async with self._errors(key):
             response = await self._client.get_object(Bucket=self.bucket, Key=key)
             length = int(response.get("ContentLength", 0))
             if max_bytes is not None and length > max_bytes:
                 response["Body"].close()
-                raise StorageError(f"object {key} is {length} bytes, over the {max_bytes} limit")
+                raise ObjectTooLarge(key, length, max_bytes)
             async with response["Body"] as body:
                 data: bytes = await body.read()
                 return data

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from rag_storage import ObjectNotFound, ObjectStore, StorageError
+from rag_storage import ObjectNotFound, ObjectStore, ObjectTooLarge
 from rag_storage.settings import S3Settings
 
 pytestmark = pytest.mark.anyio
@@ -19,8 +19,10 @@ async def test_put_get_delete_and_missing_key(s3_env: dict[str, str]) -> None:
         await store.check_bucket()
         await store.put_bytes("a/b.txt", b"hello", "text/plain")
         assert await store.get_bytes("a/b.txt") == b"hello"
-        with pytest.raises(StorageError):
+        with pytest.raises(ObjectTooLarge) as too_large:
             await store.get_bytes("a/b.txt", max_bytes=3)
+        assert (too_large.value.size, too_large.value.limit) == (5, 3)
+        assert await store.get_bytes("a/b.txt", max_bytes=5) == b"hello"
         await store.delete(["a/b.txt", "never-existed"])
         assert not await store.exists("a/b.txt")
         with pytest.raises(ObjectNotFound):

@@ -24,7 +24,7 @@ from rag_eventbus import publish
 from rag_ingest_worker.chunking import Chunk
 from rag_ingest_worker.compute import ComputePool
 from rag_jobqueue import Job, Lease, PermanentJobError, PublicMessages
-from rag_storage import ObjectNotFound, ObjectStore, StorageError
+from rag_storage import ObjectNotFound, ObjectStore, ObjectTooLarge, StorageError
 
 log = structlog.get_logger("rag_ingest_worker")
 
@@ -125,12 +125,10 @@ class IngestKind(DocumentJobKind):
             raise PermanentJobError(
                 "The parsed text of this document is missing; reprocess the document."
             ) from None
-        except StorageError as exc:
-            if "over the" in str(exc):
-                raise PermanentJobError(
-                    f"The extracted text is larger than the {self.max_text_bytes // (1024 * 1024)} MB limit."
-                ) from None
-            raise
+        except ObjectTooLarge:
+            raise PermanentJobError(
+                f"The extracted text is larger than the {self.max_text_bytes // (1024 * 1024)} MB limit."
+            ) from None
         return data.decode("utf-8")
 
     async def _embed(self, job: Job, lease: Lease, chunks: list[Chunk]) -> list[str]:

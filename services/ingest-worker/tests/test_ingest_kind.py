@@ -18,6 +18,7 @@ from rag_ingest_worker.compute import ComputePool
 from rag_ingest_worker.kind import IngestKind
 from rag_jobqueue import Worker
 from rag_jobqueue.settings import JobSettings
+from rag_retry import RetryPolicy
 from rag_storage import ObjectStore
 from rag_storage.settings import S3Settings
 from rag_testing.fake_embeddings import FakeEmbeddings, Scripted
@@ -155,6 +156,19 @@ async def test_missing_parsed_text_fails_at_once_with_a_readable_error(
     assert attempts == ("failed", 1)
 
 
+async def test_a_parsed_text_over_the_limit_fails_at_once_with_the_limit_in_mb(
+    database_url: str, s3_env: dict[str, str]
+) -> None:
+    doc = insert_parsed_document(database_url, s3_env, "x" * (1024 * 1024 + 1))
+    async with ingest_worker(database_url, s3_env, max_text_bytes=1024 * 1024):
+        await wait_for_status(database_url, "error")
+    with psycopg.connect(database_url) as conn:
+        error = conn.execute("SELECT error FROM documents").fetchone()
+        attempts = conn.execute("SELECT status, attempt FROM ingest_jobs").fetchone()
+    assert error == (f"The extracted text is larger than the 1 MB limit. (ref job {doc.job_id})",)
+    assert attempts == ("failed", 1)  # permanent: not retried as a storage outage would be
+
+
 async def test_an_embedding_endpoint_that_answers_429_three_times_costs_no_attempt(
     database_url: str, s3_env: dict[str, str]
 ) -> None:
@@ -163,7 +177,8 @@ async def test_an_embedding_endpoint_that_answers_429_three_times_costs_no_attem
     server = FakeEmbeddings()
     server.script = [Scripted(429, {"Retry-After": "0.1"}) for _ in range(3)]
     try:
-        embedder = OpenAIEmbedder(server.base_url, "fake-embeddings", "key", backoff_base=0.01)
+        retry = RetryPolicy(base_seconds=0.01, max_seconds=0.05)
+        embedder = OpenAIEmbedder(server.base_url, "fake-embeddings", "key", retry=retry)
         async with ingest_worker(database_url, s3_env, embedder):
             await wait_for_status(database_url, "ingested")
     finally:
