@@ -33,7 +33,7 @@ def _label(query: Any) -> str:
         ("INSERT INTO user_streams", "INSERT user_streams (ids)"),
         ("INSERT INTO events", "INSERT events"),
         ("pg_notify", "NOTIFY rag_realtime"),
-        ("rag_publish", "publish (rag_publish)"),
+        ("eventbus_publish", "publish (eventbus_publish)"),
     ):
         if needle in words:
             return label

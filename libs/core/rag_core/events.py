@@ -132,5 +132,6 @@ class Event(BaseModel):
         return cls(type=_TYPE_OF[type(payload)], payload=body)
 
     @property
-    def workspace_id(self) -> UUID:
+    def audience(self) -> UUID:
+        """Who the bus delivers it to: its workspace (every member, migration 0007)."""
         return UUID(str(self.payload["workspace_id"]))

@@ -1,4 +1,9 @@
-"""`rag-migrate`: apply the SQL files in `migrations/` in order, once each.
+"""`rag-migrate`: apply the event bus's migrations, then the product's, in order, once each.
+
+The bus owns its tables and publish function (`rag_eventbus.schema`); they are recorded
+in the ledger as `eventbus/<name>` and apply first, since the product's migrations
+provide the view the bus reads its recipients from. The product's files (`migrations/`)
+keep their bare names, so databases migrated before the bus owned its objects stay valid.
 
 A session advisory lock serialises concurrent runs (several pods starting at once):
 the first applies, the others wait, then find nothing left to do. Each file runs
@@ -14,6 +19,8 @@ from importlib import resources
 
 import psycopg
 
+from rag_eventbus.schema import migrations as eventbus_migrations
+
 MIGRATION_LOCK_KEY = 72_616_701  # arbitrary constant: "rag" migrations
 
 CREATE_LEDGER = """
@@ -25,14 +32,14 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 
 
 def migration_files() -> list[tuple[str, str]]:
-    """(version, sql) pairs in version order."""
+    """(version, sql) pairs in the order they apply: the bus's, then the product's."""
     root = resources.files("rag_core") / "migrations"
-    found = [
+    product = sorted(
         (entry.name.removesuffix(".sql"), entry.read_text(encoding="utf-8"))
         for entry in root.iterdir()
         if entry.name.endswith(".sql")
-    ]
-    return sorted(found)
+    )
+    return [(f"eventbus/{name}", sql) for name, sql in eventbus_migrations()] + product
 
 
 def migrate(dsn: str) -> list[str]:

@@ -4,6 +4,8 @@
 - `listener`: one dedicated LISTEN connection that reconnects by itself.
 - `wakeup`: the workers' doorbell, an `asyncio.Event` set by NOTIFY.
 - `log`: replay a user's events after an id; retention pruning.
+- `queries`: every statement of the above; `schema`: the tables and the publish function
+  (`migrations/*.sql`), applied by the application's migration runner.
 """
 
 from rag_eventbus.listener import Listener, ListenerState

@@ -1,6 +1,7 @@
 """Publish events inside the caller's transaction.
 
-Every recipient (a member of the event's workspace) gets the event under the next id
+Every recipient of the event's audience (the users the application's
+`eventbus_recipients` view names for it) gets the event under the next id
 of their own stream. The id comes from `UPDATE user_streams ... RETURNING` whose row
 lock is held until commit, so a user's ids are consecutive and in commit order and a
 rollback leaves no gap (a bigserial gives neither). Users are locked in sorted order
@@ -11,8 +12,8 @@ they fit well below Postgres' 8000-byte limit, otherwise only per-user id ranges
 that the api replicas read back from the log. Call `publish` once, as late as
 possible in the transaction, with every event of that transaction.
 
-All of it runs in Postgres (`rag_publish`, migration 0003): one round trip, which
-matters because the job runtime publishes inside every claim.
+All of it runs in Postgres (`eventbus_publish`, migrations/0001_event_log.sql): one
+round trip, which matters because the job runtime publishes inside every claim.
 """
 
 from __future__ import annotations
@@ -26,13 +27,10 @@ from uuid import UUID
 import orjson
 from psycopg import AsyncConnection
 
+from rag_eventbus.queries import PUBLISH
 from rag_eventbus.types import DeliveredEvent, Publishable
 
 REALTIME_CHANNEL = "rag_realtime"
-
-# The whole publish (recipients, ids, rows, NOTIFY) is one server-side function:
-# one round trip inside the caller's transaction (migration 0003_publish_function.sql).
-PUBLISH = "SELECT user_id, first_id, last_id FROM rag_publish(%s::jsonb)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,14 +46,16 @@ class Notice:
 
 
 async def publish(conn: AsyncConnection[Any], events: Sequence[Publishable]) -> dict[UUID, list[int]]:
-    """Store `events` for every member of their workspaces; return the ids per user.
+    """Store `events` for every recipient of their audiences; return the ids per user.
 
     Must run inside a transaction on `conn`; nothing is visible or notified until
     it commits, and nothing at all if it rolls back.
     """
     if not events:
         return {}
-    body = orjson.dumps([{"type": e.type, "payload": e.payload} for e in events]).decode()
+    body = orjson.dumps(
+        [{"type": e.type, "audience": e.audience, "payload": e.payload} for e in events]
+    ).decode()
     cur = await conn.execute(PUBLISH, (body,))
     return {user_id: list(range(first, last + 1)) for user_id, first, last in await cur.fetchall()}
 

@@ -1,8 +1,9 @@
 """What travels on the bus: an event before it is published, and as a user receives it.
 
-The bus knows nothing of the product. A producer hands `publish` anything with a `type`
-and a JSON `payload`; who receives it is decided in Postgres (migration of this package)
-from the payload, and each recipient gets it under the next id of their own stream.
+The bus knows nothing of the product. A producer hands `publish` anything with a `type`,
+an `audience` and a JSON `payload`; the application's `eventbus_recipients` view says who
+belongs to the audience (migrations/0001_event_log.sql), and each recipient gets the event
+under the next id of their own stream. The audience is not delivered: only type and payload.
 """
 
 from __future__ import annotations
@@ -11,15 +12,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
+from uuid import UUID
 
 import orjson
 
 
 class Publishable(Protocol):
-    """An event a producer publishes: its type and its JSON payload."""
+    """An event a producer publishes: its type, who it is for, and its JSON payload."""
 
     @property
     def type(self) -> str: ...
+
+    @property
+    def audience(self) -> UUID:
+        """The group the event is for; its users are the rows of `eventbus_recipients`."""
 
     @property
     def payload(self) -> Mapping[str, Any]: ...

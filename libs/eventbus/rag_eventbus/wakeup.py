@@ -1,4 +1,4 @@
-"""Wake a worker the moment a job is inserted (the seed's parse_jobs doorbell).
+"""Wake a worker the moment a job is inserted (a job queue's doorbell, on the queue's channel).
 
 The callback only sets an `asyncio.Event`; the worker's loop does all database work.
 A reconnect sets it too, since notifications sent while disconnected are lost.
@@ -13,8 +13,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from rag_eventbus.listener import Listener
-
-NOTIFY_JOB = "SELECT pg_notify(%s, %s)"
+from rag_eventbus.queries import NOTIFY_JOB
 
 
 def wakeup_listener(dsn: str, channels: Iterable[str], wakeup_event: asyncio.Event) -> Listener:

@@ -10,24 +10,25 @@ import psycopg
 import pytest
 from psycopg import AsyncConnection
 
-from rag_core.events import DocumentDeleted, Event
 from rag_eventbus import EventLog, publish
-from rag_testing.seed import make_workspace
 
-from .conftest import user_event_ids
+from .conftest import TestEvent, make_audience, user_event_ids
 
 pytestmark = pytest.mark.anyio
 
 
-def deleted(workspace_id: uuid.UUID) -> Event:
-    return Event.of(DocumentDeleted(workspace_id=workspace_id, document_id=uuid.uuid4()))
+def event_for(audience: uuid.UUID) -> TestEvent:
+    """An event whose payload names its audience (the bus does not deliver the audience)."""
+    return TestEvent(audience, payload={"for": str(audience), "item": str(uuid.uuid4())})
 
 
-async def test_concurrent_publishers_give_consecutive_ids_and_resumable_streams(database_url: str) -> None:
+async def test_concurrent_publishers_give_consecutive_ids_and_resumable_streams(
+    bus_database_url: str,
+) -> None:
     users = [uuid.uuid4() for _ in range(6)]
-    # Overlapping memberships: every workspace shares users with others.
-    workspaces = [
-        make_workspace(database_url, [users[i], users[(i + 1) % 6], users[(i + 3) % 6]]) for i in range(6)
+    # Overlapping audiences: every audience shares users with others.
+    audiences = [
+        make_audience(bus_database_url, [users[i], users[(i + 1) % 6], users[(i + 3) % 6]]) for i in range(6)
     ]
     publishers, per_publisher = 20, 200
     done = asyncio.Event()
@@ -35,15 +36,15 @@ async def test_concurrent_publishers_give_consecutive_ids_and_resumable_streams(
 
     async def publisher(n: int) -> None:
         rng = random.Random(n)
-        async with await AsyncConnection.connect(database_url) as conn:
+        async with await AsyncConnection.connect(bus_database_url) as conn:
             for _ in range(per_publisher):
                 async with conn.transaction():
-                    await publish(conn, [deleted(rng.choice(workspaces))])
+                    await publish(conn, [event_for(rng.choice(audiences))])
 
     async def resuming_reader(user_id: uuid.UUID) -> None:
         """Resume "after k" at random moments: must see every id exactly once, in order."""
         rng = random.Random(str(user_id))
-        async with await AsyncConnection.connect(database_url, autocommit=True) as conn:
+        async with await AsyncConnection.connect(bus_database_url, autocommit=True) as conn:
             log = EventLog(conn)
             after = 0
             while True:
@@ -63,41 +64,41 @@ async def test_concurrent_publishers_give_consecutive_ids_and_resumable_streams(
 
     total = 0
     for user_id in users:
-        ids = user_event_ids(database_url, user_id)
+        ids = user_event_ids(bus_database_url, user_id)
         assert ids == list(range(1, len(ids) + 1)), "gap or duplicate in the stored stream"
         assert seen[user_id] == ids, "a resuming reader missed or repeated an event"
         total += len(ids)
-    # Each event went to the 3 members of its workspace.
+    # Each event went to the 3 recipients of its audience.
     assert total == publishers * per_publisher * 3
 
 
-async def test_rolled_back_publish_leaves_no_event_and_no_gap(database_url: str) -> None:
+async def test_rolled_back_publish_leaves_no_event_and_no_gap(bus_database_url: str) -> None:
     user = uuid.uuid4()
-    workspace = make_workspace(database_url, [user])
-    async with await AsyncConnection.connect(database_url) as conn:
+    audience = make_audience(bus_database_url, [user])
+    async with await AsyncConnection.connect(bus_database_url) as conn:
         async with conn.transaction():
-            await publish(conn, [deleted(workspace)])
+            await publish(conn, [event_for(audience)])
         with pytest.raises(RuntimeError):
             async with conn.transaction():
-                await publish(conn, [deleted(workspace), deleted(workspace)])
+                await publish(conn, [event_for(audience), event_for(audience)])
                 raise RuntimeError("the caller's work failed")
         async with conn.transaction():
-            ids = await publish(conn, [deleted(workspace)])
+            ids = await publish(conn, [event_for(audience)])
     assert ids == {user: [2]}
-    assert user_event_ids(database_url, user) == [1, 2]
+    assert user_event_ids(bus_database_url, user) == [1, 2]
 
 
-async def test_events_reach_only_members_of_their_workspace(database_url: str) -> None:
+async def test_events_reach_only_the_recipients_of_their_audience(bus_database_url: str) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
-    ws_alice = make_workspace(database_url, [alice])
-    ws_bob = make_workspace(database_url, [bob])
-    async with await AsyncConnection.connect(database_url) as conn:
+    for_alice = make_audience(bus_database_url, [alice])
+    for_bob = make_audience(bus_database_url, [bob])
+    async with await AsyncConnection.connect(bus_database_url) as conn:
         async with conn.transaction():
-            await publish(conn, [deleted(ws_alice), deleted(ws_alice), deleted(ws_bob)])
-    with psycopg.connect(database_url) as conn:
-        rows = conn.execute("SELECT user_id, payload->>'workspace_id' FROM events").fetchall()
+            await publish(conn, [event_for(for_alice), event_for(for_alice), event_for(for_bob)])
+    with psycopg.connect(bus_database_url) as conn:
+        rows = conn.execute("SELECT user_id, payload->>'for' FROM events").fetchall()
     assert sorted((u, w) for u, w in rows) == sorted(
-        [(alice, str(ws_alice)), (alice, str(ws_alice)), (bob, str(ws_bob))]
+        [(alice, str(for_alice)), (alice, str(for_alice)), (bob, str(for_bob))]
     )
 
 
@@ -112,7 +113,7 @@ def test_decode_notice_decodes_only_the_wanted_users() -> None:
     inline = orjson.dumps(
         {
             "c": datetime(2024, 1, 1, tzinfo=UTC),
-            "e": [[str(alice), 1, "document.deleted", {"a": 1}], [str(bob), 7, "document.deleted", {"b": 2}]],
+            "e": [[str(alice), 1, "test.happened", {"a": 1}], [str(bob), 7, "test.happened", {"b": 2}]],
         }
     ).decode()
     every = decode_notice(inline)
@@ -126,21 +127,21 @@ def test_decode_notice_decodes_only_the_wanted_users() -> None:
     assert decode_notice(ranges, wanted={alice}.__contains__).ranges == [(alice, 1, 3)]
 
 
-async def test_one_notification_per_publish_with_numbered_events(database_url: str) -> None:
+async def test_one_notification_per_publish_with_numbered_events(bus_database_url: str) -> None:
     user = uuid.uuid4()
-    workspace = make_workspace(database_url, [user])
-    async with await AsyncConnection.connect(database_url, autocommit=True) as listen:
+    audience = make_audience(bus_database_url, [user])
+    async with await AsyncConnection.connect(bus_database_url, autocommit=True) as listen:
         await listen.execute("LISTEN rag_realtime")
-        async with await AsyncConnection.connect(database_url) as conn:
+        async with await AsyncConnection.connect(bus_database_url) as conn:
             async with conn.transaction():
-                await publish(conn, [deleted(workspace) for _ in range(3)])
+                await publish(conn, [event_for(audience) for _ in range(3)])
         got = [n async for n in listen.notifies(timeout=1.0)]
     from rag_eventbus import decode_notice
 
     assert len(got) == 1
     notice = decode_notice(got[0].payload)
     assert [(u, e.id, e.type) for u, e in notice.events] == [
-        (user, 1, "document.deleted"),
-        (user, 2, "document.deleted"),
-        (user, 3, "document.deleted"),
+        (user, 1, "test.happened"),
+        (user, 2, "test.happened"),
+        (user, 3, "test.happened"),
     ]

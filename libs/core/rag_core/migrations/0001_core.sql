@@ -1,5 +1,6 @@
--- Core tables: workspaces, documents, their files, the two job queues, chunks,
--- and the per-user event log that the realtime bus numbers and replays.
+-- Core tables: workspaces, documents, their files, the two job queues and chunks.
+-- (The per-user event log the realtime bus numbers and replays is the bus's own:
+-- rag_eventbus/migrations/0001_event_log.sql, applied before this file.)
 
 CREATE EXTENSION IF NOT EXISTS vector;
 
@@ -99,22 +100,3 @@ CREATE TABLE chunks (
 CREATE INDEX chunks_workspace_idx ON chunks (workspace_id);
 CREATE INDEX chunks_embedding_idx ON chunks USING hnsw (embedding vector_cosine_ops);
 CREATE INDEX chunks_tsv_idx ON chunks USING gin (tsv);
-
--- The event log. Each user has a stream row whose last_id is bumped under its row
--- lock inside the publishing transaction: ids are consecutive and in commit order.
--- pruned_through is the highest id removed by retention (a resume below it must resync).
-CREATE TABLE user_streams (
-    user_id        uuid PRIMARY KEY,
-    last_id        bigint NOT NULL DEFAULT 0,
-    pruned_through bigint NOT NULL DEFAULT 0
-);
-
-CREATE TABLE events (
-    user_id    uuid NOT NULL,
-    id         bigint NOT NULL,
-    type       text NOT NULL,
-    payload    jsonb NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (user_id, id)
-);
-CREATE INDEX events_created_idx ON events (created_at);
