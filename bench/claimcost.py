@@ -17,7 +17,7 @@ import psycopg
 from psycopg import sql
 
 from bench.common import Bench, Row, Section, median
-from rag_jobqueue.queue import fair_claim, fifo_claim
+from rag_jobqueue.queries import FAIR_CLAIM, FIFO_CLAIM, compose
 
 WORKSPACES = 1_000
 QUEUED = 100_000
@@ -112,15 +112,14 @@ async def run(bench: Bench) -> Section:
     scale = 10 if bench.quick else 1
     workspaces, queued, heavy = WORKSPACES // scale, QUEUED // scale, HEAVY // scale
     samples = 5 if bench.quick else SAMPLES
-    table = sql.Identifier("parse_jobs")
-    fair = fair_claim(table, "workspace_id")
+    fair, fifo = compose(FAIR_CLAIM, "parse_jobs", "workspace_id"), compose(FIFO_CLAIM, "parse_jobs")
     results: dict[str, dict[str, Any]] = {}
     dsn = bench.database("claimcost")
     try:
         fill(dsn, workspaces=workspaces, queued=queued, heavy=heavy, running=RUNNING_IN_HEAVY)
         results |= {
-            "FIFO (before), limit 1": measure(dsn, fifo_claim(table), 1, samples),
-            "FIFO (before), limit 8": measure(dsn, fifo_claim(table), 8, samples),
+            "FIFO (before), limit 1": measure(dsn, fifo, 1, samples),
+            "FIFO (before), limit 8": measure(dsn, fifo, 8, samples),
             "fair, limit 1": measure(dsn, fair, 1, samples),
             "fair, limit 8": measure(dsn, fair, 8, samples),
             # One run: without the skip-scan index every step of the walk reads the queue.
@@ -133,7 +132,7 @@ async def run(bench: Bench) -> Section:
     try:
         fill(dsn, workspaces=FEW, queued=queued // 10, heavy=heavy // 10, running=RUNNING_IN_HEAVY)
         results |= {
-            f"{FEW} workspaces: FIFO, limit 1": measure(dsn, fifo_claim(table), 1, samples),
+            f"{FEW} workspaces: FIFO, limit 1": measure(dsn, fifo, 1, samples),
             f"{FEW} workspaces: fair, limit 1": measure(dsn, fair, 1, samples),
         }
     finally:

@@ -215,7 +215,7 @@ async def run_ours(
     events = system != "ours-noevents"
 
     class NoopKind(DocumentJobKind):
-        queue = QueueSpec(table="parse_jobs", channel="parse_jobs", name="parse")
+        queue = QueueSpec(table="parse_jobs", channel="parse_jobs", name="parse", partition_by="workspace_id")
         job_type = "parse"
         working_status = "parsing"
 

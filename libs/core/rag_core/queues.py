@@ -14,9 +14,13 @@ from psycopg import AsyncConnection
 
 from rag_jobqueue import Job, QueueSpec, enqueue
 
-PARSE_QUEUE = QueueSpec(table="parse_jobs", channel="parse_jobs", name="parse")
-INGEST_QUEUE = QueueSpec(table="ingest_jobs", channel="ingest_jobs", name="ingest")
-ANSWER_QUEUE = QueueSpec(table="answer_jobs", channel="answer_jobs", name="answer")
+PARSE_QUEUE = QueueSpec(table="parse_jobs", channel="parse_jobs", name="parse", partition_by="workspace_id")
+INGEST_QUEUE = QueueSpec(
+    table="ingest_jobs", channel="ingest_jobs", name="ingest", partition_by="workspace_id"
+)
+ANSWER_QUEUE = QueueSpec(
+    table="answer_jobs", channel="answer_jobs", name="answer", partition_by="workspace_id"
+)
 
 
 async def queue_document_job(

@@ -1,6 +1,7 @@
 """The leased Postgres job queue shared by the workers (and the api's answer jobs).
 
-- `queue`: a job table's SQL (claim, rescue, heartbeat, fenced transitions).
+- `queue`: a queue's definition (table, channel, partition column) and its job rows.
+- `queries`: every statement on a job table (claim, rescue, heartbeat, fenced transitions).
 - `kind`: the hooks a worker implements.
 - `enqueue`: the one way a job enters a queue.
 - `lease`: the fencing token given to a running job.

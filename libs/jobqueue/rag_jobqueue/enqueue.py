@@ -10,23 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from rag_eventbus import notify_job
+from rag_jobqueue.queries import insert
 from rag_jobqueue.queue import Job, QueueSpec
 
 
 async def enqueue(conn: AsyncConnection[Any], queue: QueueSpec, values: Mapping[str, Any]) -> Job:
     """Insert one queued job with the given columns (the job columns take their defaults)."""
-    columns = list(values)
-    statement = sql.SQL("INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING *").format(
-        table=sql.Identifier(queue.table),
-        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
-        values=sql.SQL(", ").join(map(sql.Placeholder, columns)),
-    )
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(statement, values)
+        await cur.execute(insert(queue.table, values), values)
         row = await cur.fetchone()
     assert row is not None
     job = Job.from_row(row)

@@ -9,7 +9,8 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from rag_jobqueue.errors import LeaseLost
-from rag_jobqueue.queue import Job, QueueSQL
+from rag_jobqueue.queries import QueueSQL
+from rag_jobqueue.queue import Job
 
 
 class Lease:

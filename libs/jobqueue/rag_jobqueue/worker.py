@@ -38,7 +38,8 @@ from rag_jobqueue.backoff import retry_delay
 from rag_jobqueue.errors import LeaseLost, PermanentJobError, with_reference
 from rag_jobqueue.kind import JobKind
 from rag_jobqueue.lease import Lease
-from rag_jobqueue.queue import Job, QueueSQL
+from rag_jobqueue.queries import QueueSQL
+from rag_jobqueue.queue import Job
 from rag_jobqueue.settings import JobSettings
 
 log = structlog.get_logger("rag_jobqueue")

@@ -1,4 +1,4 @@
--- Fair claims across workspaces (rag_jobqueue.queue.fair_claim). The claim walks the
+-- Fair claims across workspaces (rag_jobqueue.queries.FAIR_CLAIM). The claim walks the
 -- workspaces that have queued jobs (a skip scan of the first index), takes each one's
 -- oldest due jobs (the same index, in order) and counts each one's running jobs (the
 -- second index). Without them a claim would read every queued row.
