@@ -8,7 +8,7 @@ PACKAGES := $(LIBS) $(SERVICES)
 EDITABLES := $(foreach p,$(PACKAGES),-e $(p))
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint dev bench k8s-check images constraints clean
+.PHONY: install test test-fast browser lint dev bench k8s-check images constraints clean
 
 install: $(STAMP)
 
@@ -27,8 +27,17 @@ $(STAMP): constraints.txt requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pypr
 constraints: install
 	$(BIN)/pip freeze --exclude-editable | grep -v '^-e' | grep -v ' @ ' | sort -f > constraints.txt
 
-test: install
+# Every test, unit and integration (README.md, Tests).
+test: install browser
 	$(BIN)/pytest
+
+# The unit tier only: no database, no S3, no process (markers set by rag_testing.pytest_plugin).
+test-fast: install
+	$(BIN)/pytest -m unit
+
+# The browser test drives Debian's Chromium: installed here when missing (needs root or sudo).
+browser:
+	tools/ensure-chromium.sh
 
 lint: install
 	$(BIN)/ruff check .

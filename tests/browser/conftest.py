@@ -36,7 +36,7 @@ def require_chromium() -> Path:
     if not (CHROMIUM.exists() and os.access(CHROMIUM, os.X_OK)):
         pytest.fail(
             f"{CHROMIUM} is missing: the browser test needs Debian's Chromium. Install it with "
-            "`apt-get update && apt-get install -y --no-install-recommends chromium` (.ci/run does).",
+            "`apt-get update && apt-get install -y --no-install-recommends chromium` (`make test` does, through tools/ensure-chromium.sh).",
             pytrace=False,
         )
     return CHROMIUM

@@ -17,6 +17,8 @@ from typing import Any
 
 from rag_embedding.hashing import hash_vector
 
+SHUTDOWN_POLL_SECONDS = 0.01
+
 
 @dataclass
 class Scripted:
@@ -38,7 +40,10 @@ class FakeEmbeddings:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # serve_forever's default poll (0.5 s) is how long shutdown() waits: half a second per test.
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, args=(SHUTDOWN_POLL_SECONDS,), daemon=True
+        )
         self.thread.start()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

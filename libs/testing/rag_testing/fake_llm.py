@@ -16,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import orjson
 
+SHUTDOWN_POLL_SECONDS = 0.01
+
 
 class FakeLLM:
     def __init__(self, script: list[str], text: str, chunk_chars: int = 3, delay: float = 0.0) -> None:
@@ -80,7 +82,8 @@ def fake_llm(script: list[str], text: str, chunk_chars: int = 3, delay: float = 
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     llm.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # serve_forever's default poll (0.5 s) is how long shutdown() waits: half a second per test.
+    thread = threading.Thread(target=server.serve_forever, args=(SHUTDOWN_POLL_SECONDS,), daemon=True)
     thread.start()
     try:
         yield llm

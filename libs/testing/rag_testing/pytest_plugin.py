@@ -1,9 +1,32 @@
-"""Pytest fixtures: a real Postgres with pgvector for every test run.
+"""The fixtures every test directory shares, and the two test tiers.
 
-`TEST_DATABASE_URL` (a superuser DSN to a server that has pgvector) is used when
-set; otherwise an embedded Postgres is started once per session. Every test gets
-its own database, cloned from a migrated template, so tests never see each
-other's rows and may kill connections or restart at will.
+Registered by the repository's root conftest.py (`pytest_plugins`), nowhere else.
+
+Postgres: `TEST_DATABASE_URL` (a superuser DSN to a server that has pgvector) is used when
+set; otherwise an embedded Postgres is started once per session. Every test gets its own
+database, cloned from a migrated template, so tests never see each other's rows and may
+kill connections or restart at will.
+
+Fixtures:
+
+- `pg_server`: the embedded Postgres (None under `TEST_DATABASE_URL`), for tests that restart it.
+- `pg_admin_dsn`: superuser DSN of the session's server, the template database migrated.
+- `database_url`: a fresh migrated database for the test; `empty_database_url`: one with no schema.
+- `s3_server`: a moto S3 endpoint for the session (`TEST_S3_ENDPOINT_URL` if set);
+  `s3_env`: the S3_* variables of a fresh bucket for the test.
+- `system_factory(**options)`: the whole system as processes on the test's database and bucket
+  (`rag_testing.system.start_system`); `system`: one started with the defaults.
+- `anyio_backend`: asyncio.
+
+And for fixtures of wider scope: `cloned_database(admin_dsn)` and `module_system(...)`,
+context managers that give a module a database (and a whole system) of its own.
+
+Tiers: a test is marked `integration` when it requests (directly or through another fixture)
+one of `INTEGRATION_FIXTURES`, lives under the repository's tests/ (the end-to-end
+directories), measures a path's CPU time on megabytes (its module uses
+`rag_testing.linear_time`), or is marked `integration` by hand (it starts processes by itself);
+every other test is marked `unit`. `make test-fast` runs `pytest -m unit`. Computed at
+collection, so a test cannot sit in the wrong tier because someone forgot a marker.
 """
 
 from __future__ import annotations
@@ -26,9 +49,30 @@ from rag_core.migrate import migrate
 from rag_devstack.postgres import EmbeddedPostgres
 from rag_devstack.s3 import MotoServer, ensure_bucket
 from rag_devstack.s3 import s3_env as s3_env_for
+from rag_testing import linear_time
 from rag_testing.system import System, start_system
 
 TEMPLATE_DB = "rag_test_template"
+# A real Postgres, a real S3 or real processes: what makes a test an integration test.
+INTEGRATION_FIXTURES = frozenset(
+    {"pg_server", "pg_admin_dsn", "database_url", "empty_database_url", "s3_server", "s3_env"}
+)
+END_TO_END_DIR = "tests"  # under the root: tests/adversarial, tests/browser, tests/dev, ...
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test `integration` or `unit` (see the module's docstring)."""
+    end_to_end = config.rootpath / END_TO_END_DIR
+    for item in items:
+        if item.get_closest_marker("integration") is not None:
+            continue
+        fixtures = set(getattr(item, "fixturenames", ()))
+        module = getattr(item, "module", None)
+        measures = getattr(module, "assert_linear", None) is linear_time.assert_linear
+        if fixtures & INTEGRATION_FIXTURES or item.path.is_relative_to(end_to_end) or measures:
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)
 
 
 def with_dbname(dsn: str, dbname: str) -> str:

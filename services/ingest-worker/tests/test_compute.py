@@ -19,7 +19,7 @@ import pytest
 from rag_ingest_worker.chunking import chunk_text
 from rag_ingest_worker.compute import ComputeCrashed, ComputePool
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]  # real child processes
 
 QUADRATIC_SENTENCE_END = r"[.!?…。！？]+[\"'”’)\]]*\s+"
 ABOUT_TWO_SECONDS_OF_DOTS = "." * 12_000  # ~1.5 s of one regex call on an idle machine

@@ -14,7 +14,7 @@ from rag_parse_worker.extract import CorruptFile, ExtractionTimeout, LimitExceed
 from rag_parse_worker.isolation import CRASHED, ExtractionPool
 from rag_parse_worker.wire import Bug, Failed
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]  # real child processes
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SLOW_HTML = b"<p>w</p>" * 600_000  # several seconds of html.parser

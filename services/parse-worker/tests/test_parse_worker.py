@@ -196,6 +196,7 @@ async def test_sigterm_releases_a_job_that_outlasts_the_grace_period(stack: Stac
     assert (await stack.job(up.job_id))["attempt"] == 1
 
 
+@pytest.mark.integration  # starts the worker's process
 def test_a_missing_setting_stops_the_worker_with_one_clear_line() -> None:
     env = {"PATH": os.environ.get("PATH", ""), "S3_BUCKET": "b", "MAX_PDF_PAGES": "0"}
     result = subprocess.run(

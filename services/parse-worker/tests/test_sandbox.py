@@ -21,7 +21,7 @@ from rag_parse_worker.isolation import CRASHED, ExtractionPool
 
 from . import hostile_child
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]  # real child processes
 
 HOSTILE_CHILD = Path(__file__).parent / "hostile_child.py"
 SECRETS = {
