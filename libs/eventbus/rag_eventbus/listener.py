@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import random
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import psycopg
 import structlog
 from psycopg import AsyncConnection, sql
+
+from rag_retry import RetryPolicy
 
 log = structlog.get_logger("rag_eventbus.listener")
 
@@ -45,7 +46,8 @@ class ListenerState(enum.Enum):
 
 
 class Listener:
-    """LISTEN on `handlers`' channels; reconnect with exponential backoff and jitter."""
+    """LISTEN on `handlers`' channels; reconnect with rag_retry's backoff (exponential,
+    from `backoff_initial` up to `backoff_max`, with jitter)."""
 
     def __init__(
         self,
@@ -62,8 +64,7 @@ class Listener:
         self._handlers = dict(handlers)
         self._on_reconnect = on_reconnect
         self._health_interval = health_interval
-        self._backoff_initial = backoff_initial
-        self._backoff_max = backoff_max
+        self._backoff = RetryPolicy(base_seconds=backoff_initial, max_seconds=backoff_max)
         self._name = name
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
@@ -103,7 +104,7 @@ class Listener:
         await self.stop()
 
     async def _run(self) -> None:
-        delay = self._backoff_initial
+        failures = 0
         while True:
             self.state = ListenerState.CONNECTING
             try:
@@ -115,7 +116,7 @@ class Listener:
                     self.state = ListenerState.CONNECTED
                     self.connects += 1
                     self._connected.set()
-                    delay = self._backoff_initial
+                    failures = 0
                     log.info("listener_connected", listener=self._name, connects=self.connects)
                     await self._after_connect()
                     await self._consume(conn)
@@ -125,8 +126,8 @@ class Listener:
                 log.warning("listener_disconnected", listener=self._name, error=str(exc))
             self._connected.clear()
             self.state = ListenerState.CONNECTING
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, self._backoff_max)
+            failures += 1
+            await asyncio.sleep(self._backoff.backoff(failures))
 
     async def _after_connect(self) -> None:
         if self._on_reconnect is None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import socket
 import time
 import uuid
@@ -34,15 +33,25 @@ from psycopg_pool import AsyncConnectionPool
 
 from rag_eventbus import Listener, Publishable, notify_job, publish, wakeup_listener
 from rag_jobqueue import metrics
-from rag_jobqueue.backoff import retry_delay
 from rag_jobqueue.errors import LeaseLost, PermanentJobError, with_reference
 from rag_jobqueue.kind import JobKind
 from rag_jobqueue.lease import Lease
 from rag_jobqueue.queries import QueueSQL
 from rag_jobqueue.queue import Job
 from rag_jobqueue.settings import JobSettings
+from rag_retry import RetryPolicy
 
 log = structlog.get_logger("rag_jobqueue")
+
+# Waits between claims while the database fails: short at first (a blip), 5 s at most.
+DB_RETRY = RetryPolicy(base_seconds=0.1, max_seconds=5.0)
+JOB_RETRY_MAX_SECONDS = 300.0
+
+
+def job_retry_policy(settings: JobSettings) -> RetryPolicy:
+    """When a failed job runs again (docs/jobs.md, JOB_RETRY_BASE_SECONDS): base * 2^(attempt-1),
+    capped at 300 s, with rag_retry's equal jitter, so the retries of a burst spread out."""
+    return RetryPolicy(base_seconds=settings.job_retry_base_seconds, max_seconds=JOB_RETRY_MAX_SECONDS)
 
 
 def default_worker_id(queue: str) -> str:
@@ -66,6 +75,7 @@ class Worker:
         self.queue = kind.queue
         self.pool = pool
         self.settings = settings
+        self._job_retry = job_retry_policy(settings)
         self.concurrency = concurrency or settings.worker_concurrency
         self.worker_id = worker_id or default_worker_id(self.queue.name)
         self._sql = QueueSQL(self.queue)
@@ -94,7 +104,7 @@ class Worker:
         if self._listener is not None:
             self._listener.start()
         heartbeat = asyncio.create_task(self._heartbeat_loop(), name=f"{self.queue.name}-heartbeat")
-        db_backoff = 0.1
+        db_failures = 0
         log.info("worker_started", queue=self.queue.name, worker=self.worker_id, concurrency=self.concurrency)
         try:
             while not stop.is_set():
@@ -109,12 +119,12 @@ class Worker:
                         if claimed < free:
                             due_in = await self._next_due()
                         self._db_ok = True
-                        db_backoff = 0.1
+                        db_failures = 0
                     except (psycopg.Error, OSError) as exc:
                         self._db_ok = False
                         log.warning("worker_db_error", queue=self.queue.name, error=str(exc))
-                        await _wait_any([stop.wait()], timeout=db_backoff * random.uniform(0.5, 1.5))
-                        db_backoff = min(db_backoff * 2, 5.0)
+                        db_failures += 1
+                        await _wait_any([stop.wait()], timeout=DB_RETRY.backoff(db_failures))
                         continue
                     if claimed == free:
                         continue  # more may be waiting; the next turn waits for a free slot
@@ -265,7 +275,7 @@ class Worker:
                     updated = await self._transition(conn, self._sql.fail, job, error=error)
                     events = await self.kind.on_failed(conn, updated, error) if updated else []
                 else:
-                    delay = retry_delay(job.attempt, self.settings.job_retry_base_seconds)
+                    delay = self._job_retry.backoff(job.attempt)
                     updated = await self._transition(conn, self._sql.retry, job, error=error, delay=delay)
                     events = await self.kind.on_retry(conn, updated, error) if updated else []
                 await publish(conn, events)

@@ -17,9 +17,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from rag_eventbus import publish
 from rag_jobqueue import INTERNAL_ERROR, Job, Lease, LeaseLost, PermanentJobError, Worker
-from rag_jobqueue.backoff import retry_delay
 from rag_jobqueue.queries import QueueSQL
 from rag_jobqueue.settings import JobSettings
+from rag_jobqueue.worker import job_retry_policy
 
 from .conftest import QUEUE, TestKind, enqueue_jobs, job_event
 
@@ -295,8 +295,10 @@ async def test_shutdown_releases_unfinished_jobs_without_burning_an_attempt(jobs
 
 
 def test_retry_delay_grows_exponentially_with_bounded_jitter() -> None:
+    # docs/jobs.md: base * 2^(attempt-1), capped at 300 s, equal jitter (between half and all of it).
+    policy = job_retry_policy(JobSettings(job_retry_base_seconds=2.0))
     rng = random.Random(1)
     for attempt in range(1, 8):
-        delay = retry_delay(attempt, 2.0, rng)
-        assert 2.0 * 2 ** (attempt - 1) * 0.5 <= delay < 2.0 * 2 ** (attempt - 1) * 1.5
-    assert retry_delay(50, 2.0, rng) < 300 * 1.5
+        delay = policy.backoff(attempt, rng)
+        assert 2.0 * 2 ** (attempt - 1) * 0.5 <= delay <= 2.0 * 2 ** (attempt - 1)
+    assert 150 <= policy.backoff(50, rng) <= 300
