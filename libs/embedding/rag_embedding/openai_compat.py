@@ -26,7 +26,14 @@ from collections.abc import Sequence
 import httpx
 import numpy as np
 
-from rag_openai import DEFAULT_TIMEOUT, MalformedAnswer, OpenAIClient, PermanentError, TransientError
+from rag_openai import (
+    DEFAULT_TIMEOUT,
+    MalformedAnswer,
+    OpenAIClient,
+    PermanentError,
+    TransientError,
+    endpoint_url,
+)
 from rag_retry import RetryPolicy
 
 from .base import (
@@ -63,6 +70,7 @@ class OpenAIEmbedder:
         retry: RetryPolicy = DEFAULT_RETRY,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     ) -> None:
+        self.url = endpoint_url(base_url, "embeddings")  # what is called, for operators and tests
         self.model_name = model
         self.dim = expected_dim
         self.batch_size = batch_size
