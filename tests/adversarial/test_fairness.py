@@ -1,8 +1,8 @@
 """Fair claims through the real api and workers: one tenant's big upload does not hold back another's.
 
 Tenant A uploads 60 files in one request, then tenant B uploads one. The parse worker
-(WORKER_CONCURRENCY 2, each parse slowed by PARSE_TEST_DELAY_SECONDS so that A's queue is
-still long when B's file arrives) must start B's parse after at most a few of A's jobs
+(WORKER_CONCURRENCY 2, each parse slowed by an S3 that answers late, through a proxy, so
+that A's queue is still long when B's file arrives) must start B's parse after at most a few of A's jobs
 that were still waiting, where first-in-first-out claims would start every one of them
 first. The order is read from the parse jobs' started_at, as an operator would.
 """
@@ -11,22 +11,32 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
+from rag_testing.faults import TcpProxy
 from rag_testing.pytest_plugin import SystemFactory
 from rag_testing.system import System
 
 FILES_OF_A = 60
-PARSE_DELAY = "0.2"  # 60 jobs x 0.2 s / 2 slots: A's queue lasts ~6 s
+# A parse reads the original and writes the text: 2 x 0.1 s, so 60 jobs / 2 slots last ~6 s.
+S3_LATENCY = 0.1
 MAX_JOBS_OF_A_BEFORE_B = 3  # the two already running when B arrived, plus one claim in progress
 
 
 @pytest.fixture
-def slow_parses(system_factory: SystemFactory) -> System:
-    system = system_factory(PARSE_TEST_DELAY_SECONDS=PARSE_DELAY, WORKER_CONCURRENCY="2")
-    return system
+def slow_parses(system_factory: SystemFactory, s3_env: dict[str, str]) -> Iterator[System]:
+    s3 = TcpProxy.to_url(s3_env["S3_ENDPOINT_URL"])
+    try:
+        system = system_factory(workers=False)
+        system.add_worker("parse", S3_ENDPOINT_URL=s3.url, WORKER_CONCURRENCY="2")
+        system.add_worker("ingest")
+        s3.latency = S3_LATENCY  # once the parse worker is ready (its start checks the bucket)
+        yield system
+    finally:
+        s3.stop()
 
 
 def new_workspace(client: httpx.Client) -> str:
@@ -70,7 +80,7 @@ def test_one_tenants_single_file_is_parsed_before_all_but_a_few_of_anothers_60(s
         {"created": b_created, "started": b_started, "ws": workspace_a},
     )
     # The scenario is only meaningful if A still had a long queue when B's file arrived.
-    assert waiting_when_b_came >= 20, f"A's queue was only {waiting_when_b_came} long: raise PARSE_DELAY"
+    assert waiting_when_b_came >= 20, f"A's queue was only {waiting_when_b_came} long: raise S3_LATENCY"
     assert started_before_b <= MAX_JOBS_OF_A_BEFORE_B, (
         f"{started_before_b} of A's {waiting_when_b_came} waiting jobs started before B's"
     )

@@ -1,7 +1,7 @@
 """Storage hygiene with real processes: the object a delete during parse leaves is swept.
 
-A document is deleted while its parse runs (PARSE_TEST_DELAY_SECONDS holds the parse
-after the download). The api deletes the rows and the original; the parse worker then
+A document is deleted while its parse runs (the parse worker's S3, behind a proxy, answers
+its download late, which holds the parse). The api deletes the rows and the original; the parse worker then
 writes `parsed.txt` and its commit is fenced out: that object belongs to nothing. The
 first api runs the sweeper with the production margin (an hour): the young orphan stays.
 A second api replica started with ORPHAN_MIN_AGE_SECONDS=0 and a short interval sweeps it,
@@ -12,23 +12,31 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
+from rag_testing.faults import TcpProxy
 from rag_testing.pytest_plugin import SystemFactory
 from rag_testing.system import System
 
-PARSE_DELAY = "3"  # the window in which the document is deleted
+S3_LATENCY = 3.0  # the download's answer is this late: the window in which the document is deleted
 
 
 @pytest.fixture
-def slow_parses(system_factory: SystemFactory) -> System:
+def slow_parses(system_factory: SystemFactory, s3_env: dict[str, str]) -> Iterator[System]:
     # A long lease: no heartbeat lands within the delay, so the worker learns of the delete
     # only at its commit, after it wrote parsed.txt (the case this test is about).
-    system = system_factory(PARSE_TEST_DELAY_SECONDS=PARSE_DELAY, JOB_LEASE_SECONDS="300")
-    return system
+    s3 = TcpProxy.to_url(s3_env["S3_ENDPOINT_URL"])
+    try:
+        system = system_factory(workers=False, JOB_LEASE_SECONDS="300")
+        system.add_worker("parse", S3_ENDPOINT_URL=s3.url)
+        system.add_worker("ingest")
+        s3.latency = S3_LATENCY  # once the parse worker is ready (its start checks the bucket)
+        yield system
+    finally:
+        s3.stop()
 
 
 def bucket_keys(system: System) -> set[str]:

@@ -1,8 +1,12 @@
-"""The whole system as real processes: api replicas and both workers (tests, benchmarks).
+"""The system as real processes: api replicas and workers (tests, benchmarks). The one way
+tests start a service.
 
 `System` starts `rag-api`, `rag-parse-worker` and `rag-ingest-worker` against one
 database and bucket, waits for each `/readyz`, and stops (or kills) them on demand.
-More api replicas can join (`add_api`); each is a separate hypercorn process.
+`start_system` starts the usual set; a test that needs only some of them (an api without
+workers, one parse worker without an api) builds a `System` on `system_env(...)` and calls
+`add_api` / `add_worker`, each with its own environment overrides (e.g. another S3 endpoint).
+Every api replica is a separate hypercorn process.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class Service:
     name: str
     process: ServiceProcess
     port: int  # API_PORT for the api, METRICS_PORT for a worker
+    env: dict[str, str]  # what it was started with (the system's, plus its own overrides)
 
     @property
     def url(self) -> str:
@@ -37,6 +42,29 @@ class Service:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/api/ws"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        self.process.wait_http(self.url + "/readyz", timeout=timeout)
+
+    def log_text(self) -> str:
+        return self.process.log_text()
+
+    def proc_status_kb(self, field_name: str) -> int:
+        """A size line of /proc/<pid>/status, e.g. VmRSS (resident) or VmHWM (its peak)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+        raise KeyError(field_name)
+
+    def rss_kb(self) -> int:
+        return self.proc_status_kb("VmRSS")
+
+    def hwm_kb(self) -> int:
+        return self.proc_status_kb("VmHWM")
 
 
 @dataclass
@@ -58,11 +86,12 @@ class System:
         return mint_token(user_id, self.env["JWT_SECRET"], ttl_seconds)
 
     def client(self, user_id: uuid.UUID, api: Service | None = None) -> httpx.Client:
-        client = httpx.Client(
-            base_url=(api or self.api).url,
-            headers={"Authorization": f"Bearer {self.token(user_id)}"},
-            timeout=60,
-        )
+        return self.http_client(api or self.api, self.token(user_id))
+
+    def http_client(self, service: Service, token: str | None = None, timeout: float = 60) -> httpx.Client:
+        """A client of `service` sending `token` (none: anonymous), closed when the system stops."""
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        client = httpx.Client(base_url=service.url, headers=headers, timeout=timeout)
         self._clients.append(client)
         return client
 
@@ -72,10 +101,10 @@ class System:
         port = free_port()
         env = {**self.env, **overrides, port_var: str(port)}
         process = ServiceProcess([venv_command(command)], env, self.log_dir / f"{name}.log").start()
-        service = Service(name, process, port)
+        service = Service(name, process, port, env)
         self.services.append(service)
         if wait:
-            process.wait_http(service.url + "/readyz", timeout=120)
+            service.wait_ready()
         return service
 
     def add_api(self, wait: bool = True, **overrides: str) -> Service:
@@ -88,9 +117,7 @@ class System:
 
     def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[tuple[Any, ...]]:
         """Run one statement on the system's database (autocommit); its rows, if any."""
-        with psycopg.connect(self.env["DATABASE_URL"], autocommit=True) as conn:
-            cur = conn.execute(query, params)  # type: ignore[arg-type]
-            return cur.fetchall() if cur.description else []
+        return run_sql(self.env["DATABASE_URL"], query, params)
 
     def bucket_contents(self, prefix: str = "") -> tuple[list[str], list[str]]:
         """(object keys, unfinished multipart uploads) of the system's bucket under `prefix`."""
@@ -102,8 +129,16 @@ class System:
     def stop(self) -> None:
         for client in self._clients:
             client.close()
+        self._clients.clear()
         for service in self.services:
             service.process.stop()
+
+
+def run_sql(dsn: str, query: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[tuple[Any, ...]]:
+    """Run one statement (autocommit); its rows, if any."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cur = conn.execute(query, params)  # type: ignore[arg-type]
+        return cur.fetchall() if cur.description else []
 
 
 def system_env(database_url: str, s3_env: dict[str, str], **overrides: str) -> dict[str, str]:
@@ -140,7 +175,7 @@ def start_system(
             system.add_worker("parse", wait=False)
             system.add_worker("ingest", wait=False)
         for service in system.services:
-            service.process.wait_http(service.url + "/readyz", timeout=120)
+            service.wait_ready()
     except BaseException:
         system.stop()
         raise

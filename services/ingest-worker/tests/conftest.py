@@ -1,11 +1,22 @@
+"""What the parse worker leaves behind, set up without it: a parsed document and its ingest job.
+
+The text goes where the parse worker writes it (`rag_core.storage_keys.parsed_key`) and the job
+enters the queue the one way every producer uses (`rag_core.queues.queue_document_job`, which
+rings ingest_jobs).
+"""
+
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 
-import psycopg
+from psycopg import AsyncConnection
 
+from rag_core.queues import INGEST_QUEUE, queue_document_job
+from rag_core.storage_keys import parsed_key
 from rag_devstack.s3 import s3_client
+
+DEFAULT_MAX_ATTEMPTS = 5  # the ingest_jobs column's default
 
 
 @dataclass
@@ -16,30 +27,23 @@ class ParsedDocument:
     job_id: uuid.UUID
 
 
-def insert_parsed_document(
-    dsn: str, env: dict[str, str], text: str, *, notify: bool = True
-) -> ParsedDocument:
-    """What the parse worker leaves behind: a parsed document, its text in S3, a queued ingest job."""
+async def insert_parsed_document(dsn: str, env: dict[str, str], text: str) -> ParsedDocument:
+    """A parsed document of a new workspace, its text in S3, its ingest job queued."""
     user, ws, doc = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    key = f"workspaces/{ws}/documents/{doc}/parsed.txt"
+    key = parsed_key(ws, doc)
     s3_client(env).put_object(Bucket=env["S3_BUCKET"], Key=key, Body=text.encode())
-    with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
-        conn.execute("INSERT INTO workspaces (id, name, created_by) VALUES (%s, 'w', %s)", (ws, user))
-        conn.execute("INSERT INTO workspace_members VALUES (%s, %s, 'owner')", (ws, user))
-        conn.execute(
+    async with await AsyncConnection.connect(dsn, autocommit=True) as conn, conn.transaction():
+        await conn.execute("INSERT INTO workspaces (id, name, created_by) VALUES (%s, 'w', %s)", (ws, user))
+        await conn.execute("INSERT INTO workspace_members VALUES (%s, %s, 'owner')", (ws, user))
+        await conn.execute(
             "INSERT INTO documents (id, workspace_id, filename, content_type, size_bytes, sha256, status)"
             " VALUES (%s, %s, 'doc.txt', 'text/plain', %s, %s, 'parsed')",
             (doc, ws, len(text), uuid.uuid4().hex * 2),
         )
-        conn.execute(
+        await conn.execute(
             "INSERT INTO files (document_id, kind, bucket, object_key, size_bytes, content_type)"
             " VALUES (%s, 'parsed', %s, %s, %s, 'text/plain')",
             (doc, env["S3_BUCKET"], key, len(text)),
         )
-        row = conn.execute(
-            "INSERT INTO ingest_jobs (document_id, workspace_id) VALUES (%s, %s) RETURNING id", (doc, ws)
-        ).fetchone()
-        assert row is not None
-        if notify:
-            conn.execute("SELECT pg_notify('ingest_jobs', %s)", (str(row[0]),))
-    return ParsedDocument(ws, user, doc, row[0])
+        job = await queue_document_job(conn, INGEST_QUEUE, doc, ws, DEFAULT_MAX_ATTEMPTS)
+    return ParsedDocument(ws, user, doc, job.id)

@@ -76,7 +76,7 @@ async def test_probes_answer_and_the_lease_is_renewed_while_a_job_computes(
     database_url: str, s3_env: dict[str, str]
 ) -> None:
     text = "## Section\n\n" + "A sentence about the topic. " * 200
-    doc = insert_parsed_document(database_url, s3_env, text)
+    doc = await insert_parsed_document(database_url, s3_env, text)
     settings = JobSettings(job_lease_seconds=1.0, worker_idle_sleep_seconds=30)
     compute = SlowCompute(1)
     await asyncio.to_thread(compute.start)
@@ -137,7 +137,7 @@ def alive(pid: int) -> bool:
 async def test_a_job_that_times_out_fails_readably_and_its_computation_is_killed(
     database_url: str, s3_env: dict[str, str]
 ) -> None:
-    doc = insert_parsed_document(database_url, s3_env, "Some text.")
+    doc = await insert_parsed_document(database_url, s3_env, "Some text.")
     settings = JobSettings(job_lease_seconds=5.0, worker_idle_sleep_seconds=30)
     compute = RunawayCompute(1)
     [child] = await asyncio.to_thread(compute.start)

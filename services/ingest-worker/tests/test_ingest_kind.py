@@ -11,8 +11,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from rag_core.queues import INGEST_QUEUE, queue_document_job
 from rag_embedding import Embedder, HashEmbedder, OpenAIEmbedder
 from rag_ingest_worker.compute import ComputePool
 from rag_ingest_worker.kind import IngestKind
@@ -72,7 +74,7 @@ async def test_ingest_stores_chunks_with_model_and_publishes_the_contract_sequen
     database_url: str, s3_env: dict[str, str]
 ) -> None:
     text = "".join(SECTION.format(n=n) for n in range(5))
-    doc = insert_parsed_document(database_url, s3_env, text)
+    doc = await insert_parsed_document(database_url, s3_env, text)
     async with ingest_worker(database_url, s3_env):
         await wait_for_status(database_url, "ingested")
     with psycopg.connect(database_url) as conn:
@@ -100,16 +102,13 @@ async def test_running_an_ingest_again_replaces_chunks_instead_of_duplicating(
     database_url: str, s3_env: dict[str, str]
 ) -> None:
     text = "".join(SECTION.format(n=n) for n in range(3))
-    doc = insert_parsed_document(database_url, s3_env, text)
+    doc = await insert_parsed_document(database_url, s3_env, text)
     async with ingest_worker(database_url, s3_env):
         await wait_for_status(database_url, "ingested")
         with psycopg.connect(database_url, autocommit=True) as conn:
             first = conn.execute("SELECT count(*) FROM chunks").fetchone()
-            conn.execute(
-                "INSERT INTO ingest_jobs (document_id, workspace_id) VALUES (%s, %s)",
-                (doc.document_id, doc.workspace_id),
-            )
-            conn.execute("SELECT pg_notify('ingest_jobs', 'again')")
+        async with await AsyncConnection.connect(database_url, autocommit=True) as aconn:
+            await queue_document_job(aconn, INGEST_QUEUE, doc.document_id, doc.workspace_id, 5)
         await asyncio.sleep(0.2)
         await wait_for_status(database_url, "ingested")
         for _ in range(100):
@@ -128,7 +127,7 @@ async def test_long_documents_report_progress_at_least_every_tenth(
     database_url: str, s3_env: dict[str, str]
 ) -> None:
     text = "".join(SECTION.format(n=n) for n in range(200))
-    insert_parsed_document(database_url, s3_env, text)
+    await insert_parsed_document(database_url, s3_env, text)
     async with ingest_worker(database_url, s3_env, batch_size=8):
         await wait_for_status(database_url, "ingested", timeout=60)
     progress = [p["progress"] for t, p in events(database_url) if "progress" in p]
@@ -142,7 +141,7 @@ async def test_long_documents_report_progress_at_least_every_tenth(
 async def test_missing_parsed_text_fails_at_once_with_a_readable_error(
     database_url: str, s3_env: dict[str, str]
 ) -> None:
-    doc = insert_parsed_document(database_url, s3_env, "some text")
+    doc = await insert_parsed_document(database_url, s3_env, "some text")
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("DELETE FROM files WHERE document_id = %s", (doc.document_id,))
     async with ingest_worker(database_url, s3_env):
@@ -159,7 +158,7 @@ async def test_missing_parsed_text_fails_at_once_with_a_readable_error(
 async def test_a_parsed_text_over_the_limit_fails_at_once_with_the_limit_in_mb(
     database_url: str, s3_env: dict[str, str]
 ) -> None:
-    doc = insert_parsed_document(database_url, s3_env, "x" * (1024 * 1024 + 1))
+    doc = await insert_parsed_document(database_url, s3_env, "x" * (1024 * 1024 + 1))
     async with ingest_worker(database_url, s3_env, max_text_bytes=1024 * 1024):
         await wait_for_status(database_url, "error")
     with psycopg.connect(database_url) as conn:
@@ -173,7 +172,7 @@ async def test_an_embedding_endpoint_that_answers_429_three_times_costs_no_attem
     database_url: str, s3_env: dict[str, str]
 ) -> None:
     text = "".join(SECTION.format(n=n) for n in range(3))
-    insert_parsed_document(database_url, s3_env, text)
+    await insert_parsed_document(database_url, s3_env, text)
     server = FakeEmbeddings()
     server.script = [Scripted(429, {"Retry-After": "0.1"}) for _ in range(3)]
     try:

@@ -22,7 +22,6 @@ will read the same, newest parsed text when it runs.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -118,9 +117,6 @@ class ParseKind(DocumentJobKind):
         except ObjectNotFound:
             raise PermanentJobError("The uploaded file could not be found in storage.") from None
         metrics.BYTES.labels(direction="in").inc(len(data))
-
-        if self.settings.parse_test_delay_seconds:
-            await asyncio.sleep(self.settings.parse_test_delay_seconds)  # TEST ONLY (see settings)
 
         try:
             timed = await self.extractor.extract(data, filename, content_type)

@@ -24,9 +24,6 @@ class ParseWorkerSettings(WorkerServiceSettings):
     max_docx_xml_bytes: int = Field(default=256 * MB, ge=1)
     # Address-space cap of each extraction process (0: none); past it the file fails with a clear error.
     parse_memory_limit_mb: int = Field(default=2048, ge=0)
-    # TEST ONLY: sleep this long (without blocking the loop) after the download, before extracting,
-    # so that tests can crash or stop a worker while it holds a job. Never set it in production.
-    parse_test_delay_seconds: float = Field(default=0.0, ge=0)
 
     def limits(self) -> Limits:
         return Limits(

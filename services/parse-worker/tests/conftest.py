@@ -1,12 +1,15 @@
 """Real processes against a real Postgres and a moto S3: the parse worker as it runs.
 
-`Stack` plays the api's part without the api: it stores an original in the bucket and
-inserts, in one transaction, the document, its `original` file row, the parse job,
-the events `document.created` + `job.status_updated queued`, and NOTIFY parse_jobs.
+`Stack` plays the api's part without the api: it stores an original in the bucket (at
+`rag_core.storage_keys.original_key`) and, in one transaction, inserts the document and its
+`original` file row, queues the parse job (`rag_core.queues.queue_document_job`, which rings
+parse_jobs) and publishes `document.created` + `job.status_updated queued`. Its workers are
+`rag-parse-worker` processes of a `rag_testing.system.System` with no api.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -21,13 +24,16 @@ import psycopg
 import pytest
 from psycopg import AsyncConnection
 
-from rag_core.events import DocumentCreated, Event, JobStatusUpdated
-from rag_devstack.postgres import free_port
-from rag_devstack.procs import ServiceProcess, venv_command
+from rag_core.document_jobs import job_event
+from rag_core.events import DocumentCreated, Event
+from rag_core.queues import PARSE_QUEUE, queue_document_job
+from rag_core.storage_keys import original_key
 from rag_devstack.s3 import s3_client
-from rag_eventbus import notify_job, publish
+from rag_eventbus import publish
 from rag_parse_worker.extract import Limits
 from rag_parse_worker.isolation import ExtractionPool
+from rag_testing.faults import TcpProxy
+from rag_testing.system import Service, System, system_env
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -37,6 +43,16 @@ CONTENT_TYPES = {
     ".html": "text/html",
     ".pdf": "application/pdf",
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+}
+# The parse queue with a doorbell no worker listens to: a job whose NOTIFY is lost.
+UNHEARD_PARSE_QUEUE = dataclasses.replace(PARSE_QUEUE, channel="parse_jobs_nobody_listens")
+WORKER_ENV = {
+    "WORKER_IDLE_SLEEP_SECONDS": "30",
+    "WORKER_CONCURRENCY": "2",
+    "JOB_LEASE_SECONDS": "30",
+    "JOB_MAX_ATTEMPTS": "5",
+    "JOB_RETRY_BASE_SECONDS": "0.2",
+    "WORKER_SHUTDOWN_GRACE_SECONDS": "10",
 }
 
 
@@ -54,13 +70,15 @@ class Stack:
     tmp_path: Path
     user_id: uuid.UUID = field(default_factory=uuid.uuid4)
     workspace_id: uuid.UUID = field(default_factory=uuid.uuid4)
-    workers: list[ServiceProcess] = field(default_factory=list)
+    _system: System | None = None
+    _proxies: list[TcpProxy] = field(default_factory=list)
     _conn: AsyncConnection[Any] | None = None
     _s3: Any = None
 
     # -- the api's part -----------------------------------------------------
 
     async def setup(self) -> None:
+        self._system = System(system_env(self.dsn, self.s3, **WORKER_ENV), self.tmp_path)
         self._conn = await AsyncConnection.connect(self.dsn, autocommit=True)
         await self._conn.execute(
             "INSERT INTO workspaces (id, name, created_by) VALUES (%s, 'parse tests', %s)",
@@ -73,8 +91,10 @@ class Stack:
         self._s3 = s3_client(self.s3)
 
     async def close(self) -> None:
-        for worker in self.workers:
-            worker.stop(timeout=15)
+        if self._system is not None:
+            self._system.stop()
+        for proxy in self._proxies:
+            proxy.stop()
         if self._conn is not None:
             await self._conn.close()
 
@@ -82,6 +102,15 @@ class Stack:
     def conn(self) -> AsyncConnection[Any]:
         assert self._conn is not None
         return self._conn
+
+    @property
+    def system(self) -> System:
+        assert self._system is not None
+        return self._system
+
+    @property
+    def workers(self) -> list[Service]:
+        return self.system.services
 
     async def upload(
         self,
@@ -93,9 +122,10 @@ class Stack:
         max_attempts: int = 5,
         shared_key: str | None = None,
     ) -> Upload:
-        """`shared_key`: point the file row at an object already stored (cheap bulk uploads)."""
+        """`shared_key`: point the file row at an object already stored (cheap bulk uploads).
+        `notify=False`: the job's NOTIFY goes to a channel nobody listens to (a lost doorbell)."""
         document_id = uuid.uuid4()
-        key = shared_key or f"workspaces/{self.workspace_id}/documents/{document_id}/original"
+        key = shared_key or original_key(self.workspace_id, document_id)
         if shared_key is None:
             self._s3.put_object(Bucket=self.s3["S3_BUCKET"], Key=key, Body=data)
         content_type = content_type or CONTENT_TYPES.get(Path(filename).suffix, "application/octet-stream")
@@ -111,42 +141,13 @@ class Stack:
                 " VALUES (%s, 'original', %s, %s, %s, %s)",
                 (document_id, self.s3["S3_BUCKET"], key, len(data), content_type),
             )
-            cur = await self.conn.execute(
-                "INSERT INTO parse_jobs (document_id, workspace_id, max_attempts) VALUES (%s, %s, %s)"
-                " RETURNING id, run_at",
-                (document_id, self.workspace_id, max_attempts),
+            queue = PARSE_QUEUE if notify else UNHEARD_PARSE_QUEUE
+            job = await queue_document_job(self.conn, queue, document_id, self.workspace_id, max_attempts)
+            created = DocumentCreated(
+                workspace_id=self.workspace_id, document_id=document_id, filename=filename, status="queued"
             )
-            row = await cur.fetchone()
-            assert row is not None
-            job_id, run_at = row
-            await publish(
-                self.conn,
-                [
-                    Event.of(
-                        DocumentCreated(
-                            workspace_id=self.workspace_id,
-                            document_id=document_id,
-                            filename=filename,
-                            status="queued",
-                        )
-                    ),
-                    Event.of(
-                        JobStatusUpdated(
-                            workspace_id=self.workspace_id,
-                            job_id=job_id,
-                            job_type="parse",
-                            document_id=document_id,
-                            status="queued",
-                            attempt=0,
-                            max_attempts=max_attempts,
-                            run_at=run_at,
-                        )
-                    ),
-                ],
-            )
-            if notify:
-                await notify_job(self.conn, "parse_jobs", job_id)
-        return Upload(document_id, job_id, time.time())
+            await publish(self.conn, [Event.of(created), job_event(job, "parse")])
+        return Upload(document_id, job.id, time.time())
 
     async def upload_fixture(self, name: str, **kwargs: Any) -> Upload:
         return await self.upload(name, (FIXTURES / name).read_bytes(), **kwargs)
@@ -161,35 +162,17 @@ class Stack:
 
     # -- the worker -----------------------------------------------------------
 
-    def worker_env(self, **overrides: Any) -> dict[str, str]:
-        env = {
-            "DATABASE_URL": self.dsn,
-            **self.s3,
-            "WORKER_IDLE_SLEEP_SECONDS": "30",
-            "WORKER_CONCURRENCY": "2",
-            "JOB_LEASE_SECONDS": "30",
-            "JOB_MAX_ATTEMPTS": "5",
-            "JOB_RETRY_BASE_SECONDS": "0.2",
-            "WORKER_SHUTDOWN_GRACE_SECONDS": "10",
-            "METRICS_PORT": str(free_port()),
-            "LOG_FORMAT": "json",
-            "LOG_LEVEL": "INFO",
-        }
-        env.update({k.upper(): str(v) for k, v in overrides.items()})
-        return env
+    def slow_s3(self) -> TcpProxy:
+        """A proxy to the bucket's S3 for a worker's `s3_endpoint_url`; set its `latency` once
+        the worker is ready (its start checks the bucket) to hold each job that long."""
+        proxy = TcpProxy.to_url(self.s3["S3_ENDPOINT_URL"])
+        self._proxies.append(proxy)
+        return proxy
 
-    def start_worker(self, name: str = "worker", wait: bool = True, **overrides: Any) -> ServiceProcess:
-        env = self.worker_env(**overrides)
-        proc = ServiceProcess(
-            [venv_command("rag-parse-worker")],
-            env,
-            log_file=self.tmp_path / f"{name}-{len(self.workers)}.log",
-        ).start()
-        proc.metrics_port = int(env["METRICS_PORT"])  # type: ignore[attr-defined]
-        self.workers.append(proc)
-        if wait:
-            proc.wait_http(f"http://127.0.0.1:{env['METRICS_PORT']}/readyz", timeout=60)
-        return proc
+    def start_worker(self, wait: bool = True, **overrides: Any) -> Service:
+        """One more `rag-parse-worker`; `overrides` are settings in lower case (job_lease_seconds=2)."""
+        env = {k.upper(): str(v) for k, v in overrides.items()}
+        return self.system.add_worker("parse", wait=wait, **env)
 
     # -- reading the outcome --------------------------------------------------
 
@@ -264,9 +247,8 @@ async def _sleep(seconds: float) -> None:
     await anyio.sleep(seconds)
 
 
-def metrics_text(worker: ServiceProcess) -> str:
-    port = worker.metrics_port  # type: ignore[attr-defined]
-    return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+def metrics_text(worker: Service) -> str:
+    return httpx.get(f"{worker.url}/metrics", timeout=5).text
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:
@@ -281,7 +263,7 @@ def metric_value(text: str, name: str, **labels: str) -> float:
     return total
 
 
-def log_lines(worker: ServiceProcess) -> list[dict[str, Any]]:
+def log_lines(worker: Service) -> list[dict[str, Any]]:
     lines = []
     for line in worker.log_text().splitlines():
         try:

@@ -45,12 +45,14 @@ async def parse_outcome(stack: Stack, up: object) -> dict[str, object]:
 
 
 async def test_kill_9_mid_job_the_next_worker_takes_over_after_the_lease(stack: Stack) -> None:
-    first = stack.start_worker("first", job_lease_seconds=2, parse_test_delay_seconds=60)
+    s3 = stack.slow_s3()
+    first = stack.start_worker(job_lease_seconds=2, s3_endpoint_url=s3.url)
+    s3.latency = 60  # the job is held in its download until the kill
     children = children_of(first.pid)
     assert len(children) == 2
     up = await stack.upload_fixture("multipage.pdf")
     await stack.wait_job(up.job_id, "running")
-    first.kill()
+    first.process.kill()
     # The extraction processes do not outlive their worker.
     for _ in range(50):
         if not children_of(first.pid):
@@ -58,7 +60,7 @@ async def test_kill_9_mid_job_the_next_worker_takes_over_after_the_lease(stack: 
         await anyio.sleep(0.1)
     assert children_of(first.pid) == []
 
-    second = stack.start_worker("second", job_lease_seconds=2)
+    second = stack.start_worker(job_lease_seconds=2)
     await stack.wait_job(up.job_id, "success", timeout=20)
     assert await parse_outcome(stack, up) == {
         "parse_events": [("queued", 0), ("running", 1), ("running", 2), ("success", 2)],
@@ -73,17 +75,19 @@ async def test_kill_9_mid_job_the_next_worker_takes_over_after_the_lease(stack: 
 async def test_a_paused_worker_that_lost_its_lease_is_fenced_out(stack: Stack) -> None:
     """SIGSTOP (a long GC pause, a frozen VM): another worker takes the job over; when the
     first one wakes up and tries to finish, its fenced completion changes nothing."""
-    first = stack.start_worker("first", job_lease_seconds=1.5, parse_test_delay_seconds=2)
+    s3 = stack.slow_s3()
+    first = stack.start_worker(job_lease_seconds=1.5, s3_endpoint_url=s3.url)
+    s3.latency = 2  # each S3 answer: the job is held in its download
     up = await stack.upload_fixture("report.docx")
     await stack.wait_job(up.job_id, "running")
-    first.signal(signal.SIGSTOP)
+    first.process.signal(signal.SIGSTOP)
     try:
-        stack.start_worker("second", job_lease_seconds=1.5)
+        stack.start_worker(job_lease_seconds=1.5)
         await stack.wait_job(up.job_id, "success", timeout=20)
     finally:
-        first.signal(signal.SIGCONT)
-    await anyio.sleep(3)  # the first worker's delay ends; it tries to finish
-    assert first.alive()
+        first.process.signal(signal.SIGCONT)
+    await anyio.sleep(3)  # the first worker's download ends; it tries to finish
+    assert first.process.alive()
     assert await parse_outcome(stack, up) == {
         "parse_events": [("queued", 0), ("running", 1), ("running", 2), ("success", 2)],
         "parsed_events": 1,
@@ -94,7 +98,7 @@ async def test_a_paused_worker_that_lost_its_lease_is_fenced_out(stack: Stack) -
 
 
 async def test_two_workers_two_hundred_documents_each_parsed_exactly_once(stack: Stack) -> None:
-    workers = [stack.start_worker(f"w{i}", job_lease_seconds=10) for i in range(2)]
+    workers = [stack.start_worker(job_lease_seconds=10) for _ in range(2)]
     original = stack.put_object(f"shared/{uuid.uuid4()}", b"two hundred documents, one text")
     uploads = [
         await stack.upload(f"doc-{i}.txt", b"two hundred documents, one text", shared_key=original)

@@ -10,6 +10,7 @@ import time
 import psycopg
 import pytest
 
+from rag_core.queues import INGEST_QUEUE, queue_document_job
 from rag_devstack.procs import venv_command
 from rag_testing.faults import TcpProxy
 
@@ -166,22 +167,26 @@ async def test_object_store_outage_is_retried_with_backoff_then_succeeds(stack: 
 
 
 async def test_sigterm_finishes_a_running_job_within_the_grace_period(stack: Stack) -> None:
-    worker = stack.start_worker(parse_test_delay_seconds=1.5, worker_shutdown_grace_seconds=15)
+    s3 = stack.slow_s3()
+    worker = stack.start_worker(worker_shutdown_grace_seconds=15, s3_endpoint_url=s3.url)
+    s3.latency = 0.75  # download and upload: the job takes 1.5 s more
     up = await stack.upload_fixture("notes.md")
     await stack.wait_job(up.job_id, "running")
-    worker.signal(signal.SIGTERM)
-    assert worker.proc is not None and worker.proc.wait(20) == 0
+    worker.process.signal(signal.SIGTERM)
+    assert worker.process.proc is not None and worker.process.proc.wait(20) == 0
     assert (await stack.job(up.job_id))["status"] == "success"
     assert (await stack.document(up.document_id))["status"] == "parsed"
 
 
 async def test_sigterm_releases_a_job_that_outlasts_the_grace_period(stack: Stack) -> None:
-    worker = stack.start_worker(parse_test_delay_seconds=60, worker_shutdown_grace_seconds=0.5)
+    s3 = stack.slow_s3()
+    worker = stack.start_worker(worker_shutdown_grace_seconds=0.5, s3_endpoint_url=s3.url)
+    s3.latency = 60  # the job is held in its download far past the grace period
     up = await stack.upload_fixture("notes.md")
     await stack.wait_job(up.job_id, "running")
     started = time.monotonic()
-    worker.signal(signal.SIGTERM)
-    assert worker.proc is not None and worker.proc.wait(20) == 0
+    worker.process.signal(signal.SIGTERM)
+    assert worker.process.proc is not None and worker.process.proc.wait(20) == 0
     assert time.monotonic() - started < 10
     job = await stack.job(up.job_id)
     assert (job["status"], job["attempt"], job["locked_by"]) == ("queued", 0, None)  # no attempt burned
@@ -213,14 +218,9 @@ async def test_a_queued_ingest_job_of_the_document_is_reused_not_doubled(stack: 
     """Re-parsing a document whose ingest job has not started yet (a reprocess, a takeover
     racing a slow commit) leaves one ingest job: it will read the newest parsed text."""
     up = await stack.upload_fixture("notes.md", notify=False)
-    cur = await stack.conn.execute(
-        "INSERT INTO ingest_jobs (document_id, workspace_id) VALUES (%s, %s) RETURNING id",
-        (up.document_id, stack.workspace_id),
-    )
-    row = await cur.fetchone()
-    assert row is not None
+    queued = await queue_document_job(stack.conn, INGEST_QUEUE, up.document_id, stack.workspace_id, 5)
     stack.start_worker()  # its first claim runs at start, no NOTIFY needed
     await stack.wait_job(up.job_id, "success")
     assert await stack.count("SELECT count(*) FROM ingest_jobs") == 1
     ingest_events = [e for e in await stack.events(up.document_id) if e["job_type"] == "ingest"]
-    assert [(e["job_id"], e["status"]) for e in ingest_events] == [(str(row[0]), "queued")]
+    assert [(e["job_id"], e["status"]) for e in ingest_events] == [(str(queued.id), "queued")]
