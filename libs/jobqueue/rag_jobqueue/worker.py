@@ -1,9 +1,9 @@
-"""The worker loop shared by every job queue (parse, ingest, answer).
+"""The worker loop that runs one queue's jobs, whatever the queue.
 
-The loop, as DESIGN.md has it: clear the wake-up event, THEN claim up to free
-capacity; if nothing was claimed, wait for a NOTIFY, a freed slot, the next
-retry's due time or the idle timeout. Clearing before the claim means a NOTIFY
-that lands during the claim is never wiped (procrastinate's 5 s stalls).
+The loop: clear the wake-up event, THEN claim up to free capacity; if nothing was
+claimed, wait for a NOTIFY, a freed slot, the next retry's due time or the idle
+timeout. Clearing before the claim means a NOTIFY that lands during the claim is
+never wiped (procrastinate's 5 s stalls).
 The NOTIFY handler only sets the event; the loop does every database call, and
 a listener reconnect sets the event too (what was notified meanwhile is lost).
 
@@ -213,11 +213,11 @@ class Worker:
     # -- running ---------------------------------------------------------------
 
     async def _execute(self, job: Job, lease: Lease) -> None:
+        # The job's references (its table's other `*_id` columns: the rows it is about) go
+        # into every log line of the run, whatever the queue.
+        references = {k: str(v) for k, v in job.row.items() if k.endswith("_id") and v is not None}
         structlog.contextvars.bind_contextvars(
-            job_id=str(job.id),
-            queue=self.queue.name,
-            attempt=job.attempt,
-            document_id=str(job.row.get("document_id")),
+            **references, job_id=str(job.id), queue=self.queue.name, attempt=job.attempt
         )
         started = time.perf_counter()
         outcome = "success"

@@ -101,14 +101,6 @@ class ObjectStore:
         async with self._errors():
             await self._client.head_bucket(Bucket=self.bucket)
 
-    async def ensure_bucket(self) -> None:
-        """Create the bucket if missing (dev and tests only)."""
-        try:
-            await self.check_bucket()
-        except ObjectNotFound:
-            async with self._errors():
-                await self._client.create_bucket(Bucket=self.bucket)
-
     async def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
         async with self._errors(key):
             await self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
