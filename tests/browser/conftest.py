@@ -1,10 +1,10 @@
 """The whole system as real processes, and a headless Debian Chromium driven by Playwright.
 
-The services come from rag_devstack's `system` fixture (api + both workers on this test's
+The services come from rag_testing's `system` fixture (api + both workers on this test's
 own database and bucket). `launch_browser()` starts /usr/bin/chromium
 (Debian's package; Playwright never downloads a browser here). A missing Chromium FAILS
-the test with the command that installs it: CI installs it (.ci/run), so a skip would
-only hide a broken setup.
+the test with the command that installs it: `make test` installs it first
+(tools/ensure-chromium.sh), so a skip would only hide a broken setup.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-JWT_SECRET = "browser-test-jwt-secret-" + "0123456789abcdef" * 2
 
 
 def require_chromium() -> Path:

@@ -25,7 +25,8 @@ from rag_devstack.postgres import free_port
 from rag_devstack.procs import ServiceProcess, venv_command
 from rag_devstack.s3 import bucket_contents
 
-TEST_JWT_SECRET = "rag-system-test-secret-" + "0123456789abcdef" * 2
+# 64 bytes or more: tests also sign with HS512 (a refused algorithm), whose key should be that long.
+TEST_JWT_SECRET = "rag-system-test-secret-" + "0123456789abcdef" * 3
 
 
 @dataclass

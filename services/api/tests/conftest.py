@@ -1,14 +1,14 @@
 """Real `rag-api` processes (hypercorn) against the test Postgres and a moto S3.
 
-`api_factory(**env)` starts one api process per call on a free port, with DATABASE_URL,
-S3_*, JWT_SECRET and logging set (keyword arguments override or add environment
-variables, e.g. `api_factory(MAX_UPLOAD_BYTES="1000")`), waits for /readyz (unless
-`wait_ready=False`) and stops every process it started after the test. Two calls give
-two replicas on the same database and bucket.
+The processes are those of a `rag_testing.system.System` with no workers: `api_factory(**env)`
+adds one api replica per call (keyword arguments override or add environment variables,
+e.g. `api_factory(MAX_UPLOAD_BYTES="1000")`), waits for /readyz (unless `wait_ready=False`)
+and the system stops every replica after the test. Two calls give two replicas on the same
+database and bucket.
 
-The returned `ApiProcess` carries what tests need: `url`, `ws_url`, `token(user)`,
-`user()` (an `ApiUser` with an authenticated httpx client), `sql(...)` on the same
-database, `s3_keys()` of the bucket, the process (`pid`, `rss_kb()`, `log_text()`).
+The returned `Api` is one replica seen as the api tests read it: `url`, `ws_url`, `token(user)`,
+`user()` (an `ApiUser` with an authenticated httpx client), `sql(...)` on its database,
+`s3_keys()` of its bucket, its process (`pid`, `rss_kb()`, `log_text()`).
 
 `shared_api` is one api per test module on its own database and bucket, for the many
 tests that only need fresh users and workspaces (it saves a process start per test).
@@ -18,23 +18,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import httpx
-import psycopg
 import pytest
 
 from rag_core.tokens import mint_token
-from rag_devstack.postgres import free_port
-from rag_devstack.procs import ServiceProcess, venv_command
-from rag_devstack.s3 import bucket_contents, ensure_bucket, s3_client
-from rag_devstack.s3 import s3_env as s3_env_for
-from rag_testing.pytest_plugin import cloned_database
+from rag_devstack.procs import ServiceProcess
+from rag_devstack.s3 import bucket_contents, s3_client
+from rag_testing.pytest_plugin import module_system
+from rag_testing.system import Service, System, run_sql, system_env
 
-JWT_SECRET = "test-jwt-secret-for-the-api-suite-" + "0123456789abcdef" * 2
 FileSpec = tuple[str, bytes] | tuple[str, bytes, str]
 
 
@@ -72,20 +69,36 @@ class ApiUser:
 
 
 @dataclass
-class ApiProcess:
-    url: str
-    port: int
-    env: dict[str, str]
-    process: ServiceProcess
-    _clients: list[httpx.Client] = field(default_factory=list)
+class Api:
+    """One api replica of `system`; database and bucket are those of its own environment
+    (a replica started with DATABASE_URL through a proxy reads through it too)."""
+
+    system: System
+    service: Service
+
+    @property
+    def url(self) -> str:
+        return self.service.url
 
     @property
     def ws_url(self) -> str:
-        return self.url.replace("http://", "ws://", 1) + "/api/ws"
+        return self.service.ws_url
+
+    @property
+    def port(self) -> int:
+        return self.service.port
 
     @property
     def pid(self) -> int:
-        return self.process.pid
+        return self.service.pid
+
+    @property
+    def process(self) -> ServiceProcess:
+        return self.service.process
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.service.env
 
     @property
     def database_url(self) -> str:
@@ -96,22 +109,17 @@ class ApiProcess:
         return self.env["S3_BUCKET"]
 
     def token(self, user_id: UUID, ttl_seconds: int = 3600) -> str:
-        return mint_token(user_id, self.env.get("JWT_SECRET", JWT_SECRET), ttl_seconds)
+        return mint_token(user_id, self.env["JWT_SECRET"], ttl_seconds)
 
     def client(self, token: str | None = None, timeout: float = 60) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-        client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
-        self._clients.append(client)
-        return client
+        return self.system.http_client(self.service, token, timeout)
 
     def user(self, user_id: UUID | None = None) -> ApiUser:
         user_id = user_id or uuid.uuid4()
         return ApiUser(user_id, self.client(self.token(user_id)))
 
     def sql(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
-        with psycopg.connect(self.database_url, autocommit=True) as conn:
-            cur = conn.execute(query, params)  # type: ignore[arg-type]
-            return cur.fetchall() if cur.description else []
+        return run_sql(self.database_url, query, params)
 
     def s3(self) -> Any:
         return s3_client(self.env)
@@ -122,29 +130,20 @@ class ApiProcess:
     def s3_uploads_in_progress(self) -> list[str]:
         return bucket_contents(self.env)[1]
 
-    def proc_status_kb(self, field_name: str) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1])
-        raise KeyError(field_name)
-
     def rss_kb(self) -> int:
-        return self.proc_status_kb("VmRSS")
+        return self.service.rss_kb()
 
     def hwm_kb(self) -> int:
-        return self.proc_status_kb("VmHWM")
+        return self.service.hwm_kb()
 
     def log_text(self) -> str:
-        return self.process.log_text()
+        return self.service.log_text()
 
     def wait_ready(self, timeout: float = 30) -> None:
-        self.process.wait_http(self.url + "/readyz", timeout=timeout)
+        self.service.wait_ready(timeout)
 
     def stop(self) -> int | None:
-        for client in self._clients:
-            client.close()
-        self._clients.clear()
-        return self.process.stop()
+        return self.service.process.stop()
 
 
 BOUNDARY = "rag-test-boundary-7f3a"
@@ -176,52 +175,27 @@ def multipart() -> Callable[..., tuple[bytes, str]]:
     return multipart_body
 
 
-def start_api(env: dict[str, str], log_file: Path, *, wait_ready: bool = True) -> ApiProcess:
-    """Start `rag-api` with `env` on a free port (API_PORT in `env` wins)."""
-    port = int(env.get("API_PORT") or free_port())
-    full_env = {
-        "JWT_SECRET": JWT_SECRET,
-        "API_HOST": "127.0.0.1",
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "INFO",
-        "EMBEDDING_PROVIDER": "hash",
-        **env,
-        "API_PORT": str(port),
-    }
-    process = ServiceProcess([venv_command("rag-api")], full_env, log_file).start()
-    api = ApiProcess(url=f"http://127.0.0.1:{port}", port=port, env=full_env, process=process)
-    if wait_ready:
-        try:
-            api.wait_ready()
-        except BaseException:
-            api.stop()
-            raise
-    return api
-
-
-ApiFactory = Callable[..., ApiProcess]
+ApiFactory = Callable[..., Api]
 
 
 @pytest.fixture
 def api_factory(database_url: str, s3_env: dict[str, str], tmp_path: Path) -> Iterator[ApiFactory]:
-    """Start api processes for this test: `api_factory(wait_ready=True, **ENV_OVERRIDES)`."""
-    started: list[ApiProcess] = []
+    """Start api replicas for this test: `api_factory(wait_ready=True, **ENV_OVERRIDES)`."""
+    system = System(system_env(database_url, s3_env), tmp_path)
 
-    def factory(*, wait_ready: bool = True, **overrides: str) -> ApiProcess:
-        env = {"DATABASE_URL": database_url, **s3_env, **{k: str(v) for k, v in overrides.items()}}
-        log_file = tmp_path / f"api-{len(started)}.log"
-        api = start_api(env, log_file, wait_ready=wait_ready)
-        started.append(api)
-        return api
+    def factory(*, wait_ready: bool = True, **overrides: str) -> Api:
+        service = system.add_api(wait=wait_ready, **{k: str(v) for k, v in overrides.items()})
+        return Api(system, service)
 
-    yield factory
-    for api in started:
-        api.stop()
+    try:
+        yield factory
+    finally:
+        system.stop()
 
 
 @pytest.fixture
-def api(api_factory: ApiFactory) -> ApiProcess:
-    """One api process on this test's own database and bucket."""
+def api(api_factory: ApiFactory) -> Api:
+    """One api replica on this test's own database and bucket."""
     return api_factory()
 
 
@@ -229,22 +203,12 @@ SHARED_MAX_UPLOAD_BYTES = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def shared_api(
-    pg_admin_dsn: str, s3_server: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ApiProcess]:
+def shared_api(pg_admin_dsn: str, s3_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """One api per module on a database and bucket of its own (MAX_UPLOAD_BYTES 1 MiB, JOB_MAX_ATTEMPTS 3).
 
     Tests sharing it must scope their checks to their own workspaces and users.
     """
-    env = {
-        **s3_env_for(s3_server, f"rag-shared-{uuid.uuid4().hex[:10]}"),
-        "MAX_UPLOAD_BYTES": str(SHARED_MAX_UPLOAD_BYTES),
-        "JOB_MAX_ATTEMPTS": "3",
-    }
-    ensure_bucket(env)
-    with cloned_database(pg_admin_dsn, "rag_api_shared") as dsn:
-        api = start_api({"DATABASE_URL": dsn, **env}, tmp_path_factory.mktemp("shared-api") / "api.log")
-        try:
-            yield api
-        finally:
-            api.stop()
+    options = {"MAX_UPLOAD_BYTES": str(SHARED_MAX_UPLOAD_BYTES), "JOB_MAX_ATTEMPTS": "3"}
+    log_dir = tmp_path_factory.mktemp("shared-api")
+    with module_system(pg_admin_dsn, s3_server, log_dir, "api-shared", workers=False, **options) as system:
+        yield Api(system, system.api)

@@ -8,6 +8,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from rag_core.queues import INGEST_QUEUE
+from rag_core.storage_keys import parsed_key
+from rag_testing.jobs import enqueue_sync
+
 JOB_KEYS = {
     "id",
     "job_type",
@@ -176,9 +180,10 @@ def test_reprocess(shared_api: Any) -> None:
     assert member.client.post(f"/api/documents/{doc['id']}/reprocess").status_code == 409
     # A running ingest job blocks it too.
     shared_api.sql("UPDATE parse_jobs SET status = 'success' WHERE document_id = %s", (doc["id"],))
-    shared_api.sql(
-        "INSERT INTO ingest_jobs (document_id, workspace_id, status) VALUES (%s, %s, 'running')",
-        (doc["id"], ws),
+    enqueue_sync(
+        shared_api.database_url,
+        INGEST_QUEUE,
+        {"document_id": doc["id"], "workspace_id": ws, "status": "running"},
     )
     assert member.client.post(f"/api/documents/{doc['id']}/reprocess").status_code == 409
 
@@ -189,16 +194,17 @@ def test_delete_removes_rows_objects_and_publishes(shared_api: Any) -> None:
     owner.add_member(ws, member.id)
     doc, keep = upload_one(owner, ws, "gone.txt", b"gone content"), upload_one(owner, ws, "kept.txt")
     # What the workers would have added: a parsed file, an ingest job, chunks.
-    parsed_key = f"workspaces/{ws}/documents/{doc['id']}/parsed.txt"
-    shared_api.s3().put_object(Bucket=shared_api.bucket, Key=parsed_key, Body=b"parsed")
+    parsed = parsed_key(uuid.UUID(ws), uuid.UUID(doc["id"]))
+    shared_api.s3().put_object(Bucket=shared_api.bucket, Key=parsed, Body=b"parsed")
     shared_api.sql(
         "INSERT INTO files (document_id, kind, bucket, object_key, size_bytes, content_type) "
         "VALUES (%s, 'parsed', %s, %s, 6, 'text/plain')",
-        (doc["id"], shared_api.bucket, parsed_key),
+        (doc["id"], shared_api.bucket, parsed),
     )
-    shared_api.sql(
-        "INSERT INTO ingest_jobs (document_id, workspace_id, status) VALUES (%s, %s, 'success')",
-        (doc["id"], ws),
+    enqueue_sync(
+        shared_api.database_url,
+        INGEST_QUEUE,
+        {"document_id": doc["id"], "workspace_id": ws, "status": "success"},
     )
     shared_api.sql(
         "INSERT INTO chunks (document_id, workspace_id, ordinal, text, char_start, char_end, embedding_model, "

@@ -28,11 +28,11 @@ from rag_testing.wsclient import FrameClient
 
 pytestmark = pytest.mark.anyio
 
-ApiProcess = Any  # conftest's ApiProcess (tests import nothing from conftest)
+Api = Any  # conftest's Api (tests import nothing from conftest)
 
 
 @asynccontextmanager
-async def ws_client(api: ApiProcess, user: UUID | None, **kwargs: Any) -> AsyncIterator[FrameClient]:
+async def ws_client(api: Api, user: UUID | None, **kwargs: Any) -> AsyncIterator[FrameClient]:
     """A socket on `api` for `user` (token in the query) with query params from `params`."""
     params: dict[str, Any] = kwargs.pop("params", {})
     if user is not None and "token" not in params:
