@@ -39,7 +39,7 @@ from rag_parse_worker import metrics
 from rag_parse_worker.extract import ExtractionError, detect_format
 from rag_parse_worker.isolation import ExtractionPool, ExtractorFailure
 from rag_parse_worker.settings import ParseWorkerSettings
-from rag_storage import ObjectNotFound, ObjectStore, StorageError
+from rag_storage import ObjectNotFound, ObjectStore, ObjectTooLarge, StorageError
 
 log = structlog.get_logger("rag_parse_worker")
 
@@ -108,14 +108,17 @@ class ParseKind(DocumentJobKind):
         if source is None:
             raise PermanentJobError("The document has no uploaded file to read.")
         filename, content_type, size_bytes, object_key = source
+        too_large = (
+            f"The file is larger than the {_mb(self.settings.max_upload_bytes)} limit and was not read."
+        )
         if size_bytes > self.settings.max_upload_bytes:
-            raise PermanentJobError(
-                f"The file is larger than the {_mb(self.settings.max_upload_bytes)} limit and was not read."
-            )
+            raise PermanentJobError(too_large)
         try:
             data = await self.store.get_bytes(object_key, max_bytes=self.settings.max_upload_bytes)
         except ObjectNotFound:
             raise PermanentJobError("The uploaded file could not be found in storage.") from None
+        except ObjectTooLarge:  # the stored object is larger than its row says: no retry helps
+            raise PermanentJobError(too_large) from None
         metrics.BYTES.labels(direction="in").inc(len(data))
 
         try:

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from rag_core.queues import INGEST_QUEUE, queue_document_job
+from rag_core.storage_keys import original_key
 from rag_devstack.procs import venv_command
 from rag_testing.faults import TcpProxy
 
@@ -125,6 +126,18 @@ async def test_unreadable_files_fail_at_once_with_a_readable_error(stack: Stack)
         "error"
     ] == f"The file is not a valid Word document (.docx). (ref job {fake_docx.job_id})"
     assert await stack.count("SELECT count(*) FROM ingest_jobs") == 0
+
+
+async def test_an_object_larger_than_its_row_says_fails_at_once(stack: Stack) -> None:
+    """The size check before the download trusts the row; the download's own cap catches a lie."""
+    up = await stack.upload("notes.txt", b"small")
+    stack.put_object(original_key(stack.workspace_id, up.document_id), b"x" * (1024 * 1024 + 1))
+    stack.start_worker(MAX_UPLOAD_BYTES=str(1024 * 1024))
+    await stack.wait_job(up.job_id, "failed")
+    job = await stack.job(up.job_id)
+    message = f"The file is larger than the 1 MB limit and was not read. (ref job {up.job_id})"
+    assert (job["attempt"], job["last_error"]) == (1, message)
+    assert (await stack.document(up.document_id))["error"] == message
 
 
 async def test_object_store_outage_is_retried_with_backoff_then_succeeds(stack: Stack) -> None:
