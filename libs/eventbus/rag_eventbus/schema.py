@@ -8,6 +8,9 @@ view the publish function reads (see migrations/0001_event_log.sql).
 from __future__ import annotations
 
 from importlib import resources
+from typing import Any
+
+import psycopg
 
 
 def migrations() -> list[tuple[str, str]]:
@@ -19,3 +22,14 @@ def migrations() -> list[tuple[str, str]]:
         if entry.name.endswith(".sql")
     ]
     return sorted(found)
+
+
+def install(conn: psycopg.Connection[Any], recipients_sql: str) -> None:
+    """Apply every migration, then `recipients_sql` (which creates `eventbus_recipients`).
+
+    Without a ledger: for the tests of the bus and of libraries built on it, which start
+    from an empty database. Applications apply `migrations()` through their own runner.
+    """
+    for _name, sql in migrations():
+        conn.execute(sql.encode())
+    conn.execute(recipients_sql.encode())

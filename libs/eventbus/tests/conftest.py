@@ -15,7 +15,7 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from rag_eventbus.schema import migrations
+from rag_eventbus.schema import install
 
 TEST_RECIPIENTS = """
 CREATE TABLE test_audience_members (
@@ -42,9 +42,7 @@ class TestEvent:
 def bus_database_url(empty_database_url: str) -> str:
     """An empty database with the bus's migrations and the test recipients view."""
     with psycopg.connect(empty_database_url, autocommit=True) as conn:
-        for _name, sql in migrations():
-            conn.execute(sql.encode())
-        conn.execute(TEST_RECIPIENTS.encode())
+        install(conn, TEST_RECIPIENTS)
     return empty_database_url
 
 

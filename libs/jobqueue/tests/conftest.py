@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from psycopg import AsyncConnection
 
-from rag_eventbus.schema import migrations
+from rag_eventbus.schema import install
 from rag_jobqueue import Job, QueueSpec, enqueue, public_message
 
 QUEUE = QueueSpec(table="test_jobs", channel="test_jobs", name="test", partition_by="tenant")
@@ -61,9 +61,7 @@ CREATE VIEW eventbus_recipients AS SELECT tenant AS audience, user_id FROM test_
 def jobs_database_url(empty_database_url: str) -> str:
     """An empty database with the bus's migrations, `test_jobs` and the recipients view."""
     with psycopg.connect(empty_database_url, autocommit=True) as conn:
-        for _name, sql in migrations():
-            conn.execute(sql.encode())
-        conn.execute(TEST_SCHEMA.encode())
+        install(conn, TEST_SCHEMA)
     return empty_database_url
 
 
