@@ -7,6 +7,9 @@ SERVICES := services/api services/parse-worker services/ingest-worker
 PACKAGES := $(LIBS) $(SERVICES)
 EDITABLES := $(foreach p,$(PACKAGES),-e $(p))
 STAMP := $(VENV)/.installed
+# The AsyncAPI parser that make lint runs on docs/asyncapi.yaml (Node, pinned by its lock file).
+ASYNCAPI := tools/asyncapi
+ASYNCAPI_STAMP := $(ASYNCAPI)/node_modules/.installed
 
 .PHONY: install test test-fast browser lint dev bench k8s-check images constraints clean
 
@@ -39,11 +42,18 @@ test-fast: install
 browser:
 	tools/ensure-chromium.sh
 
-lint: install
+lint: install $(ASYNCAPI_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	node $(ASYNCAPI)/validate.mjs docs/asyncapi.yaml
+
+# Reinstalled only when the lock changes; no install scripts (the parser needs none).
+$(ASYNCAPI_STAMP): $(ASYNCAPI)/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "error: node and npm not found; make lint validates docs/asyncapi.yaml with Node 20+ (install nodejs and npm)" >&2; exit 1; }
+	npm ci --prefix $(ASYNCAPI) --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
 
 dev: install
 	$(BIN)/python -m rag_devstack.dev
@@ -61,4 +71,4 @@ images:
 	docker build -f services/ingest-worker/Dockerfile -t rag-engine/ingest-worker .
 
 clean:
-	rm -rf $(VENV) .dev .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .dev .mypy_cache .ruff_cache .pytest_cache $(ASYNCAPI)/node_modules
