@@ -3,12 +3,15 @@
 Sign in through `/#token=...`, create a workspace, upload a .txt and a .md through the
 file input, watch both rows reach `ingested` with no reload (the WebSocket drives the
 table), see a refused file explained in words, open a document's jobs, search for a word
-of one file and see the hit. When the conversation routes are served, also ask a question
-and watch the answer complete with citations. The screenshot goes to .dev/console.png.
+of one file and see the hit. Ask a question and watch the answer built from its streamed
+deltas (the events carry no text so far) complete with citations; the console's delta rule
+(offsets in code points, old deltas skipped) holds for astral characters. The screenshot
+goes to .dev/console.png.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -17,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, FilePayload, Locator, Page, expect
+from playwright.sync_api import Browser, ConsoleMessage, FilePayload, Locator, Page, WebSocket, expect
 
 from rag_testing.system import System
 
@@ -53,9 +56,16 @@ def test_console_upload_live_table_and_search(system: System, launch_browser: Ca
     page.on("console", on_console)
     page.on("pageerror", lambda e: console_errors.append(str(e)))
     ws_urls: list[str] = []
-    page.on("websocket", lambda ws: ws_urls.append(ws.url))
+    frames: list[dict[str, object]] = []
+
+    def on_websocket(ws: WebSocket) -> None:
+        ws_urls.append(ws.url)
+        ws.on("framereceived", lambda data: frames.append(json.loads(data)))
+
+    page.on("websocket", on_websocket)
     try:
         drive(page, system, token, user_id, ws_urls)
+        ask(page, system, token, frames)
     except BaseException:
         print(system.logs())
         raise
@@ -140,9 +150,53 @@ def drive(page: Page, system: System, token: str, user_id: uuid.UUID, ws_urls: l
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
     assert re.search(r"[?&]last_event_id=\d+", ws_urls[-1]), ws_urls
 
+
+# Records the text the answer shows each time the page redraws it while it streams.
+WATCH_STREAMING = """() => {
+  window.__streamed = [];
+  new MutationObserver(() => {
+    const answer = [...document.querySelectorAll("#messages .message-assistant")].pop();
+    if (answer && answer.dataset.status === "streaming")
+      window.__streamed.push(answer.querySelector(".content").textContent);
+  }).observe(document.querySelector("#messages"), { childList: true, subtree: true });
+}"""
+
+# The console's delta rule on a message of its own: offsets count code points (the fish is
+# one, two UTF-16 units; the boat is two: U+26F5 and a variation selector).
+DELTA_RULE = """() => {
+  state.messages.set("probe", { id: "probe", status: "streaming", content: "🐟", length: 1, citations: [] });
+  applyDelta({ id: "probe", offset: 1, delta: "a⛵️" });
+  applyDelta({ id: "probe", offset: 0, delta: "🐟a" });
+  applyDelta({ id: "probe", offset: 2, delta: "⛵️b" });
+  const probe = state.messages.get("probe");
+  state.messages.delete("probe");
+  return [probe.content, probe.length];
+}"""
+
+
+def ask(page: Page, system: System, token: str, frames: list[dict[str, object]]) -> None:
+    assert page.evaluate(DELTA_RULE) == ["🐟a⛵️b", 5]
+    page.evaluate(WATCH_STREAMING)
     page.fill("#ask-input", "What did the quartermaster count in the harbour warehouse?")
     page.click("#ask-form button[type=submit]")
     answer = page.locator("#messages .message-assistant").last
     expect(answer).to_have_attribute("data-status", "completed")
+    message_id = answer.get_attribute("data-id")
+    conversation_id = page.locator("#conversation-select").input_value()
+    with httpx.Client(base_url=system.api.url, headers={"Authorization": f"Bearer {token}"}) as api:
+        listed = api.get(f"/api/conversations/{conversation_id}/messages").json()["items"]
+    content = next(m for m in listed if m["id"] == message_id)["content"]
+
+    payloads = [f["payload"] for f in frames if f.get("type") == "message.status_updated"]
+    deltas = [p for p in payloads if isinstance(p, dict) and p["message_id"] == message_id]
+    streaming = [p for p in deltas if p["status"] == "streaming"]
+    assert streaming and all("content" not in p for p in streaming), deltas
+    streamed = "".join(str(p["delta"]) for p in streaming)
+    assert streamed == content
+    # While it streamed the page showed the deltas so far: each a beginning of the answer.
+    shown: list[str] = page.evaluate("window.__streamed")
+    assert shown and all(content.startswith(text) for text in shown), shown
+    expect(answer.locator(".content")).to_have_text(content)
+
     answer.locator(".cite").first.click()
     expect(page.locator("#citation .passage")).to_be_visible()

@@ -28,6 +28,41 @@ HARBOUR = (
 OTHER = b"Bees communicate the direction of flowers with a waggle dance.\n"
 
 
+STREAMING_KEYS = {"workspace_id", "message_id", "conversation_id", "status", "delta", "offset"}
+# A long answer with astral characters (a fish: one code point, two UTF-16 units) and a
+# variation selector, so offsets in code points and in UTF-16 units differ.
+SENTENCE = "The quartermaster counted 🐟 salted cod and ⛵️ barrels in the harbour [1]. "
+
+
+def long_answer(chars: int) -> str:
+    return (SENTENCE * (chars // len(SENTENCE) + 1))[:chars]
+
+
+def streamed(events: list[dict[str, Any]], message_id: str) -> list[dict[str, Any]]:
+    """The payloads of the message's `streaming` events, in order."""
+    return [
+        e["payload"]
+        for e in events
+        if e["type"] == "message.status_updated"
+        and e["payload"]["message_id"] == message_id
+        and e["payload"]["status"] == "streaming"
+    ]
+
+
+def apply_deltas(text: str, deltas: list[dict[str, Any]]) -> str:
+    """What a client holding `text` (e.g. REST's content so far) builds from later deltas
+    (docs/contract.md §5): an empty delta at offset 0 restarts the text; a delta that starts
+    beyond the text is a gap (a real client reloads over REST); what the text already holds
+    is skipped. Offsets count code points, as Python's str does."""
+    for delta in deltas:
+        if delta["offset"] == 0 and delta["delta"] == "":
+            text = ""
+            continue
+        assert delta["offset"] <= len(text), f"gap: a delta at {delta['offset']}, the text is {len(text)}"
+        text += delta["delta"][len(text) - delta["offset"] :]
+    return text
+
+
 def ingest(system: System, api: httpx.Client, workspace: str, files: dict[str, bytes]) -> dict[str, str]:
     response = api.post(
         f"/api/workspaces/{workspace}/documents/upload",
@@ -95,11 +130,14 @@ async def test_two_members_watch_a_grounded_answer_stream_and_rest_agrees(system
             assert shape[-1] == ("message.status_updated", None, "completed")
             streaming = shape[2:-1]
             assert streaming and all(s == ("message.status_updated", None, "streaming") for s in streaming)
-            # Each streaming event carries the text so far: the deltas add up to it.
+            # Each streaming event carries only its delta and where it starts; the deltas add
+            # up to the completed content, unstripped.
             so_far = ""
             for e in events[2:-1]:
+                assert set(e["payload"]) == STREAMING_KEYS
+                assert e["payload"]["offset"] == len(so_far)
                 so_far += e["payload"]["delta"]
-                assert e["payload"]["content"] == so_far
+            assert events[-1]["payload"]["content"] == so_far
         assert stranger_ws.events == []
 
         done = message_events(owner_ws, conversation)[-1]["payload"]
@@ -144,7 +182,7 @@ async def test_openai_provider_streams_coalesced_deltas_after_two_429s(
             system.stop()
     assert len(llm.requests) == 3
     assert events[-1]["payload"]["status"] == "completed"
-    assert events[-1]["payload"]["content"] == answer.strip()
+    assert events[-1]["payload"]["content"] == answer  # exactly what the model said, not stripped
     streaming = [e for e in events if e["payload"]["status"] == "streaming"]
     tokens = len(answer) // 2
     assert 1 <= len(streaming) <= tokens // 10, f"{len(streaming)} events for {tokens} tokens: not coalesced"
@@ -236,13 +274,16 @@ async def test_killing_the_replica_that_streams_an_answer_lets_the_other_finish_
         if e["type"] == "message.status_updated" and e["payload"]["status"] in ("completed", "failed")
     ]
     assert [e["payload"]["status"] for e in finals] == ["completed"], [
-        (e["id"], e["payload"]["status"], len(e["payload"]["content"])) for e in events
+        (e["id"], e["payload"]["status"], e["payload"].get("offset")) for e in events
     ]
-    assert finals[0]["payload"]["content"] == answer.strip()
+    assert finals[0]["payload"]["content"] == answer
     assert len(llm.requests) == 2  # the answer was restarted once, by the survivor
-    # The takeover restarted the answer: a streaming event with the text reset to empty.
-    assert any(e["payload"]["status"] == "streaming" and e["payload"]["content"] == "" for e in events)
-    assert listed[-1]["status"] == "completed" and listed[-1]["content"] == answer.strip()
+    # The takeover restarted the answer: a streaming event at offset 0 with an empty delta,
+    # after which the deltas rebuild the whole answer.
+    deltas = streamed(events, reply_id)
+    assert any(d["offset"] == 0 and d["delta"] == "" for d in deltas)
+    assert apply_deltas("", deltas) == answer
+    assert listed[-1]["status"] == "completed" and listed[-1]["content"] == answer
 
 
 def _holder_pid(dsn: str) -> int:
@@ -254,3 +295,77 @@ def _holder_pid(dsn: str) -> int:
             return int(row[0].split(":")[2])  # answer:<host>:<pid>:<suffix>
         time.sleep(0.05)
     raise AssertionError("no running answer job")
+
+
+async def test_a_long_answer_streams_in_linear_bytes_and_a_client_joining_midway_ends_with_the_same_text(
+    database_url: str, s3_env: dict[str, str], tmp_path: Any
+) -> None:
+    with fake_llm(["stream"], "", chunk_chars=50) as llm:
+        system = start_system(
+            database_url, s3_env, tmp_path, LLM_PROVIDER="openai", LLM_BASE_URL=llm.url, LLM_MODEL="fake"
+        )
+        try:
+            owner, member, api, workspace = setup_workspace(system)
+            conversation = api.post(f"/api/workspaces/{workspace}/conversations", json={"title": "t"}).json()[
+                "id"
+            ]
+
+            async def ask(answer: str) -> tuple[str, list[dict[str, Any]]]:
+                llm.text = answer
+                async with EventCollector(system.api.ws_url, system.token(owner)) as ws:
+                    reply = api.post(f"/api/conversations/{conversation}/messages", json={"content": "cod?"})
+                    reply_id: str = reply.json()["reply"]["id"]
+                    await ws.wait_until(lambda: final(ws, reply_id))
+                    return reply_id, list(ws.events)
+
+            # 1. Stored event bytes grow linearly with the answer: 4 times the text, about 4
+            # times the bytes (the text so far in every event made it 16).
+            stored: dict[int, int] = {}
+            for chars in (5_000, 20_000):
+                answer = long_answer(chars)
+                reply_id, events = await ask(answer)
+                deltas = streamed(events, reply_id)
+                assert all("content" not in d for d in deltas)
+                # Offsets count code points: past the first fish they differ from UTF-16 units.
+                so_far = ""
+                for d in deltas:
+                    assert d["offset"] == len(so_far)
+                    so_far += d["delta"]
+                assert any(d["offset"] != len(answer[: d["offset"]].encode("utf-16-le")) // 2 for d in deltas)
+                completed = events[-1]["payload"]
+                assert completed["status"] == "completed" and completed["content"] == so_far == answer
+                listed = api.get(f"/api/conversations/{conversation}/messages").json()["items"]
+                assert listed[-1]["id"] == reply_id and listed[-1]["content"] == answer
+                [(stored[chars], count)] = system.sql(
+                    STORED_EVENT_BYTES, {"message": reply_id, "user": owner}
+                )
+                print(f"{chars} characters: {count} events, {stored[chars]} stored bytes")
+                assert stored[chars] < 2 * chars + 500 * count  # each byte of text is stored twice at most
+            assert 3.5 <= stored[20_000] / stored[5_000] <= 4.5, stored
+
+            # 2. A member who joins while the answer streams: REST gives the text so far, the
+            # deltas from then on (older ones skipped by offset) finish it.
+            llm.delay = 0.01
+            llm.text = answer = long_answer(20_000)
+            async with EventCollector(system.api.ws_url, system.token(owner)) as owner_ws:
+                reply_id = api.post(
+                    f"/api/conversations/{conversation}/messages", json={"content": "cod?"}
+                ).json()["reply"]["id"]
+                await owner_ws.wait_until(lambda: len(streamed(owner_ws.events, reply_id)) >= 5)
+                async with EventCollector(system.api.ws_url, system.token(member)) as member_ws:
+                    items = system.client(member).get(f"/api/conversations/{conversation}/messages").json()
+                    joined = next(m for m in items["items"] if m["id"] == reply_id)
+                    assert joined["status"] == "streaming" and 0 < len(joined["content"]) < len(answer)
+                    assert answer.startswith(joined["content"])
+                    await member_ws.wait_until(lambda: final(member_ws, reply_id))
+                    rebuilt = apply_deltas(joined["content"], streamed(member_ws.events, reply_id))
+            assert rebuilt == answer
+        finally:
+            system.stop()
+
+
+# What one user's stream stores for a message's status events.
+STORED_EVENT_BYTES = """
+SELECT sum(octet_length(payload::text))::int, count(*)::int FROM events
+WHERE type = 'message.status_updated' AND payload->>'message_id' = %(message)s AND user_id = %(user)s
+"""

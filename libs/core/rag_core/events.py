@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 EventType = Literal[
     "document.created",
@@ -84,13 +84,30 @@ class MessageCreated(_Payload):
 
 
 class MessageStatusUpdated(_Payload):
+    """A `streaming` event carries only the new text (`delta`) and where it starts in the
+    full text (`offset`, in Unicode code points, as Python and Postgres count): sending the
+    text so far on every event made a long answer cost O(n²) stored and sent bytes. Any
+    other status carries the whole `content` (empty for `pending` and `failed`), `completed`
+    its `citations`. A `streaming` event at offset 0 with an empty delta restarts the text.
+    """
+
     message_id: UUID
     conversation_id: UUID
     status: MessageStatus
-    content: str
-    delta: str = ""
+    content: str | None = None
+    delta: str | None = None
+    offset: int | None = None
     citations: list[Citation] | None = None
     error: str | None = None
+
+    @model_validator(mode="after")
+    def _delta_or_content(self) -> MessageStatusUpdated:
+        streaming = self.status == "streaming"
+        if streaming != (self.delta is not None and self.offset is not None) or streaming == (
+            self.content is not None
+        ):
+            raise ValueError("a streaming event carries delta and offset, any other one its content")
+        return self
 
 
 Payload = (
@@ -127,8 +144,11 @@ class Event(BaseModel):
         if isinstance(payload, JobStatusUpdated) and payload.progress is None:
             body.pop("progress")
         if isinstance(payload, MessageStatusUpdated):
-            if payload.citations is None:
-                body.pop("citations")
+            for key in ("content", "delta", "offset", "citations"):
+                if body[key] is None:
+                    body.pop(key)
+            if payload.status == "streaming":
+                body.pop("error")
         return cls(type=_TYPE_OF[type(payload)], payload=body)
 
     @property

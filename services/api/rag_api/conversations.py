@@ -128,6 +128,9 @@ async def list_conversations(request: Request) -> Response:
 
 
 async def list_messages(request: Request) -> Response:
+    """The messages, oldest first. A streaming answer's `content` is its text so far (the
+    answer job appends each delta to it in the transaction that publishes the delta's
+    event), so a client joining mid-stream starts from it and applies the later deltas."""
     user_id = require_user(request)
     conversation_id: UUID = request.path_params["conversation_id"]
     async with pool_of(request).connection() as conn:

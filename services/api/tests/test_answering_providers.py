@@ -61,6 +61,14 @@ async def test_extractive_answer_quotes_relevant_sentences_with_citations() -> N
     assert [c.filename for c in cited(text, passages)] == ["paris.txt"]
 
 
+async def test_extractive_stream_adds_up_to_exactly_the_answer() -> None:
+    # `completed` carries the concatenation of the deltas unstripped: no trailing space.
+    passages = [hit("The Eiffel Tower is in Paris. It was completed in 1889.", "paris.txt", 1)]
+    provider = ExtractiveProvider()
+    pieces = await collect(provider.stream("When was the tower completed?", passages))
+    assert "".join(pieces) == provider.answer("When was the tower completed?", passages)
+
+
 async def test_extractive_answer_says_plainly_when_nothing_is_relevant() -> None:
     assert (
         ExtractiveProvider().answer("quantum chromodynamics?", [hit("Bananas are yellow.")]) == NOTHING_FOUND

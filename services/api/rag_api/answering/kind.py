@@ -3,7 +3,13 @@
 Runs on the shared job runtime inside the api processes (ANSWER_CONCURRENCY per
 process). Every streamed delta is written under the lease (fenced), so a replica
 that lost its job cannot keep streaming into the message. A takeover or a retry
-restarts the answer: the content is reset and a new `streaming` sequence begins.
+restarts the answer: the content is reset and a new `streaming` sequence begins
+(a `streaming` event at offset 0 with an empty delta).
+
+Streaming is linear in the answer's length: each delta is appended to the stored
+content in Postgres (`content || delta`, only the delta travels) and its event carries
+the delta and its offset, never the text so far. `completed` carries the full content,
+exactly the concatenation of the deltas (nothing is stripped).
 """
 
 from __future__ import annotations
@@ -43,9 +49,19 @@ ANSWER_ERRORS: PublicMessages = {
 }
 
 SELECT_QUESTION = "SELECT content FROM messages WHERE id = %s"
-UPDATE_MESSAGE = """
+# Sets the whole message: the resets (content '') and the failure.
+SET_MESSAGE = """
 UPDATE messages SET status = %(status)s, content = %(content)s, citations = %(citations)s,
     error = %(error)s, updated_at = now()
+WHERE id = %(id)s
+"""
+APPEND_DELTA = """
+UPDATE messages SET status = 'streaming', content = content || %(delta)s, updated_at = now()
+WHERE id = %(id)s
+"""
+# The content is already the concatenation of the deltas: it is not sent again.
+COMPLETE_MESSAGE = """
+UPDATE messages SET status = 'completed', citations = %(citations)s, error = NULL, updated_at = now()
 WHERE id = %(id)s
 """
 
@@ -79,7 +95,8 @@ class AnswerKind:
             raise PermanentJobError("The question was deleted.")
         # No connection is held while the question is embedded (hybrid_search takes its own).
         hits = await hybrid_search(self.pool, self.embedder, job.row["workspace_id"], row[0], RETRIEVE_K)
-        content = ""
+        parts: list[str] = []
+        offset = 0  # in code points, as len() and Postgres's length() count
         try:
             deltas = coalesce(
                 self.provider.stream(row[0], hits),
@@ -87,69 +104,85 @@ class AnswerKind:
                 max_chars=self.coalesce_chars,
             )
             async for delta in deltas:
-                content += delta
                 async with self.pool.connection() as conn, conn.transaction():
                     await lease.check(conn)
-                    await publish(conn, [await self._update(conn, job, "streaming", content, delta)])
+                    await conn.execute(APPEND_DELTA, {"delta": delta, "id": job.row["message_id"]})
+                    await publish(conn, [_event(job, "streaming", delta=delta, offset=offset)])
+                parts.append(delta)
+                offset += len(delta)
         except LLMPermanentError as exc:
             raise PermanentJobError(LLM_REFUSED) from exc
+        content = "".join(parts)
         citations = cited(content, hits)
         async with self.pool.connection() as conn, conn.transaction():
             await lease.finish(conn)
-            event = await self._update(conn, job, "completed", content.strip(), "", citations=citations)
-            await publish(conn, [event])
+            await conn.execute(
+                COMPLETE_MESSAGE, {"citations": _citations_json(citations), "id": job.row["message_id"]}
+            )
+            await publish(conn, [_event(job, "completed", content=content, citations=citations)])
         log.info("answer_completed", chars=len(content), citations=len(citations))
 
-    async def _update(
-        self,
-        conn: Conn,
-        job: Job,
-        status: MessageStatus,
-        content: str,
-        delta: str,
-        *,
-        citations: list[Citation] | None = None,
-        error: str | None = None,
-    ) -> Event:
+    async def _reset(self, conn: Conn, job: Job, status: MessageStatus, error: str | None = None) -> Event:
+        """Empties the message (a new attempt, a retry, a release, a failure) and says so."""
         await conn.execute(
-            UPDATE_MESSAGE,
+            SET_MESSAGE,
             {
                 "status": status,
-                "content": content,
-                "citations": Jsonb([c.model_dump(mode="json") for c in citations or []]),
+                "content": "",
+                "citations": _citations_json([]),
                 "error": error,
                 "id": job.row["message_id"],
             },
         )
-        return Event.of(
-            MessageStatusUpdated(
-                workspace_id=job.row["workspace_id"],
-                message_id=job.row["message_id"],
-                conversation_id=job.row["conversation_id"],
-                status=status,
-                content=content,
-                delta=delta,
-                citations=citations if status == "completed" else None,
-                error=error,
-            )
-        )
+        if status == "streaming":
+            return _event(job, "streaming", delta="", offset=0)
+        return _event(job, status, content="", error=error)
 
     async def on_claimed(self, conn: Conn, jobs: Sequence[Job]) -> list[Event]:
         # A first attempt stays `pending` until its first delta. A retry or a takeover
-        # discards whatever an earlier attempt streamed.
-        return [await self._update(conn, job, "streaming", "", "") for job in jobs if job.attempt > 1]
+        # discards whatever an earlier attempt streamed: offset 0, empty delta.
+        return [await self._reset(conn, job, "streaming") for job in jobs if job.attempt > 1]
 
     async def on_retry(self, conn: Conn, job: Job, error: str) -> list[Event]:
-        return [await self._update(conn, job, "pending", "", "")]
+        return [await self._reset(conn, job, "pending")]
 
     async def on_failed(self, conn: Conn, job: Job, error: str) -> list[Event]:
-        return [await self._update(conn, job, "failed", "", "", error=error)]
+        return [await self._reset(conn, job, "failed", error)]
 
     async def on_released(self, conn: Conn, job: Job) -> list[Event]:
-        return [await self._update(conn, job, "pending", "", "")]
+        return [await self._reset(conn, job, "pending")]
 
     def user_message(self, exc: BaseException) -> str:
         return public_message(exc, ANSWER_ERRORS)
+
+
+def _event(
+    job: Job,
+    status: MessageStatus,
+    *,
+    content: str | None = None,
+    delta: str | None = None,
+    offset: int | None = None,
+    citations: list[Citation] | None = None,
+    error: str | None = None,
+) -> Event:
+    return Event.of(
+        MessageStatusUpdated(
+            workspace_id=job.row["workspace_id"],
+            message_id=job.row["message_id"],
+            conversation_id=job.row["conversation_id"],
+            status=status,
+            content=content,
+            delta=delta,
+            offset=offset,
+            citations=citations,
+            error=error,
+        )
+    )
+
+
+def _citations_json(citations: list[Citation]) -> Jsonb:
+    return Jsonb([c.model_dump(mode="json") for c in citations])
 
 
 def cited(content: str, hits: list[Hit]) -> list[Citation]:

@@ -68,8 +68,9 @@ class ExtractiveProvider:
         self.max_sentences = max_sentences
 
     async def stream(self, question: str, passages: Sequence[Hit]) -> AsyncIterator[str]:
-        for piece in self.answer(question, passages).split(" "):
-            yield piece + " "
+        """The answer word by word; the pieces add up to exactly `answer` (no trailing space)."""
+        for n, piece in enumerate(self.answer(question, passages).split(" ")):
+            yield piece if n == 0 else " " + piece
             await asyncio.sleep(0)
 
     def answer(self, question: str, passages: Sequence[Hit]) -> str:

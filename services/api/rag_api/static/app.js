@@ -32,7 +32,9 @@ const state = {
   pending: [],
   loadSeq: 0,
   conversationId: null,
-  messages: new Map(), // message id -> message
+  messages: new Map(), // message id -> message, with `length`: its content in code points
+  messagesLoading: null, // the conversation whose messages are being fetched over REST
+  waitingDeltas: [], // streaming events that could not be placed until that fetch returns
   passages: new Map(), // chunk id -> search hit (for citations)
 };
 
@@ -497,14 +499,29 @@ async function loadConversations() {
 async function selectConversation(id) {
   state.conversationId = id || null;
   state.messages = new Map();
+  state.messagesLoading = null;
+  state.waitingDeltas = [];
   $("#conversation-select").value = id || "";
   $("#citation").hidden = true;
   renderMessages();
   if (!id) return;
   sessionStorage.setItem(CONVERSATION_KEY, id);
+  await loadMessages();
+}
+
+// Fetches the conversation's messages (a streaming answer with its text so far), then
+// places the deltas that were waiting for it. One fetch at a time per conversation.
+async function loadMessages() {
+  const id = state.conversationId;
+  if (!id || state.messagesLoading === id) return;
+  state.messagesLoading = id;
   const data = await attempt("Loading messages", () => api("GET", `/api/conversations/${id}/messages`));
+  if (state.messagesLoading === id) state.messagesLoading = null;
   if (!data || state.conversationId !== id) return;
   for (const m of data.items) mergeMessage(m);
+  const waiting = state.waitingDeltas;
+  state.waitingDeltas = [];
+  for (const update of waiting) applyDelta(update, false);
   renderMessages();
 }
 
@@ -529,17 +546,50 @@ async function ask(content) {
   renderMessages();
 }
 
-// Merges what we know of a message; an older snapshot never overwrites streamed text.
+const MESSAGE_RANK = { pending: 0, streaming: 1, completed: 2, failed: 2 };
+
+// Merges a whole message (REST, `message.created`, or a status event other than
+// `streaming`, all of which carry the full `content`). A REST snapshot of a streaming
+// answer that our deltas already went past does not shorten it.
 function mergeMessage(update) {
   const id = update.id || update.message_id;
-  const known = state.messages.get(id) || { id, citations: [] };
-  const rank = { pending: 0, streaming: 1, completed: 2, failed: 2 };
-  if (known.status && rank[update.status] < rank[known.status]) return;
-  const shorter = (update.content || "").length < (known.content || "").length;
-  if (known.status === "streaming" && update.status === "streaming" && shorter) return;
-  Object.assign(known, update, { id });
+  const known = state.messages.get(id) || { id, citations: [], content: "", length: 0 };
+  if (known.status && MESSAGE_RANK[update.status] < MESSAGE_RANK[known.status]) return;
+  const content = update.content || "";
+  const ahead = known.content.length > content.length && known.content.startsWith(content);
+  if (known.status === "streaming" && update.status === "streaming" && ahead) return;
+  Object.assign(known, update, { id, content, length: Array.from(content).length });
   if (!known.citations) known.citations = [];
   state.messages.set(id, known);
+}
+
+// A `streaming` event: `delta` starts at `offset` in the full text, both counted in Unicode
+// code points as the server counts (a JS string counts UTF-16 units: an emoji is 2), so each
+// message keeps its `length` in code points. What our text already holds is skipped; a delta
+// past its end (we missed one) or of a message we have not loaded (we joined mid-stream)
+// waits for the messages from REST (once: still out of place after them, it is older than
+// what they hold, or the next delta asks again). An empty delta at offset 0 restarts the answer.
+function applyDelta(update, canWait = true) {
+  const known = state.messages.get(update.id);
+  if (!known || update.offset > known.length) {
+    if (canWait) {
+      state.waitingDeltas.push(update);
+      loadMessages();
+    }
+    return;
+  }
+  if (MESSAGE_RANK[known.status] > MESSAGE_RANK.streaming) return; // a late delta of a finished answer
+  known.status = "streaming";
+  if (update.offset === 0 && update.delta === "") {
+    known.content = "";
+    known.length = 0;
+    return;
+  }
+  const points = Array.from(update.delta);
+  const end = update.offset + points.length;
+  if (end <= known.length) return;
+  known.content += points.slice(known.length - update.offset).join("");
+  known.length = end;
 }
 
 function renderMessages() {
@@ -766,7 +816,9 @@ function applyEvent({ type, payload, at }) {
     case "message.created":
     case "message.status_updated":
       if (payload.conversation_id === state.conversationId) {
-        mergeMessage({ ...payload, id: payload.message_id });
+        const update = { ...payload, id: payload.message_id };
+        if (type === "message.status_updated" && payload.status === "streaming") applyDelta(update);
+        else mergeMessage(update);
         renderMessages();
       }
       break;
