@@ -20,12 +20,15 @@ EventType = Literal[
     "job.status_updated",
     "message.created",
     "message.status_updated",
+    "workspace.member_added",
+    "workspace.member_removed",
 ]
 DocumentStatus = Literal["queued", "parsing", "parsed", "ingesting", "ingested", "error"]
 JobStatus = Literal["queued", "running", "success", "failed"]
 JobType = Literal["parse", "ingest"]
 MessageStatus = Literal["pending", "streaming", "completed", "failed"]
 MessageRole = Literal["user", "assistant"]
+MemberRole = Literal["owner", "member"]
 
 
 class _Payload(BaseModel):
@@ -110,6 +113,22 @@ class MessageStatusUpdated(_Payload):
         return self
 
 
+class WorkspaceMemberAdded(_Payload):
+    """`user_id` joined the workspace (also its creator, as owner): every member, them
+    included, hears of it, and a connection of theirs starts delivering its events."""
+
+    user_id: UUID
+    role: MemberRole
+
+
+class WorkspaceMemberRemoved(_Payload):
+    """`user_id` left or was removed: published before the row goes, so they hear of it
+    too; from then on their connections redact the workspace's events."""
+
+    user_id: UUID
+    role: MemberRole
+
+
 Payload = (
     DocumentCreated
     | DocumentStatusUpdated
@@ -117,6 +136,8 @@ Payload = (
     | JobStatusUpdated
     | MessageCreated
     | MessageStatusUpdated
+    | WorkspaceMemberAdded
+    | WorkspaceMemberRemoved
 )
 
 PAYLOAD_TYPES: dict[EventType, type[_Payload]] = {
@@ -126,6 +147,8 @@ PAYLOAD_TYPES: dict[EventType, type[_Payload]] = {
     "job.status_updated": JobStatusUpdated,
     "message.created": MessageCreated,
     "message.status_updated": MessageStatusUpdated,
+    "workspace.member_added": WorkspaceMemberAdded,
+    "workspace.member_removed": WorkspaceMemberRemoved,
 }
 _TYPE_OF: dict[type[_Payload], EventType] = {v: k for k, v in PAYLOAD_TYPES.items()}
 
