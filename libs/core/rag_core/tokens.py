@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from uuid import UUID
 
 import jwt
@@ -18,8 +19,20 @@ class AuthError(Exception):
     """The token is missing, malformed, expired or not signed by us."""
 
 
-def verify_token(token: str, secret: str, audience: str | None = None) -> UUID:
-    """Return the user id of a valid token, or raise AuthError."""
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    """What a valid token says: whose it is and until when (`exp`, Unix seconds).
+
+    A WebSocket outlives the request that opened it, so it keeps `expires_at` and closes
+    when the token expires unless the client sends a new one.
+    """
+
+    user_id: UUID
+    expires_at: int
+
+
+def verify_token(token: str, secret: str, audience: str | None = None) -> TokenClaims:
+    """Return the claims of a valid token, or raise AuthError."""
     if not token:
         raise AuthError("missing bearer token")
     try:
@@ -35,9 +48,10 @@ def verify_token(token: str, secret: str, audience: str | None = None) -> UUID:
     except jwt.PyJWTError:
         raise AuthError("invalid token") from None
     try:
-        return UUID(str(claims["sub"]))
+        user_id = UUID(str(claims["sub"]))
     except ValueError:
         raise AuthError("token subject is not a user id") from None
+    return TokenClaims(user_id=user_id, expires_at=int(claims["exp"]))
 
 
 def bearer_token(authorization: str | None) -> str:

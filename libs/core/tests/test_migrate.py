@@ -120,8 +120,17 @@ def test_a_database_of_the_previous_head_upgrades_to_the_schema_of_a_fresh_one(
                 conn.execute(sql.encode())
                 conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
         conn.execute(PREVIOUS_EVENT_LOG.encode())
-    assert migrate(empty_database_url) == ["eventbus/0001_event_log", "0007_event_recipients"]
+    assert migrate(empty_database_url) == [
+        "eventbus/0001_event_log",
+        "eventbus/0002_stream_epoch",
+        "0007_event_recipients",
+    ]
     upgraded, fresh = catalog(empty_database_url), catalog(database_url)
     for kind in CATALOG:
         assert upgraded[kind] == fresh[kind], kind
-    assert [f[0] for f in fresh["functions"]] == ["eventbus_publish"]
+    assert [f[0] for f in fresh["functions"]] == [
+        "eventbus_epoch",
+        "eventbus_lineage",
+        "eventbus_publish",
+        "eventbus_stream",
+    ]

@@ -3,13 +3,13 @@
 - `publish`: number and store events inside the caller's transaction, ring the doorbell.
 - `listener`: one dedicated LISTEN connection that reconnects by itself.
 - `wakeup`: the workers' doorbell, an `asyncio.Event` set by NOTIFY.
-- `log`: replay a user's events after an id; retention pruning.
+- `log`: a user's stream position and epoch, replay after an id, retention pruning.
 - `queries`: every statement of the above; `schema`: the tables and the publish function
   (`migrations/*.sql`), applied by the application's migration runner.
 """
 
 from rag_eventbus.listener import Listener, ListenerState
-from rag_eventbus.log import EventLog, ResyncRequired
+from rag_eventbus.log import EventLog, Replay, ResyncRequired, StreamPosition
 from rag_eventbus.publish import REALTIME_CHANNEL, Notice, decode_notice, publish
 from rag_eventbus.types import DeliveredEvent, Publishable
 from rag_eventbus.wakeup import notify_job, wakeup_listener
@@ -22,7 +22,9 @@ __all__ = [
     "ListenerState",
     "Notice",
     "Publishable",
+    "Replay",
     "ResyncRequired",
+    "StreamPosition",
     "decode_notice",
     "notify_job",
     "publish",

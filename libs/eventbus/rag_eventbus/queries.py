@@ -14,7 +14,17 @@ ORDER BY id
 LIMIT %(limit)s
 """
 
-SELECT_STREAM = "SELECT last_id, pruned_through FROM user_streams WHERE user_id = %s"
+# (last_id, oldest retained id, epoch); creates the row when missing (migrations/0002_stream_epoch.sql).
+SELECT_STREAM = "SELECT last_id, oldest_id, epoch FROM eventbus_stream(%s)"
+
+# The same for many users at once (the api's catch-up after its listener reconnects): the
+# lineage is read once; users without a stream row are left out (nothing to catch up on).
+SELECT_STREAMS = """
+WITH lineage AS MATERIALIZED (SELECT eventbus_lineage() AS value)
+SELECT s.user_id, s.last_id, s.pruned_through + 1, eventbus_epoch(lineage.value, s.generation)
+FROM user_streams s, lineage
+WHERE s.user_id = ANY(%s)
+"""
 
 # Age and count limits, applied per user; pruned_through records what is gone.
 PRUNE = """

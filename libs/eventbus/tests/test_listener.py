@@ -30,7 +30,7 @@ async def test_a_50kb_event_reaches_a_listener_intact(bus_database_url: str) -> 
         # Too big for NOTIFY: it travels by reference and is read back from the log.
         assert notice.ranges == [(user, 1, 1)]
         async with await AsyncConnection.connect(bus_database_url, autocommit=True) as conn:
-            (event,) = await EventLog(conn).read_after(user, 0, upto=1)
+            (event,) = (await EventLog(conn).read_after(user, 0, upto=1)).events
     assert event.payload["error"] == big
     assert event.type == "test.big"
 
@@ -79,7 +79,7 @@ async def test_listener_reconnects_after_terminate_and_the_gap_is_replayable(bus
         await asyncio.wait_for(reconnected.wait(), 10)
         assert listener.is_connected and listener.reconnects == 1
         async with await AsyncConnection.connect(bus_database_url, autocommit=True) as conn:
-            missed = await EventLog(conn).read_after(user, 1)
+            missed = (await EventLog(conn).read_after(user, 1)).events
         assert [e.id for e in missed] == [2, 3, 4]
         assert set(received) <= {1, 2, 3, 4}
 

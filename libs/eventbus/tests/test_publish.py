@@ -49,7 +49,7 @@ async def test_concurrent_publishers_give_consecutive_ids_and_resumable_streams(
             after = 0
             while True:
                 finished = done.is_set()
-                batch = await log.read_after(user_id, after, limit=rng.randint(1, 50))
+                batch = (await log.read_after(user_id, after, limit=rng.randint(1, 50))).events
                 for event in batch:
                     seen[user_id].append(event.id)
                     after = event.id

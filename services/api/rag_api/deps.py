@@ -11,7 +11,7 @@ from starlette.requests import HTTPConnection
 
 from rag_api.errors import ApiError
 from rag_api.settings import ApiSettings
-from rag_core.tokens import AuthError, bearer_token, verify_token
+from rag_core.tokens import AuthError, TokenClaims, bearer_token, verify_token
 from rag_storage import ObjectStore
 
 
@@ -30,8 +30,8 @@ def store_of(conn: HTTPConnection) -> ObjectStore:
     return store
 
 
-def authenticate(conn: HTTPConnection, token: str | None = None) -> UUID:
-    """The caller's user id from `token` or the Authorization header; AuthError if none is valid."""
+def authenticate(conn: HTTPConnection, token: str | None = None) -> TokenClaims:
+    """The caller's claims from `token` or the Authorization header; AuthError if none is valid."""
     settings = settings_of(conn)
     raw = token if token is not None else bearer_token(conn.headers.get("authorization"))
     return verify_token(raw, settings.jwt_secret, settings.jwt_audience)
@@ -40,7 +40,7 @@ def authenticate(conn: HTTPConnection, token: str | None = None) -> UUID:
 def require_user(conn: HTTPConnection) -> UUID:
     """The caller's user id (bound to the log context), or a 401 ApiError."""
     try:
-        user_id = authenticate(conn)
+        user_id = authenticate(conn).user_id
     except AuthError as exc:
         raise ApiError(401, "unauthorized", f"Authentication failed: {exc}.") from None
     structlog.contextvars.bind_contextvars(user_id=str(user_id))

@@ -142,8 +142,12 @@ async def test_resume_after_100_missed_events_then_live_and_resync_from_pruned_h
     async with await AsyncConnection.connect(dsn, autocommit=True) as conn:
         await EventLog(conn).prune(max_age_seconds=86400, max_per_user=20)
     async with ws_client(api1, user.id, params={"last_event_id": last}) as client:
-        assert (await client.frame())["payload"]["last_event_id"] == 115
-        assert await client.frame() == {"type": "resync_required", "payload": {"oldest_event_id": 96}}
+        hello = await client.frame()
+        assert hello["payload"]["last_event_id"] == 115
+        assert await client.frame() == {
+            "type": "resync_required",
+            "payload": {"oldest_event_id": 96, "epoch": hello["payload"]["epoch"]},
+        }
         await client.silent(0.3)  # never a partial replay
         await publish_events(dsn, workspace, 2)
         assert ids(await client.events(2)) == [116, 117]
@@ -290,7 +294,12 @@ async def test_bad_tokens_ping_pong_and_malformed_frames_on_a_real_api(api: Any)
 
     headers = {"Authorization": f"Bearer {api.token(user.id)}"}
     async with ws_client(api, None, additional_headers=headers) as client:
-        assert (await client.frame())["payload"] == {"user_id": str(user.id), "last_event_id": 4}
+        hello = await client.frame()
+        assert hello["payload"] == {
+            "user_id": str(user.id),
+            "epoch": hello["payload"]["epoch"],
+            "last_event_id": 4,
+        }
         await client.send({"type": "ping"})
         assert await client.frame() == {"type": "pong"}
         await client.send("{oops")

@@ -12,7 +12,7 @@ import jwt
 import pytest
 
 from rag_api.realtime.connection import Connection
-from rag_core.tokens import mint_token
+from rag_core.tokens import TokenClaims, mint_token
 from rag_eventbus import DeliveredEvent
 from rag_testing.seed import make_workspace
 
@@ -30,7 +30,12 @@ async def test_hello_ping_pong_malformed_frames_and_live_events(database_url: st
     await publish_events(database_url, workspace, 3)
     async with served_hub(database_url) as srv, ws_client(ws_url(srv.ws_url, user)) as client:
         hello = await client.frame()
-        assert hello == {"type": "hello", "payload": {"user_id": str(user), "last_event_id": 3}}
+        epoch = hello["payload"]["epoch"]
+        assert isinstance(epoch, str) and epoch
+        assert hello == {
+            "type": "hello",
+            "payload": {"user_id": str(user), "epoch": epoch, "last_event_id": 3},
+        }
         await client.send({"type": "ping"})
         assert await client.frame() == {"type": "pong"}
         for bad, code in [
@@ -174,7 +179,8 @@ async def test_a_stuck_connection_is_closed_4408_without_delaying_the_handler(da
         stuck = StuckSocket(free=3)
         conn = Connection(
             stuck,  # type: ignore[arg-type]
-            user,
+            TokenClaims(user, expires_at=int(time.time()) + 3600),
+            verify=srv.hub._verify,
             pool=srv.hub.pool,
             queue_max=50,
             heartbeat_seconds=None,

@@ -60,8 +60,12 @@ async def test_resume_before_retained_history_gets_resync_required_then_live(dat
         assert await EventLog(conn).prune(max_age_seconds=3600, max_per_user=10) == 20
     async with served_hub(database_url) as srv:
         async with ws_client(ws_url(srv.ws_url, user, last_event_id=5)) as client:
-            assert (await client.frame())["payload"]["last_event_id"] == 30
-            assert await client.frame() == {"type": "resync_required", "payload": {"oldest_event_id": 21}}
+            hello = await client.frame()
+            assert hello["payload"]["last_event_id"] == 30
+            assert await client.frame() == {
+                "type": "resync_required",
+                "payload": {"oldest_event_id": 21, "epoch": hello["payload"]["epoch"]},
+            }
             await client.silent(0.3)  # no partial replay
             await publish_events(database_url, workspace, 2)
             assert [e["id"] for e in await client.events(2)] == [31, 32]
@@ -153,7 +157,7 @@ async def test_rest_events_pagination_validation_and_resync(database_url: str) -
         body = (await http.get("/api/events", params={"after": 15, "limit": 10})).json()
         assert (body["last_event_id"], body["has_more"]) == (25, False)
         body = (await http.get("/api/events", params={"after": 25})).json()
-        assert body == {"items": [], "last_event_id": 25, "has_more": False}
+        assert body == {"items": [], "last_event_id": 25, "has_more": False, "epoch": body["epoch"]}
         body = (await http.get("/api/events")).json()  # defaults: after=0, limit=500
         assert len(body["items"]) == 25 and not body["has_more"]
 
@@ -198,4 +202,5 @@ async def test_retention_prunes_on_one_replica_at_a_time(database_url: str) -> N
         assert await prune_once(pool, max_age_seconds=3600, max_per_user=4) == 8
         assert await prune_once(pool, max_age_seconds=3600, max_per_user=4) == 0
         async with pool.connection() as conn:
-            assert await EventLog(conn).stream_position(user) == (12, 9)
+            position = await EventLog(conn).stream_position(user)
+            assert (position.last_id, position.oldest_id) == (12, 9)

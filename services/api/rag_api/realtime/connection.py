@@ -18,6 +18,18 @@ How an event reaches the socket:
   they wait (in memory or still in the log), the connection is closed with 4408. A
   resume's replay of older history does not count: it is read in batches as fast as
   the socket takes it.
+- Epoch: ids are only comparable within the stream's epoch (rag_eventbus.EventLog). A
+  resume from another epoch gets `resync_required` and continues live; every read of the
+  log checks the epoch, and when the hub's catch-up (after its listener reconnected, or
+  periodically) sees another epoch, the connection resyncs: its ids now belong to another
+  stream (a failover to another server, a stream reset). After a listener reconnect the
+  hub holds the connection's events until that check ran, so an event of another lineage
+  is never sent as the continuation of the old one.
+- Live auth: the connection keeps its token's `exp`; `token_expiring` is sent
+  TOKEN_EXPIRING_NOTICE seconds before it (at once if less is left) and the connection
+  closes with 4401 at expiry, unless an `auth` frame brought a valid token of the same
+  user (answered `auth_ok`; the timer restarts). An invalid token or another user's
+  closes with 4401 at once.
 - Dead-socket rule (hypercorn has no pong timeout, and an ASGI app never sees
   protocol-level pongs): the server sends `{"type":"ping"}` every `heartbeat_seconds`;
   any client frame counts as a sign of life (the answer is `{"type":"pong"}`, or the
@@ -42,7 +54,8 @@ from starlette.websockets import WebSocket
 from rag_api.limits import WS_CLOSE_TOO_MANY_CONNECTIONS
 from rag_api.metrics import EVENTS_DELIVERED, WEBSOCKET_CLOSES, close_code_label
 from rag_api.realtime import frames
-from rag_eventbus import DeliveredEvent, EventLog, ResyncRequired
+from rag_core.tokens import AuthError, TokenClaims
+from rag_eventbus import DeliveredEvent, EventLog, ResyncRequired, StreamPosition
 
 log = structlog.get_logger("rag_api.realtime")
 
@@ -50,6 +63,9 @@ FILL_BATCH = 200  # events read from the log per query when filling a gap or rep
 CONTROL_MAX = 100  # pongs/errors waiting to be written; more means the client does not read
 CLOSE_TIMEOUT = 5.0  # seconds to hand the close frame to a socket that may not drain
 RETRY_DELAY = 1.0  # seconds before reading the log again after a database error
+TOKEN_EXPIRING_NOTICE = 60.0  # seconds before the token's exp that token_expiring is sent
+
+Verifier = Callable[[str], TokenClaims]  # raises AuthError for a token that is not valid
 
 
 class Connection:
@@ -58,8 +74,9 @@ class Connection:
     def __init__(
         self,
         websocket: WebSocket,
-        user_id: UUID,
+        claims: TokenClaims,
         *,
+        verify: Verifier,
         pool: AsyncConnectionPool[Any],
         queue_max: int,
         heartbeat_seconds: float | None,
@@ -67,7 +84,10 @@ class Connection:
         unregister: Callable[[Connection], None],
     ) -> None:
         self.websocket = websocket
-        self.user_id = user_id
+        self.user_id: UUID = claims.user_id
+        self._expires_at = claims.expires_at  # the current token's exp (Unix seconds)
+        self._verify = verify
+        self._reauthed = asyncio.Event()  # a valid auth frame replaced the token
         self._pool = pool
         self._queue_max = queue_max
         self._heartbeat = heartbeat_seconds
@@ -75,6 +95,9 @@ class Connection:
         self._unregister = unregister
 
         self.last_sent = 0  # highest event id written to the socket
+        self._epoch = ""  # epoch of the stream last_sent belongs to; "" before hello
+        self._held = False  # send no event until the hub's catch-up checked the epoch
+        self._stale = False  # the catch-up saw another epoch: verify it, then resync
         self._baseline: int | None = None  # stream position sent in hello; None before
         self._announced = 0  # highest id seen in live notices
         self._fill_upto = 0  # ids up to this are known to exist and are read from the log
@@ -109,14 +132,22 @@ class Connection:
         self._check_backlog()
         self._wake.set()
 
-    def catch_up(self, last_id: int | None) -> None:
-        """Notifications may have been lost: read the log up to `last_id` (None: to its end)."""
+    def hold(self) -> None:
+        """The listener reconnected, maybe to another server: send no event until `catch_up`."""
+        self._held = True
+
+    def catch_up(self, position: StreamPosition | None) -> None:
+        """Notifications may have been lost: read the log up to the stream's position (None:
+        unknown, to its end). Another epoch than ours: the stream is another one, resync."""
         if self._close is not None:
             return
-        if last_id is None:
+        self._held = False
+        if position is None:
             self._fill_all = True
+        elif self._epoch and position.epoch != self._epoch:
+            self._stale = True
         else:
-            self._fill_upto = max(self._fill_upto, last_id)
+            self._fill_upto = max(self._fill_upto, position.last_id)
         self._wake.set()
 
     def request_close(self, code: int, reason: str) -> None:
@@ -142,8 +173,13 @@ class Connection:
 
     # -- the connection's life ------------------------------------------------------
 
-    async def serve(self, resume_after: int | None, param_error: str | None = None) -> None:
-        """Run until the client leaves or the server closes; the socket is accepted."""
+    async def serve(
+        self, resume_after: int | None, epoch: str | None = None, param_error: str | None = None
+    ) -> None:
+        """Run until the client leaves or the server closes; the socket is accepted.
+
+        `resume_after`: the client's last id (None: live only); `epoch`: the epoch that id
+        belongs to (None: the client did not say, and is trusted as before epochs)."""
         # FIRST: from now on every live notice reaches us. Refused when the user holds
         # WS_MAX_CONNECTIONS_PER_USER sockets here: closed with 4429 before any frame.
         if not self._register(self):
@@ -156,24 +192,30 @@ class Connection:
         try:
             try:
                 async with self._pool.connection() as conn:
-                    last_id, oldest = await EventLog(conn).stream_position(self.user_id)
+                    position = await EventLog(conn).stream_position(self.user_id)
             except Exception as exc:
                 log.warning("websocket_position_failed", user_id=str(self.user_id), error=str(exc))
                 self.request_close(frames.CLOSE_SERVER_ERROR, "database unavailable")
                 return
             # Anything committed after `register` and up to last_id is in the table;
             # anything later is notified to us: nothing falls between the two.
+            last_id, self._epoch = position.last_id, position.epoch
             self._baseline = last_id
             self._announced = max(self._announced, last_id)
-            await self.websocket.send_text(frames.hello(self.user_id, last_id).decode())
+            await self.websocket.send_text(frames.hello(self.user_id, position.epoch, last_id).decode())
             if param_error is not None:
                 self._control.append(frames.error("invalid_parameter", param_error))
             if resume_after is None:
                 self.last_sent = last_id  # live only
-            elif resume_after > last_id or resume_after + 1 < oldest:
-                # Older than the retained history (or ahead of the stream: the client's
-                # state cannot be trusted): never a partial replay. Continue live.
-                self._control.append(frames.resync_required(oldest))
+            elif (
+                (epoch is not None and epoch != position.epoch)
+                or resume_after > last_id
+                or resume_after + 1 < position.oldest_id
+            ):
+                # Another stream's ids, older than the retained history, or ahead of the
+                # stream (the client's state cannot be trusted): never a partial or foreign
+                # replay. Continue live.
+                self._control.append(frames.resync_required(position.oldest_id, position.epoch))
                 self.last_sent = last_id
             else:
                 self.last_sent = resume_after
@@ -185,6 +227,7 @@ class Connection:
                 self._writer,
                 asyncio.create_task(self._read_loop(), name="ws-reader"),
                 asyncio.create_task(self._done.wait(), name="ws-done"),
+                asyncio.create_task(self._expiry_loop(), name="ws-expiry"),
             ]
             if self._heartbeat:
                 tasks.append(asyncio.create_task(self._heartbeat_loop(), name="ws-heartbeat"))
@@ -230,12 +273,59 @@ class Connection:
             if data is None:
                 data = message.get("bytes") or b""
             answer = frames.parse_client_frame(data)
-            if answer is not None:
-                if len(self._control) >= CONTROL_MAX:
-                    self.request_close(frames.CLOSE_TOO_SLOW, "send queue full")
-                    return
-                self._control.append(answer)
-                self._wake.set()
+            if isinstance(answer, frames.Auth):
+                answer = self._reauthenticate(answer.token)
+                if answer is None:
+                    return  # closing with 4401
+            if answer is not None and not self._push_control(answer):
+                return
+
+    def _push_control(self, frame: bytes) -> bool:
+        """Queue a control frame; False (and close 4408) when the client reads none of them."""
+        if len(self._control) >= CONTROL_MAX:
+            self.request_close(frames.CLOSE_TOO_SLOW, "send queue full")
+            return False
+        self._control.append(frame)
+        self._wake.set()
+        return True
+
+    def _reauthenticate(self, token: str) -> bytes | None:
+        """An auth frame: the answer (auth_ok), or None when the connection closes with 4401."""
+        try:
+            claims = self._verify(token)
+        except AuthError as exc:
+            log.info("websocket_reauth_refused", user_id=str(self.user_id), reason=str(exc))
+            self.request_close(frames.CLOSE_UNAUTHORIZED, "invalid token")
+            return None
+        if claims.user_id != self.user_id:
+            log.info("websocket_reauth_refused", user_id=str(self.user_id), reason="another user")
+            self.request_close(frames.CLOSE_UNAUTHORIZED, "token of another user")
+            return None
+        self._expires_at = claims.expires_at
+        self._reauthed.set()
+        return frames.auth_ok(claims.expires_at)
+
+    async def _expiry_loop(self) -> None:
+        """token_expiring before the token's exp, then 4401 at it, unless a refresh came."""
+        while True:
+            self._reauthed.clear()
+            expires_at = self._expires_at
+            if await self._refreshed_within(expires_at - TOKEN_EXPIRING_NOTICE - time.time()):
+                continue
+            if not self._push_control(frames.token_expiring(expires_at)):
+                return
+            if await self._refreshed_within(expires_at - time.time()):
+                continue
+            log.info("websocket_token_expired", user_id=str(self.user_id))
+            self.request_close(frames.CLOSE_UNAUTHORIZED, "token expired")
+            return
+
+    async def _refreshed_within(self, seconds: float) -> bool:
+        """True as soon as a refresh replaces the token; False once `seconds` passed without one."""
+        if seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reauthed.wait(), seconds)
+        return self._reauthed.is_set()
 
     async def _heartbeat_loop(self) -> None:
         assert self._heartbeat
@@ -245,9 +335,8 @@ class Connection:
                 log.info("websocket_heartbeat_timeout", user_id=str(self.user_id))
                 self.request_close(frames.CLOSE_TOO_SLOW, "heartbeat timeout")
                 return
-            if len(self._control) < CONTROL_MAX:
-                self._control.append(frames.PING)
-                self._wake.set()
+            if not self._push_control(frames.PING):
+                return
 
     async def _write_loop(self) -> None:
         pending = self._pending
@@ -255,6 +344,12 @@ class Connection:
             self._wake.clear()
             if self._control:
                 await self.websocket.send_text(self._control.popleft().decode())
+                continue
+            if self._held:
+                await self._wake.wait()
+                continue
+            if self._stale:
+                await self._check_epoch()
                 continue
             while pending and pending[0].id <= self.last_sent:
                 pending.popleft()
@@ -281,11 +376,11 @@ class Connection:
             self._fill_all = False
         try:
             async with self._pool.connection() as conn:
-                events = await EventLog(conn).read_after(
-                    self.user_id, self.last_sent, limit=FILL_BATCH, upto=upto
+                replay = await EventLog(conn).read_after(
+                    self.user_id, self.last_sent, limit=FILL_BATCH, upto=upto, epoch=self._epoch
                 )
         except ResyncRequired as exc:
-            await self._resync_live(exc.oldest_event_id)
+            await self._resync_live(exc.position)
             return
         except Exception as exc:  # database down: the gap stays known, retry later
             log.warning("websocket_fill_failed", user_id=str(self.user_id), error=str(exc))
@@ -293,6 +388,7 @@ class Connection:
                 self._fill_all = True
             await asyncio.sleep(RETRY_DELAY)
             return
+        events = replay.events
         if upto is None and len(events) == FILL_BATCH:
             self._fill_all = True  # there may be more
         for event in events:
@@ -305,14 +401,41 @@ class Connection:
         # Ids known to be committed are not in the log: tell the client rather than
         # loop or skip silently.
         log.error("websocket_log_hole", user_id=str(self.user_id), after=self.last_sent, upto=upto)
-        await self._resync_live(self.last_sent + 1)
-
-    async def _resync_live(self, oldest_event_id: int) -> None:
-        """History the client needs is gone: send resync_required and continue live."""
         position = max(self._announced, self._fill_upto, self.last_sent)
+        await self._resync_live(StreamPosition(position, self.last_sent + 1, self._epoch))
+
+    async def _check_epoch(self) -> None:
+        """The hub saw another epoch: re-read the position (it may have been a passing state)."""
+        try:
+            async with self._pool.connection() as conn:
+                position = await EventLog(conn).stream_position(self.user_id)
+        except Exception as exc:  # stays stale: retried
+            log.warning("websocket_position_failed", user_id=str(self.user_id), error=str(exc))
+            await asyncio.sleep(RETRY_DELAY)
+            return
+        self._stale = False
+        if position.epoch != self._epoch:
+            await self._resync_live(position)
+        else:
+            self._fill_upto = max(self._fill_upto, position.last_id)
+
+    async def _resync_live(self, known: StreamPosition) -> None:
+        """The client's history is gone, or its stream is another one now (another epoch):
+        send resync_required and continue live from the stream's position (`known` when it
+        cannot be read again)."""
+        position = known
         with contextlib.suppress(Exception):
             async with self._pool.connection() as conn:
-                position, oldest_event_id = await EventLog(conn).stream_position(self.user_id)
-        await self.websocket.send_text(frames.resync_required(oldest_event_id).decode())
-        self.last_sent = max(self.last_sent, position)
+                position = await EventLog(conn).stream_position(self.user_id)
+        await self.websocket.send_text(frames.resync_required(position.oldest_id, position.epoch).decode())
+        if position.epoch == self._epoch:
+            self.last_sent = max(self.last_sent, position.last_id)
+        else:
+            # Ids of the old epoch mean nothing now, those in memory included: continue
+            # from the new stream's position and read its log to the end once, which
+            # brings whatever of the new stream was waiting in memory.
+            self._epoch = position.epoch
+            self._pending.clear()
+            self.last_sent = self._announced = self._fill_upto = position.last_id
+            self._fill_all = True
         self._baseline = self.last_sent

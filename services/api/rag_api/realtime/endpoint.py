@@ -4,7 +4,10 @@
   accepted; a bad or missing token is answered by a close with 4401 and no frame.
 - `?last_event_id=N` resumes after N; absent (or empty): live only. A value that is
   not an integer in 0..2^63-1 gets an `invalid_parameter` error frame after hello and
-  the connection continues live only.
+  the connection continues live only. `&epoch=E` says which stream epoch N belongs to
+  (from hello or resync_required); another epoch than the stream's: resync_required.
+- The token's `exp` is kept: the connection closes with 4401 when it passes, unless the
+  client sends a fresh token in an `auth` frame (connection.py).
 - At most WS_MAX_CONNECTIONS_PER_USER sockets per user on this process: one more is
   accepted, then closed with 4429 (the hub counts; the user's other sockets are untouched).
 """
@@ -45,7 +48,7 @@ def parse_last_event_id(raw: str | None) -> tuple[int | None, str | None]:
 async def websocket_endpoint(websocket: WebSocket) -> None:
     await websocket.accept()
     try:
-        user_id = authenticate(websocket, websocket.query_params.get("token"))
+        claims = authenticate(websocket, websocket.query_params.get("token"))
     except AuthError as exc:
         log.info("websocket_unauthorized", reason=str(exc))
         WEBSOCKET_CLOSES.labels(code=close_code_label(frames.CLOSE_UNAUTHORIZED)).inc()
@@ -57,5 +60,6 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await websocket.close(frames.CLOSE_SERVER_ERROR, "realtime unavailable")
         return
     resume_after, param_error = parse_last_event_id(websocket.query_params.get("last_event_id"))
-    structlog.contextvars.bind_contextvars(user_id=str(user_id))
-    await hub.connection(websocket, user_id).serve(resume_after, param_error)
+    epoch = websocket.query_params.get("epoch") or None
+    structlog.contextvars.bind_contextvars(user_id=str(claims.user_id))
+    await hub.connection(websocket, claims).serve(resume_after, epoch, param_error)

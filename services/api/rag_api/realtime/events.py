@@ -1,12 +1,14 @@
-"""`GET /api/events?after=N&limit=500`: the caller's events after id N (REST resync).
+"""`GET /api/events?after=N&limit=500[&epoch=E]`: the caller's events after id N (REST resync).
 
-200 `{"items": [event], "last_event_id", "has_more"}`: `items` are event frames
+200 `{"items": [event], "last_event_id", "has_more", "epoch"}`: `items` are event frames
 (`{"id","type","payload","created_at"}`) with ids after N, oldest first, at most
 `limit` (1..1000, default 500); `last_event_id` is the id of the last item (or N when
-there is none); `has_more` tells whether more events follow.
+there is none); `has_more` tells whether more events follow; `epoch` is the stream's
+(rag_eventbus.EventLog: ids of another epoch are unrelated).
 
-409 when events after N were pruned (a partial list would silently lose some):
-`{"error": {"code": "resync_required", "message"}, "oldest_event_id": M}`. The client
+409 when events after N were pruned (a partial list would silently lose some), or when
+`epoch` is given and is not the stream's (N is an id of another stream):
+`{"error": {"code": "resync_required", "message"}, "oldest_event_id": M, "epoch"}`. The client
 reloads its state, then continues from `after=M-1` (or from the WebSocket hello).
 400 `invalid_parameter` for a bad `after` (0..2^63-1) or `limit`; 401 without a valid token.
 """
@@ -42,17 +44,23 @@ async def events_endpoint(request: Request) -> Response:
         user_id = require_user(request)
         after = int_param(request, "after", 0, 0)
         limit = int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        epoch = request.query_params.get("epoch") or None
         async with _pool(request).connection() as conn:
-            events = await EventLog(conn).read_after(user_id, after, limit=limit + 1)
+            replay = await EventLog(conn).read_after(user_id, after, limit=limit + 1, epoch=epoch)
+            events = replay.events
     except ApiError as exc:
         return error_response(exc.status, exc.code, exc.message, **exc.extra)
     except ResyncRequired as exc:
+        if epoch is not None and epoch != exc.epoch:
+            message = f"Event ids of epoch {epoch!r} are not those of the stream's epoch {exc.epoch!r}"
+        else:
+            message = f"Events after {after} are no longer retained"
         return error_response(
             409,
             "resync_required",
-            f"Events after {after} are no longer retained; reload your state"
-            f" (the oldest retained event is {exc.oldest_event_id}).",
+            f"{message}; reload your state (the oldest retained event is {exc.oldest_event_id}).",
             oldest_event_id=exc.oldest_event_id,
+            epoch=exc.epoch,
         )
     items = events[:limit]
     return json_response(
@@ -62,5 +70,6 @@ async def events_endpoint(request: Request) -> Response:
             ],
             "last_event_id": items[-1].id if items else after,
             "has_more": len(events) > limit,
+            "epoch": replay.position.epoch,
         }
     )

@@ -6,12 +6,15 @@ built here, as JSON text, with orjson.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import orjson
 
-# Close codes. 4401: authentication failed. 4408: the connection could not keep up,
+# Close codes. 4401: authentication failed (at the handshake, or later: the token expired
+# without a refresh, or an `auth` frame carried an invalid token or another user's). 4408: the connection could not keep up,
 # either its send backlog exceeded WS_SEND_QUEUE_MAX or it stopped answering the
 # heartbeat; in both cases the client reconnects with its last id and loses nothing.
 CLOSE_UNAUTHORIZED = 4401
@@ -27,23 +30,44 @@ def _frame(frame_type: str, payload: dict[str, Any]) -> bytes:
     return orjson.dumps({"type": frame_type, "payload": payload})
 
 
-def hello(user_id: UUID, last_event_id: int) -> bytes:
-    return _frame("hello", {"user_id": str(user_id), "last_event_id": last_event_id})
+def _timestamp(unix_seconds: int) -> str:
+    return datetime.fromtimestamp(unix_seconds, UTC).isoformat()
 
 
-def resync_required(oldest_event_id: int) -> bytes:
-    return _frame("resync_required", {"oldest_event_id": oldest_event_id})
+def hello(user_id: UUID, epoch: str, last_event_id: int) -> bytes:
+    return _frame("hello", {"user_id": str(user_id), "epoch": epoch, "last_event_id": last_event_id})
+
+
+def resync_required(oldest_event_id: int, epoch: str) -> bytes:
+    return _frame("resync_required", {"oldest_event_id": oldest_event_id, "epoch": epoch})
+
+
+def token_expiring(expires_at: int) -> bytes:
+    return _frame("token_expiring", {"expires_at": _timestamp(expires_at)})
+
+
+def auth_ok(expires_at: int) -> bytes:
+    return _frame("auth_ok", {"expires_at": _timestamp(expires_at)})
 
 
 def error(code: str, message: str) -> bytes:
     return _frame("error", {"code": code, "message": message})
 
 
-def parse_client_frame(text: str | bytes) -> bytes | None:
-    """The answer to one client frame: a pong, an error, or None (nothing to answer).
+@dataclass(frozen=True, slots=True)
+class Auth:
+    """A client's `{"type":"auth","payload":{"token"}}`: the connection verifies the token."""
+
+    token: str
+
+
+def parse_client_frame(text: str | bytes) -> bytes | Auth | None:
+    """The answer to one client frame: a pong, an error, None (nothing to answer), or an
+    `Auth` for the connection to verify.
 
     `{"type":"ping"}` gets a pong. `{"type":"pong"}` (the answer to a server ping) is
-    accepted silently. Anything else gets an error frame; the connection stays open.
+    accepted silently. An auth frame whose payload has no string `token` is malformed.
+    Anything else gets an error frame; the connection stays open.
     """
     try:
         body = orjson.loads(text)
@@ -56,4 +80,11 @@ def parse_client_frame(text: str | bytes) -> bytes | None:
         return PONG
     if frame_type == "pong":
         return None
-    return error("unknown_type", f"Unknown frame type {frame_type[:64]!r}; the client may send ping or pong.")
+    if frame_type == "auth":
+        payload = body.get("payload")
+        if not isinstance(payload, dict) or not isinstance(payload.get("token"), str):
+            return error("invalid_frame", 'An auth frame is {"type":"auth","payload":{"token":"<JWT>"}}.')
+        return Auth(payload["token"])
+    return error(
+        "unknown_type", f"Unknown frame type {frame_type[:64]!r}; the client may send ping, pong or auth."
+    )

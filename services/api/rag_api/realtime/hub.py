@@ -7,9 +7,11 @@
   Every replica receives every notification and drops those of users it does not hold.
 - Everything that needs the database (range notices, gaps, resumes) is read by each
   connection's writer on a pool connection, never on the listener's.
-- After every (re)connection of the listener, notifications sent meanwhile are lost:
-  one query finds the stream position of every local user and each connection that
-  is behind reads its gap from the log. The same check runs every `reconcile_seconds`
+- After every (re)connection of the listener, notifications sent meanwhile are lost,
+  and the database may be another server now (a failover): every connection holds its
+  events, one query finds the stream position and epoch of every local user, and each
+  connection that is behind reads its gap from the log, or resyncs if its stream's epoch
+  changed. The same check runs every `reconcile_seconds`
   as a safety net, so that a lost notification costs latency, never an event.
 - Retention (`retention.py`) prunes the log periodically, one replica at a time.
 """
@@ -32,7 +34,8 @@ from rag_api.realtime import frames
 from rag_api.realtime.connection import Connection
 from rag_api.realtime.retention import DEFAULT_RETENTION_INTERVAL, run_retention
 from rag_api.settings import ApiSettings
-from rag_eventbus import REALTIME_CHANNEL, Listener, decode_notice
+from rag_core.tokens import TokenClaims, verify_token
+from rag_eventbus import REALTIME_CHANNEL, EventLog, Listener, decode_notice
 
 log = structlog.get_logger("rag_api.realtime")
 
@@ -40,8 +43,6 @@ DEFAULT_HEARTBEAT_SECONDS = 25.0  # below the usual 60 s idle timeout of proxies
 DEFAULT_RECONCILE_SECONDS = 30.0
 START_TIMEOUT = 10.0  # seconds `start` waits for the listener before returning anyway
 STOP_TIMEOUT = 3.0  # seconds `stop` gives open connections to close
-
-SELECT_POSITIONS = "SELECT user_id, last_id FROM user_streams WHERE user_id = ANY(%s)"
 
 
 class RealtimeHub:
@@ -144,17 +145,22 @@ class RealtimeHub:
 
     # -- connections ------------------------------------------------------------------
 
-    def connection(self, websocket: WebSocket, user_id: UUID) -> Connection:
-        """A new connection for `user_id`; `serve` registers it before reading anything."""
+    def connection(self, websocket: WebSocket, claims: TokenClaims) -> Connection:
+        """A new connection for the token's user; `serve` registers it before reading anything."""
         return Connection(
             websocket,
-            user_id,
+            claims,
+            verify=self._verify,
             pool=self.pool,
             queue_max=self.settings.ws_send_queue_max,
             heartbeat_seconds=self.heartbeat_seconds,
             register=self._register,
             unregister=self._unregister,
         )
+
+    def _verify(self, token: str) -> TokenClaims:
+        """A token sent in an `auth` frame, checked as at the handshake."""
+        return verify_token(token, self.settings.jwt_secret, self.settings.jwt_audience)
 
     def _register(self, conn: Connection) -> bool:
         """Add `conn` to its user's set; False (not added) when the user already holds
@@ -199,20 +205,27 @@ class RealtimeHub:
                     conn.announce(last)
 
     def _on_listener_connected(self) -> None:
-        """Whatever was notified while the listener was down is lost: re-read the gaps."""
+        """Whatever was notified while the listener was down is lost: re-read the gaps.
+
+        The listener may have reached another server (a promoted replica): every connection
+        holds its events until the catch-up compared its epoch with the stream's. Runs
+        before the listener consumes any notification."""
         log.info("realtime_listener_connected", reconnects=self._listener.reconnects)
         if self._by_user:
+            for conns in self._by_user.values():
+                for c in conns:
+                    c.hold()
             self._spawn(self.catch_up_all())
 
     async def catch_up_all(self) -> None:
-        """Every local connection reads what it lacks up to its user's stream position."""
+        """Every local connection reads what it lacks up to its user's stream position (or
+        resyncs when the stream's epoch is not the one it delivered from)."""
         users = list(self._by_user)
         if not users:
             return
         try:
             async with self.pool.connection() as conn:
-                cur = await conn.execute(SELECT_POSITIONS, (users,))
-                rows = await cur.fetchall()
+                positions = await EventLog(conn).stream_positions(users)
         except Exception as exc:
             # Position unknown: each connection reads the log to its end (retrying).
             log.warning("realtime_catch_up_failed", error=str(exc))
@@ -220,9 +233,12 @@ class RealtimeHub:
                 for c in tuple(conns):
                     c.catch_up(None)
             return
-        for user_id, last_id in rows:
+        for user_id in users:
+            # No stream row (the stream was deleted): read the log, which re-creates it
+            # under a new epoch.
+            position = positions.get(user_id)
             for c in tuple(self._by_user.get(user_id, ())):
-                c.catch_up(int(last_id))
+                c.catch_up(position)
 
     async def _reconcile_loop(self, interval: float) -> None:
         while True:
