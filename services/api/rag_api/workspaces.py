@@ -10,6 +10,14 @@ workspace are serialised by a lock on its row, so concurrent adds cannot oversho
 A user creates at most MAX_WORKSPACES_PER_USER workspaces (409 `too_many_workspaces`):
 workers share their claims fairly per workspace, so an unbounded number of workspaces
 would be an unbounded share of the queue.
+
+Membership is live (docs/contract.md §5): every change publishes, in its own
+transaction, `workspace.member_added` or `workspace.member_removed` to every member,
+the affected user included. The creation of a workspace publishes the creator's
+`member_added` (owner) too, although they are its only recipient: every membership of a
+user then has its event in their stream, which is what lets an open connection follow
+the user's memberships from the stream alone (rag_api.realtime.redaction). A removal
+publishes before it deletes the row, so that the removed user is still a recipient.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ from rag_api.limits import too_many_members, too_many_workspaces
 from rag_api.locks import WORKSPACES_OF_USER, lock_user
 from rag_api.responses import json_response
 from rag_api.shapes import row_out
+from rag_core.events import Event, WorkspaceMemberAdded, WorkspaceMemberRemoved
+from rag_eventbus import publish
 
 INSERT_WORKSPACE = """
 INSERT INTO workspaces (name, created_by) VALUES (%s, %s) RETURNING id, name, created_at
@@ -55,7 +65,10 @@ COUNT_MEMBERS = "SELECT count(*) FROM workspace_members WHERE workspace_id = %s"
 LOCK_OWNERS = """
 SELECT user_id FROM workspace_members WHERE workspace_id = %s AND role = 'owner' ORDER BY user_id FOR UPDATE
 """
-DELETE_MEMBER = "DELETE FROM workspace_members WHERE workspace_id = %s AND user_id = %s RETURNING role"
+# The member being removed is locked, so a concurrent removal of the same user waits and
+# then finds nobody (404, nothing published).
+LOCK_MEMBER = "SELECT role FROM workspace_members WHERE workspace_id = %s AND user_id = %s FOR UPDATE"
+DELETE_MEMBER = "DELETE FROM workspace_members WHERE workspace_id = %s AND user_id = %s"
 
 WorkspaceName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -85,6 +98,9 @@ async def create_workspace(request: Request) -> Response:
         row = await cur.fetchone()
         assert row is not None
         await conn.execute(INSERT_MEMBER, (row["id"], user_id, "owner"))
+        await publish(
+            conn, [Event.of(WorkspaceMemberAdded(workspace_id=row["id"], user_id=user_id, role="owner"))]
+        )
     return json_response(row_out(row, role="owner"), status=201)
 
 
@@ -117,6 +133,8 @@ async def add_member(request: Request) -> Response:
         count = await (await conn.execute(COUNT_MEMBERS, (workspace_id,))).fetchone()
         if count is None or count[0] > limit:
             raise too_many_members(limit)  # rolls the insert back
+        added = WorkspaceMemberAdded(workspace_id=workspace_id, user_id=body.user_id, role=row["role"])
+        await publish(conn, [Event.of(added)])  # the new member is a recipient already
     return json_response(row, status=201)
 
 
@@ -133,7 +151,10 @@ async def remove_member(request: Request) -> Response:
                 raise ApiError(403, "forbidden", "Only an owner may remove another member.")
         if target in owners and len(owners) == 1:
             raise ApiError(409, "last_owner", "The last owner of a workspace cannot be removed.")
-        cur = await conn.execute(DELETE_MEMBER, (workspace_id, target))
-        if await cur.fetchone() is None:
+        member = await (await conn.execute(LOCK_MEMBER, (workspace_id, target))).fetchone()
+        if member is None:
             raise not_found("member")
+        removed = WorkspaceMemberRemoved(workspace_id=workspace_id, user_id=target, role=member[0])
+        await publish(conn, [Event.of(removed)])  # while the removed user is still a recipient
+        await conn.execute(DELETE_MEMBER, (workspace_id, target))
     return Response(status_code=204)

@@ -24,6 +24,7 @@ from websockets.asyncio.client import connect
 from rag_core.events import DocumentStatusUpdated, Event
 from rag_devstack.postgres import EmbeddedPostgres
 from rag_eventbus import EventLog, publish
+from rag_testing.seed import make_workspace
 from rag_testing.wsclient import FrameClient
 
 pytestmark = pytest.mark.anyio
@@ -81,9 +82,10 @@ async def test_an_event_from_a_third_process_reaches_a_users_sockets_on_two_api_
 ) -> None:
     api1, api2 = api_factory(), api_factory()
     owner, member, stranger = api1.user(), api2.user(), api1.user()
-    workspace = owner.create_workspace()["id"]
-    assert owner.add_member(workspace, member.id).status_code == 201
-    stranger.create_workspace()
+    # Workspaces are seeded in SQL: through the api, each membership would publish its
+    # workspace.member_added first (tests/e2e/test_live_membership.py), and ids here count from 1.
+    workspace = make_workspace(api1.database_url, [owner.id, member.id])
+    make_workspace(api1.database_url, [stranger.id])
     async with (
         ws_client(api1, owner.id) as owner_1,
         ws_client(api2, owner.id) as owner_2,
@@ -118,7 +120,7 @@ async def test_resume_after_100_missed_events_then_live_and_resync_from_pruned_h
 ) -> None:
     api1, api2 = api_factory(), api_factory()
     user = api1.user()
-    workspace = user.create_workspace()["id"]
+    workspace = make_workspace(api1.database_url, [user.id])
     dsn = api1.database_url
     async with ws_client(api1, user.id) as client:
         await client.frame()
@@ -166,7 +168,7 @@ async def test_resume_after_100_missed_events_then_live_and_resync_from_pruned_h
 async def test_a_client_that_stops_reading_is_closed_4408_and_another_keeps_up(api_factory: Any) -> None:
     api = api_factory(WS_SEND_QUEUE_MAX="20")
     user = api.user()
-    workspace = user.create_workspace()["id"]
+    workspace = make_workspace(api.database_url, [user.id])
     n, size = 300, 100_000  # 30 MB of incompressible payloads: more than the TCP buffers hold
     # The slow client: no compression, flow control at one frame, no protocol pings (a
     # stuck client); it reads nothing until the end.
@@ -191,7 +193,7 @@ async def test_a_client_that_stops_reading_is_closed_4408_and_another_keeps_up(a
                 payload = base64.b64encode(os.urandom(size * 3 // 4)).decode()
                 event = Event.of(
                     DocumentStatusUpdated(
-                        workspace_id=UUID(workspace), document_id=uuid.uuid4(), status="error", error=payload
+                        workspace_id=workspace, document_id=uuid.uuid4(), status="error", error=payload
                     )
                 )
                 async with conn.transaction():
@@ -227,7 +229,7 @@ async def test_postgres_restart_readyz_recovers_and_nothing_is_lost(
         pytest.skip("TEST_DATABASE_URL is set: the test server cannot be restarted from here")
     api = api_factory()
     user = api.user()
-    workspace = user.create_workspace()["id"]
+    workspace = make_workspace(api.database_url, [user.id])
     dsn = api.database_url
     ready_url = api.url + "/readyz"
     async with ws_client(api, user.id) as client:
@@ -278,7 +280,7 @@ async def test_postgres_restart_readyz_recovers_and_nothing_is_lost(
 
 async def test_bad_tokens_ping_pong_and_malformed_frames_on_a_real_api(api: Any) -> None:
     user = api.user()
-    workspace = user.create_workspace()["id"]
+    workspace = make_workspace(api.database_url, [user.id])
     now = int(time.time())
     claims = {"sub": str(user.id), "iat": now, "exp": now + 600}
     bad_tokens = [

@@ -54,6 +54,7 @@ from starlette.websockets import WebSocket
 from rag_api.limits import WS_CLOSE_TOO_MANY_CONNECTIONS
 from rag_api.metrics import EVENTS_DELIVERED, WEBSOCKET_CLOSES, close_code_label
 from rag_api.realtime import frames
+from rag_api.realtime.redaction import Redaction
 from rag_core.tokens import AuthError, TokenClaims
 from rag_eventbus import DeliveredEvent, EventLog, ResyncRequired, StreamPosition
 
@@ -111,6 +112,7 @@ class Connection:
         self._last_received = time.monotonic()
         self._writer: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()
+        self._redaction = Redaction(self.user_id)  # redacts everything until serve loads the memberships
 
     # -- called by the hub, synchronously, from the listener handler ----------------
 
@@ -193,6 +195,7 @@ class Connection:
             try:
                 async with self._pool.connection() as conn:
                     position = await EventLog(conn).stream_position(self.user_id)
+                    self._redaction = await Redaction.load(conn, self.user_id, as_of=position.last_id)
             except Exception as exc:
                 log.warning("websocket_position_failed", user_id=str(self.user_id), error=str(exc))
                 self.request_close(frames.CLOSE_SERVER_ERROR, "database unavailable")
@@ -366,6 +369,7 @@ class Connection:
             await self._wake.wait()
 
     async def _send_event(self, event: DeliveredEvent) -> None:
+        event = self._redaction.apply(event)  # every event frame passes here, in id order
         await self.websocket.send_text(event.to_frame().decode())
         self.last_sent = event.id
         EVENTS_DELIVERED.inc()
@@ -427,6 +431,7 @@ class Connection:
         with contextlib.suppress(Exception):
             async with self._pool.connection() as conn:
                 position = await EventLog(conn).stream_position(self.user_id)
+                self._redaction = await Redaction.load(conn, self.user_id, as_of=position.last_id)
         await self.websocket.send_text(frames.resync_required(position.oldest_id, position.epoch).decode())
         if position.epoch == self._epoch:
             self.last_sent = max(self.last_sent, position.last_id)

@@ -11,6 +11,10 @@ there is none); `has_more` tells whether more events follow; `epoch` is the stre
 `{"error": {"code": "resync_required", "message"}, "oldest_event_id": M, "epoch"}`. The client
 reloads its state, then continues from `after=M-1` (or from the WebSocket hello).
 400 `invalid_parameter` for a bad `after` (0..2^63-1) or `limit`; 401 without a valid token.
+
+An event of a workspace the caller is no longer a member of is listed as `event.redacted`
+(rag_api.realtime.redaction): the memberships are read after the events, so a removal
+committed in between is known and can only redact more, never less.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from starlette.responses import Response
 from rag_api.deps import pool_of, require_user
 from rag_api.errors import ApiError, error_response
 from rag_api.params import int_param
+from rag_api.realtime.redaction import Redaction
 from rag_api.responses import json_response
 from rag_eventbus import EventLog, ResyncRequired
 
@@ -48,6 +53,7 @@ async def events_endpoint(request: Request) -> Response:
         async with _pool(request).connection() as conn:
             replay = await EventLog(conn).read_after(user_id, after, limit=limit + 1, epoch=epoch)
             events = replay.events
+            redaction = await Redaction.load(conn, user_id, as_of=events[-1].id if events else after)
     except ApiError as exc:
         return error_response(exc.status, exc.code, exc.message, **exc.extra)
     except ResyncRequired as exc:
@@ -62,7 +68,7 @@ async def events_endpoint(request: Request) -> Response:
             oldest_event_id=exc.oldest_event_id,
             epoch=exc.epoch,
         )
-    items = events[:limit]
+    items = [redaction.apply(e) for e in events[:limit]]
     return json_response(
         {
             "items": [
