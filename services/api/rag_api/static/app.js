@@ -765,6 +765,7 @@ function onFrame(ws, frame) {
   }
   rt.lastEventId = frame.id;
   const payload = frame.payload || {};
+  if (onMembershipFrame(frame.type, payload)) return;
   if (payload.workspace_id !== state.workspaceId) return;
   const event = { type: frame.type, payload, at: frame.created_at };
   const tableEvent = frame.type.startsWith("document.") || frame.type.startsWith("job.");
@@ -774,6 +775,19 @@ function onFrame(ws, frame) {
   }
   applyEvent(event);
   if (tableEvent) renderDocuments();
+}
+
+// Membership is live (docs/realtime.md): `event.redacted` (an event of a workspace we left)
+// only advances the id; our own removal from a workspace drops it from the list. True when
+// the frame is handled here.
+function onMembershipFrame(type, payload) {
+  if (type === "event.redacted") return true;
+  if (type !== "workspace.member_removed" || payload.user_id !== state.userId) return false;
+  const left = state.workspaces.find((w) => w.id === payload.workspace_id);
+  notice(`You are no longer a member of ${left ? `"${left.name}"` : "a workspace"}.`);
+  if (state.workspaceId === payload.workspace_id) selectWorkspace(null);
+  loadWorkspaces();
+  return true;
 }
 
 function applyEvent({ type, payload, at }) {
