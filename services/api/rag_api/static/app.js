@@ -41,6 +41,7 @@ const state = {
 const rt = {
   ws: null,
   lastEventId: null, // the id of the last event received; null until the first hello
+  epoch: null, // the stream's epoch from hello: a resume names it, so ids of another stream never match
   attempt: 0,
   timer: null,
   watchdog: null,
@@ -187,7 +188,10 @@ function signIn(token) {
     showSignIn(`That token expired at ${new Date(claims.exp * 1000).toLocaleString()}.`);
     return;
   }
-  if (state.userId !== claims.sub) rt.lastEventId = null; // another user: another event stream
+  if (state.userId !== claims.sub) {
+    rt.lastEventId = null; // another user: another event stream
+    rt.epoch = null;
+  }
   state.token = token;
   state.userId = claims.sub;
   sessionStorage.setItem(TOKEN_KEY, token);
@@ -659,6 +663,7 @@ function wsUrl() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const query = new URLSearchParams({ token: state.token });
   if (rt.lastEventId !== null) query.set("last_event_id", String(rt.lastEventId));
+  if (rt.lastEventId !== null && rt.epoch !== null) query.set("epoch", rt.epoch);
   return `${scheme}//${location.host}/api/ws?${query}`;
 }
 
@@ -732,6 +737,7 @@ function onFrame(ws, frame) {
     case "hello": {
       rt.attempt = 0;
       const fresh = rt.lastEventId === null;
+      rt.epoch = frame.payload.epoch;
       setConnection("live", "live");
       if (fresh) {
         // Everything after this id arrives live; REST holds the state up to it.
@@ -749,7 +755,15 @@ function onFrame(ws, frame) {
       // The history we lack is gone: the server continues live from a position we do not
       // know, so the next event's id becomes our baseline, and the state comes from REST.
       rt.lastEventId = null;
+      rt.epoch = frame.payload.epoch;
       reloadState();
+      return;
+    case "token_expiring":
+      // The console holds a pasted token it cannot refresh: say so; at expiry the server
+      // closes with 4401 and the console asks to sign in again.
+      notice(`Your token expires at ${when(frame.payload.expires_at)}: sign in with a new one to stay live.`);
+      return;
+    case "auth_ok":
       return;
     case "error":
       console.warn("websocket error frame", frame.payload);
