@@ -13,12 +13,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection
 
 from rag_devstack.postgres import EmbeddedPostgres, _bin_dir
 from rag_eventbus import EventLog, ResyncRequired, publish
 from rag_eventbus.schema import install
-from rag_testing.pytest_plugin import with_dbname
+from rag_testing.pytest_plugin import cloned_database
 
 from .conftest import TEST_RECIPIENTS, TestEvent, make_audience
 
@@ -71,21 +71,11 @@ async def test_a_copy_of_the_database_is_a_new_lineage(bus_database_url: str, pg
     user = uuid.uuid4()
     await publish_n(bus_database_url, make_audience(bus_database_url, [user]), 3)
     _, _, original = await position(bus_database_url, user)
-    name = f"rag_epoch_copy_{uuid.uuid4().hex[:10]}"
-    source = psycopg.conninfo.conninfo_to_dict(bus_database_url)["dbname"]
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(str(source))
-            )
-        )
-    try:
-        last_id, _, copied = await position(with_dbname(pg_admin_dsn, name), user)
+    source = str(psycopg.conninfo.conninfo_to_dict(bus_database_url)["dbname"])
+    with cloned_database(pg_admin_dsn, "rag_epoch_copy", template=source) as copy_dsn:
+        last_id, _, copied = await position(copy_dsn, user)
         assert last_id == 3 and copied != original  # same rows, same generation, another database
         assert (await position(bus_database_url, user))[2] == original
-    finally:
-        with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 async def test_a_promoted_replica_is_a_new_lineage_at_once() -> None:

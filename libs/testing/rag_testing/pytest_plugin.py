@@ -118,18 +118,18 @@ def pg_admin_dsn(pg_server: EmbeddedPostgres | None) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def cloned_database(admin_dsn: str, prefix: str = "rag_test") -> Iterator[str]:
-    """DSN of a fresh database cloned from the migrated template, dropped on exit.
+def cloned_database(admin_dsn: str, prefix: str = "rag_test", template: str = TEMPLATE_DB) -> Iterator[str]:
+    """DSN of a fresh database cloned from `template` (the migrated template), dropped on exit.
 
     For fixtures of any scope: a test module that shares one system across its tests gets a
-    database of its own this way, as each test does through `database_url`.
+    database of its own this way, as each test does through `database_url`. With another
+    test's database as `template` (no session may be open on it) it is a copy of its rows:
+    what a restore into a new database looks like.
     """
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(TEMPLATE_DB)
-            )
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
         )
     try:
         yield with_dbname(admin_dsn, name)

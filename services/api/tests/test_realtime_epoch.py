@@ -13,10 +13,9 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from psycopg import sql
 
 from rag_core.tokens import mint_token
-from rag_testing.pytest_plugin import with_dbname
+from rag_testing.pytest_plugin import cloned_database
 from rag_testing.seed import make_workspace
 
 from .realtime_harness import SECRET, publish_events, served_hub, ws_client, ws_url
@@ -119,16 +118,8 @@ async def test_an_api_on_a_copy_of_the_database_is_a_new_lineage(api_factory: An
     before = user.client.get("/api/events").json()
     epoch, last = before["epoch"], before["last_event_id"]
     api.stop()  # CREATE DATABASE ... TEMPLATE needs the source without sessions
-    copy = f"rag_test_copy_{uuid.uuid4().hex[:10]}"
-    source = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(copy), sql.Identifier(str(source))
-            )
-        )
-    try:
-        copy_dsn = with_dbname(pg_admin_dsn, copy)
+    source = str(psycopg.conninfo.conninfo_to_dict(dsn)["dbname"])
+    with cloned_database(pg_admin_dsn, "rag_test_copy", template=source) as copy_dsn:
         restored = api_factory(DATABASE_URL=copy_dsn)
         await publish_events(copy_dsn, uuid.UUID(workspace), 3)
         url = f"{restored.ws_url}?token={restored.token(user.id)}&last_event_id={last + 1}&epoch={epoch}"
@@ -145,6 +136,3 @@ async def test_an_api_on_a_copy_of_the_database_is_a_new_lineage(api_factory: An
         )
         assert r.status_code == 409 and r.json()["epoch"] == hello["payload"]["epoch"]
         restored.stop()
-    finally:
-        with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(copy)))
