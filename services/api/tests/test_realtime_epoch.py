@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import psycopg
@@ -79,6 +80,37 @@ async def test_resume_with_the_epoch_of_a_reset_stream_resyncs_and_never_replays
             assert r.json()["error"]["code"] == "resync_required"
             assert (r.json()["oldest_event_id"], r.json()["epoch"]) == (1, new_epoch)
             assert (await http.get("/api/events", params={"after": 4, "epoch": ""})).status_code == 200
+
+
+async def test_a_garbage_or_huge_epoch_is_another_epoch_and_is_never_echoed(database_url: str) -> None:
+    """Hostile epochs: arbitrary text, 4 KB of it, control characters, markup. Each is just
+    not the stream's epoch: a resync (409 over REST), nothing replayed, nothing reflected."""
+    user = uuid.uuid4()
+    workspace = make_workspace(database_url, [user])
+    await publish_events(database_url, workspace, 2)
+    hostile = ["x" * 4096, "\x01\x1b[31m", "<script>alert(1)</script>", "' OR 1=1 --"]
+    async with served_hub(database_url) as srv:
+        async with httpx.AsyncClient(
+            base_url=srv.http_url, headers={"Authorization": f"Bearer {mint_token(user, SECRET)}"}
+        ) as http:
+            epoch = (await http.get("/api/events")).json()["epoch"]
+            for bad in hostile:
+                r = await http.get("/api/events", params={"after": 0, "epoch": bad})
+                assert r.status_code == 409 and r.json()["error"]["code"] == "resync_required"
+                assert (r.json()["oldest_event_id"], r.json()["epoch"]) == (1, epoch)
+                assert bad not in r.text
+        for bad in hostile:
+            async with ws_client(ws_url(srv.ws_url, user, last_event_id=0, epoch=quote(bad))) as client:
+                assert (await client.frame())["payload"] == {
+                    "user_id": str(user),
+                    "epoch": epoch,
+                    "last_event_id": 2,
+                }
+                assert await client.frame() == {
+                    "type": "resync_required",
+                    "payload": {"oldest_event_id": 1, "epoch": epoch},
+                }
+                await client.silent(0.2)  # never events 1, 2
 
 
 async def test_a_stream_reset_under_an_open_connection_resyncs_it_at_the_next_catch_up(

@@ -58,7 +58,10 @@ async def events_endpoint(request: Request) -> Response:
         return error_response(exc.status, exc.code, exc.message, **exc.extra)
     except ResyncRequired as exc:
         if epoch is not None and epoch != exc.epoch:
-            message = f"Event ids of epoch {epoch!r} are not those of the stream's epoch {exc.epoch!r}"
+            # The client's epoch is not echoed: it is arbitrary text of any length.
+            message = (
+                f"The epoch given is not the stream's epoch {exc.epoch!r}: its event ids are another stream's"
+            )
         else:
             message = f"Events after {after} are no longer retained"
         return error_response(
