@@ -113,20 +113,19 @@ class MessageStatusUpdated(_Payload):
         return self
 
 
-class WorkspaceMemberAdded(_Payload):
+class _MembershipChange(_Payload):
+    user_id: UUID
+    role: MemberRole
+
+
+class WorkspaceMemberAdded(_MembershipChange):
     """`user_id` joined the workspace (also its creator, as owner): every member, them
     included, hears of it, and a connection of theirs starts delivering its events."""
 
-    user_id: UUID
-    role: MemberRole
 
-
-class WorkspaceMemberRemoved(_Payload):
+class WorkspaceMemberRemoved(_MembershipChange):
     """`user_id` left or was removed: published before the row goes, so they hear of it
     too; from then on their connections redact the workspace's events."""
-
-    user_id: UUID
-    role: MemberRole
 
 
 Payload = (
