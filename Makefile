@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 LIBS := libs/core libs/eventbus libs/jobqueue libs/storage libs/embedding libs/observability libs/retry libs/openai libs/devstack libs/testing
 SERVICES := services/api services/parse-worker services/ingest-worker
-PACKAGES := $(LIBS) $(SERVICES)
+# The official clients an integrator installs on their own (they import nothing of the above).
+CLIENTS := clients/python
+PACKAGES := $(LIBS) $(SERVICES) $(CLIENTS)
 EDITABLES := $(foreach p,$(PACKAGES),-e $(p))
 STAMP := $(VENV)/.installed
 # The AsyncAPI parser that make lint runs on docs/asyncapi.yaml (Node, pinned by its lock file).
