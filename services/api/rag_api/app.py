@@ -29,7 +29,7 @@ from rag_api.errors import ApiError, error_response
 from rag_api.limits import database_timeout, too_many_uploads
 from rag_api.middleware import RequestContextMiddleware
 from rag_api.probes import healthz, metrics, readyz
-from rag_api.realtime import RealtimeHub, events_endpoint, websocket_endpoint
+from rag_api.realtime import RealtimeHub, event_stream_endpoint, events_endpoint, websocket_endpoint
 from rag_api.search import search_endpoint
 from rag_api.settings import ApiSettings
 from rag_api.sweeper import run_sweeper_of
@@ -79,6 +79,7 @@ def routes() -> list[BaseRoute]:
         Route(f"/api/conversations/{CONVERSATION_ID}/messages", list_messages, methods=["GET"]),
         Route(f"/api/conversations/{CONVERSATION_ID}/messages", post_message, methods=["POST"]),
         Route("/api/events", events_endpoint, methods=["GET"]),
+        Route("/api/events/stream", event_stream_endpoint, methods=["GET"]),
         WebSocketRoute("/api/ws", websocket_endpoint),
         # The console page (static, no build step); last, so that every route above wins.
         Mount("/", app=StaticFiles(directory=STATIC_DIR, html=True), name="console"),

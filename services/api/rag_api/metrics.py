@@ -14,7 +14,12 @@ REQUESTS = Counter("rag_api_requests_total", "HTTP requests", ["method", "route"
 REQUEST_SECONDS = Histogram("rag_api_request_seconds", "HTTP request duration", ["method", "route"])
 WEBSOCKETS_OPEN = Gauge("rag_api_websockets_open", "Open WebSocket connections")
 WEBSOCKET_CLOSES = Counter("rag_api_websocket_closes_total", "WebSocket closes by code", ["code"])
-EVENTS_DELIVERED = Counter("rag_api_events_delivered_total", "Events sent to WebSocket clients")
+SSE_STREAMS_OPEN = Gauge("rag_api_sse_streams_open", "Open SSE streams (GET /api/events/stream)")
+# `code`: the close code the server ended the stream with, or `client` when the client left.
+SSE_CLOSES = Counter("rag_api_sse_closes_total", "SSE stream ends by close code", ["code"])
+EVENTS_DELIVERED = Counter(
+    "rag_api_events_delivered_total", "Events sent to realtime clients (WebSocket and SSE)"
+)
 LISTENER_RECONNECTS = Gauge("rag_api_listener_reconnects", "Reconnections of the realtime listener")
 LISTENER_CONNECTED = Gauge("rag_api_listener_connected", "1 while the realtime listener is connected")
 UPLOAD_BYTES = Counter("rag_api_upload_bytes_total", "Bytes of accepted uploads")

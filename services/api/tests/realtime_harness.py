@@ -25,7 +25,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 from websockets.asyncio.client import connect
 
-from rag_api.realtime import RealtimeHub, events_endpoint, websocket_endpoint
+from rag_api.realtime import RealtimeHub, event_stream_endpoint, events_endpoint, websocket_endpoint
 from rag_api.settings import ApiSettings
 from rag_core.events import DocumentStatusUpdated, Event
 from rag_core.tokens import mint_token
@@ -48,10 +48,16 @@ class Served:
 
 
 @asynccontextmanager
-async def served_hub(database_url: str, *, queue_max: int = 1000, **hub_kwargs: Any) -> AsyncIterator[Served]:
+async def served_hub(
+    database_url: str, *, queue_max: int = 1000, max_per_user: int = 20, **hub_kwargs: Any
+) -> AsyncIterator[Served]:
     """The hub in a Starlette app served by hypercorn on a free port of this process."""
     settings = ApiSettings(
-        database_url=database_url, s3_bucket="unused", jwt_secret=SECRET, ws_send_queue_max=queue_max
+        database_url=database_url,
+        s3_bucket="unused",
+        jwt_secret=SECRET,
+        ws_send_queue_max=queue_max,
+        ws_max_connections_per_user=max_per_user,
     )
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(database_url, min_size=1, max_size=4, open=False)
     await pool.open(wait=True)
@@ -64,7 +70,11 @@ async def served_hub(database_url: str, *, queue_max: int = 1000, **hub_kwargs: 
         await hub.stop()
 
     app = Starlette(
-        routes=[WebSocketRoute("/api/ws", websocket_endpoint), Route("/api/events", events_endpoint)],
+        routes=[
+            WebSocketRoute("/api/ws", websocket_endpoint),
+            Route("/api/events", events_endpoint),
+            Route("/api/events/stream", event_stream_endpoint),
+        ],
         lifespan=lifespan,
     )
     app.state.hub, app.state.settings, app.state.pool = hub, settings, pool

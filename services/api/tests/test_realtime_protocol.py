@@ -6,11 +6,11 @@ import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 import jwt
 import pytest
 
+from rag_api.metrics import WEBSOCKET_CLOSES, WEBSOCKETS_OPEN
 from rag_api.realtime.connection import Connection
 from rag_core.tokens import TokenClaims, mint_token
 from rag_eventbus import DeliveredEvent
@@ -148,8 +148,12 @@ async def test_heartbeat_closes_a_silent_connection_and_keeps_a_live_one(databas
         assert srv.hub.connection_count == 1
 
 
-class StuckSocket:
-    """A WebSocket whose peer never reads: every send after `free` blocks forever."""
+class StuckTransport:
+    """A transport whose peer never reads: every send after `free` blocks forever."""
+
+    client_frames = True
+    open_gauge = WEBSOCKETS_OPEN
+    closes = WEBSOCKET_CLOSES
 
     def __init__(self, free: int) -> None:
         self.sent: list[bytes] = []
@@ -157,13 +161,19 @@ class StuckSocket:
         self.closed: tuple[int, str] | None = None
         self.blocked = asyncio.Event()
 
-    async def send_text(self, data: str) -> None:
+    async def _send(self, data: bytes) -> None:
         if len(self.sent) >= self.free:
             self.blocked.set()
             await asyncio.Event().wait()
-        self.sent.append(data.encode())
+        self.sent.append(data)
 
-    async def receive(self) -> dict[str, Any]:
+    async def send_control(self, frame: bytes) -> None:
+        await self._send(frame)
+
+    async def send_event(self, event: DeliveredEvent) -> None:
+        await self._send(event.to_frame())
+
+    async def receive(self) -> str | bytes | None:
         await asyncio.Event().wait()
         raise AssertionError
 
@@ -176,9 +186,9 @@ async def test_a_stuck_connection_is_closed_4408_without_delaying_the_handler(da
     user = uuid.uuid4()
     make_workspace(database_url, [user])
     async with served_hub(database_url, queue_max=50) as srv:
-        stuck = StuckSocket(free=3)
+        stuck = StuckTransport(free=3)
         conn = Connection(
-            stuck,  # type: ignore[arg-type]
+            stuck,
             TokenClaims(user, expires_at=int(time.time()) + 3600),
             verify=srv.hub._verify,
             pool=srv.hub.pool,

@@ -1,4 +1,7 @@
-"""One WebSocket connection: its position in the user's stream, its writer, its heartbeat.
+"""One realtime connection: its position in the user's stream, its writer, its heartbeat.
+
+The same rules serve the WebSocket (`/api/ws`) and the SSE stream (`/api/events/stream`):
+the connection talks to a `Transport` (transport.py, sse.py), which only frames.
 
 How an event reaches the socket:
 
@@ -34,7 +37,9 @@ How an event reaches the socket:
   protocol-level pongs): the server sends `{"type":"ping"}` every `heartbeat_seconds`;
   any client frame counts as a sign of life (the answer is `{"type":"pong"}`, or the
   client's own ping). A connection from which nothing arrived for 2 x heartbeat_seconds
-  is closed with 4408, like any other client that cannot keep up.
+  is closed with 4408, like any other client that cannot keep up. A transport without
+  client frames (SSE) only gets the heartbeat (a comment there): its dead sockets show
+  as a failed write, or a blocked one that the backlog rule closes.
 """
 
 from __future__ import annotations
@@ -49,12 +54,12 @@ from uuid import UUID
 
 import structlog
 from psycopg_pool import AsyncConnectionPool
-from starlette.websockets import WebSocket
 
 from rag_api.limits import WS_CLOSE_TOO_MANY_CONNECTIONS
-from rag_api.metrics import EVENTS_DELIVERED, WEBSOCKET_CLOSES, close_code_label
+from rag_api.metrics import EVENTS_DELIVERED, close_code_label
 from rag_api.realtime import frames
 from rag_api.realtime.redaction import Redaction
+from rag_api.realtime.transport import Transport
 from rag_core.tokens import AuthError, TokenClaims
 from rag_eventbus import DeliveredEvent, EventLog, ResyncRequired, StreamPosition
 
@@ -70,11 +75,11 @@ Verifier = Callable[[str], TokenClaims]  # raises AuthError for a token that is 
 
 
 class Connection:
-    """A user's WebSocket on this replica. Created by the endpoint, fed by the hub."""
+    """A user's realtime connection on this replica. Created by an endpoint, fed by the hub."""
 
     def __init__(
         self,
-        websocket: WebSocket,
+        transport: Transport,
         claims: TokenClaims,
         *,
         verify: Verifier,
@@ -84,7 +89,7 @@ class Connection:
         register: Callable[[Connection], bool],
         unregister: Callable[[Connection], None],
     ) -> None:
-        self.websocket = websocket
+        self.transport = transport
         self.user_id: UUID = claims.user_id
         self._expires_at = claims.expires_at  # the current token's exp (Unix seconds)
         self._verify = verify
@@ -170,7 +175,7 @@ class Connection:
         else:
             behind = self._announced - max(self.last_sent, self._baseline)
         if behind > self._queue_max:
-            log.info("websocket_too_slow", user_id=str(self.user_id), behind=behind)
+            log.info("realtime_too_slow", user_id=str(self.user_id), behind=behind)
             self.request_close(frames.CLOSE_TOO_SLOW, "send queue full")
 
     # -- the connection's life ------------------------------------------------------
@@ -185,7 +190,7 @@ class Connection:
         # FIRST: from now on every live notice reaches us. Refused when the user holds
         # WS_MAX_CONNECTIONS_PER_USER sockets here: closed with 4429 before any frame.
         if not self._register(self):
-            log.info("websocket_too_many_connections", user_id=str(self.user_id))
+            log.info("realtime_too_many_connections", user_id=str(self.user_id))
             self._close = (WS_CLOSE_TOO_MANY_CONNECTIONS, "too many connections")
             await self._send_close()
             self.finished.set()
@@ -197,7 +202,7 @@ class Connection:
                     position = await EventLog(conn).stream_position(self.user_id)
                     self._redaction = await Redaction.load(conn, self.user_id, as_of=position.last_id)
             except Exception as exc:
-                log.warning("websocket_position_failed", user_id=str(self.user_id), error=str(exc))
+                log.warning("realtime_position_failed", user_id=str(self.user_id), error=str(exc))
                 self.request_close(frames.CLOSE_SERVER_ERROR, "database unavailable")
                 return
             # Anything committed after `register` and up to last_id is in the table;
@@ -205,7 +210,7 @@ class Connection:
             last_id, self._epoch = position.last_id, position.epoch
             self._baseline = last_id
             self._announced = max(self._announced, last_id)
-            await self.websocket.send_text(frames.hello(self.user_id, position.epoch, last_id).decode())
+            await self.transport.send_control(frames.hello(self.user_id, position.epoch, last_id))
             if param_error is not None:
                 self._control.append(frames.error("invalid_parameter", param_error))
             if resume_after is None:
@@ -238,7 +243,7 @@ class Connection:
             for task in finished:
                 if not task.cancelled() and (failure := task.exception()) is not None:
                     if self._close is None and not self._client_closed:
-                        log.warning("websocket_failed", user_id=str(self.user_id), error=repr(failure))
+                        log.warning("realtime_failed", user_id=str(self.user_id), error=repr(failure))
                         self.request_close(frames.CLOSE_SERVER_ERROR, "internal error")
         except asyncio.CancelledError:
             # The server cancels the app when its graceful shutdown times out: say so
@@ -259,22 +264,18 @@ class Connection:
         if self._client_closed or self._close is None:
             return
         code, reason = self._close
-        WEBSOCKET_CLOSES.labels(code=close_code_label(code)).inc()
+        self.transport.closes.labels(code=close_code_label(code)).inc()
         # A client that stopped reading may never drain the socket: do not wait forever.
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.websocket.close(code, reason), CLOSE_TIMEOUT)
+            await asyncio.wait_for(self.transport.close(code, reason), CLOSE_TIMEOUT)
 
     async def _read_loop(self) -> None:
         while True:
-            message = await self.websocket.receive()
-            if message["type"] == "websocket.disconnect":
+            data = await self.transport.receive()
+            if data is None:
                 self._client_closed = True
-                WEBSOCKET_CLOSES.labels(code=close_code_label(message.get("code", 1005))).inc()
                 return
             self._last_received = time.monotonic()
-            data = message.get("text")
-            if data is None:
-                data = message.get("bytes") or b""
             answer = frames.parse_client_frame(data)
             if isinstance(answer, frames.Auth):
                 answer = self._reauthenticate(answer.token)
@@ -297,11 +298,11 @@ class Connection:
         try:
             claims = self._verify(token)
         except AuthError as exc:
-            log.info("websocket_reauth_refused", user_id=str(self.user_id), reason=str(exc))
+            log.info("realtime_reauth_refused", user_id=str(self.user_id), reason=str(exc))
             self.request_close(frames.CLOSE_UNAUTHORIZED, "invalid token")
             return None
         if claims.user_id != self.user_id:
-            log.info("websocket_reauth_refused", user_id=str(self.user_id), reason="another user")
+            log.info("realtime_reauth_refused", user_id=str(self.user_id), reason="another user")
             self.request_close(frames.CLOSE_UNAUTHORIZED, "token of another user")
             return None
         self._expires_at = claims.expires_at
@@ -319,7 +320,7 @@ class Connection:
                 return
             if await self._refreshed_within(expires_at - time.time()):
                 continue
-            log.info("websocket_token_expired", user_id=str(self.user_id))
+            log.info("realtime_token_expired", user_id=str(self.user_id))
             self.request_close(frames.CLOSE_UNAUTHORIZED, "token expired")
             return
 
@@ -334,8 +335,9 @@ class Connection:
         assert self._heartbeat
         while True:
             await asyncio.sleep(self._heartbeat)
-            if time.monotonic() - self._last_received >= 2 * self._heartbeat:
-                log.info("websocket_heartbeat_timeout", user_id=str(self.user_id))
+            silent = time.monotonic() - self._last_received >= 2 * self._heartbeat
+            if self.transport.client_frames and silent:
+                log.info("realtime_heartbeat_timeout", user_id=str(self.user_id))
                 self.request_close(frames.CLOSE_TOO_SLOW, "heartbeat timeout")
                 return
             if not self._push_control(frames.PING):
@@ -346,7 +348,7 @@ class Connection:
         while True:
             self._wake.clear()
             if self._control:
-                await self.websocket.send_text(self._control.popleft().decode())
+                await self.transport.send_control(self._control.popleft())
                 continue
             if self._held:
                 await self._wake.wait()
@@ -370,7 +372,7 @@ class Connection:
 
     async def _send_event(self, event: DeliveredEvent) -> None:
         event = self._redaction.apply(event)  # every event frame passes here, in id order
-        await self.websocket.send_text(event.to_frame().decode())
+        await self.transport.send_event(event)
         self.last_sent = event.id
         EVENTS_DELIVERED.inc()
 
@@ -387,7 +389,7 @@ class Connection:
             await self._resync_live(exc.position)
             return
         except Exception as exc:  # database down: the gap stays known, retry later
-            log.warning("websocket_fill_failed", user_id=str(self.user_id), error=str(exc))
+            log.warning("realtime_fill_failed", user_id=str(self.user_id), error=str(exc))
             if upto is None:
                 self._fill_all = True
             await asyncio.sleep(RETRY_DELAY)
@@ -404,7 +406,7 @@ class Connection:
                 return
         # Ids known to be committed are not in the log: tell the client rather than
         # loop or skip silently.
-        log.error("websocket_log_hole", user_id=str(self.user_id), after=self.last_sent, upto=upto)
+        log.error("realtime_log_hole", user_id=str(self.user_id), after=self.last_sent, upto=upto)
         position = max(self._announced, self._fill_upto, self.last_sent)
         await self._resync_live(StreamPosition(position, self.last_sent + 1, self._epoch))
 
@@ -414,7 +416,7 @@ class Connection:
             async with self._pool.connection() as conn:
                 position = await EventLog(conn).stream_position(self.user_id)
         except Exception as exc:  # stays stale: retried
-            log.warning("websocket_position_failed", user_id=str(self.user_id), error=str(exc))
+            log.warning("realtime_position_failed", user_id=str(self.user_id), error=str(exc))
             await asyncio.sleep(RETRY_DELAY)
             return
         self._stale = False
@@ -432,7 +434,7 @@ class Connection:
             async with self._pool.connection() as conn:
                 position = await EventLog(conn).stream_position(self.user_id)
                 self._redaction = await Redaction.load(conn, self.user_id, as_of=position.last_id)
-        await self.websocket.send_text(frames.resync_required(position.oldest_id, position.epoch).decode())
+        await self.transport.send_control(frames.resync_required(position.oldest_id, position.epoch))
         if position.epoch == self._epoch:
             self.last_sent = max(self.last_sent, position.last_id)
         else:

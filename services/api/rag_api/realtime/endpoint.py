@@ -23,6 +23,7 @@ from rag_api.metrics import WEBSOCKET_CLOSES, close_code_label
 from rag_api.params import PG_BIGINT_MAX, parse_int
 from rag_api.realtime import frames
 from rag_api.realtime.hub import RealtimeHub
+from rag_api.realtime.transport import WebSocketTransport
 from rag_core.tokens import AuthError
 
 log = structlog.get_logger("rag_api.realtime")
@@ -62,4 +63,4 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     resume_after, param_error = parse_last_event_id(websocket.query_params.get("last_event_id"))
     epoch = websocket.query_params.get("epoch") or None
     structlog.contextvars.bind_contextvars(user_id=str(claims.user_id))
-    await hub.connection(websocket, claims).serve(resume_after, epoch, param_error)
+    await hub.connection(WebSocketTransport(websocket), claims).serve(resume_after, epoch, param_error)

@@ -27,12 +27,12 @@ from uuid import UUID
 
 import structlog
 from psycopg_pool import AsyncConnectionPool
-from starlette.websockets import WebSocket
 
-from rag_api.metrics import LISTENER_CONNECTED, LISTENER_RECONNECTS, WEBSOCKETS_OPEN
+from rag_api.metrics import LISTENER_CONNECTED, LISTENER_RECONNECTS
 from rag_api.realtime import frames
 from rag_api.realtime.connection import Connection
 from rag_api.realtime.retention import DEFAULT_RETENTION_INTERVAL, run_retention
+from rag_api.realtime.transport import Transport
 from rag_api.settings import ApiSettings
 from rag_core.tokens import TokenClaims, verify_token
 from rag_eventbus import REALTIME_CHANNEL, EventLog, Listener, decode_notice
@@ -40,6 +40,7 @@ from rag_eventbus import REALTIME_CHANNEL, EventLog, Listener, decode_notice
 log = structlog.get_logger("rag_api.realtime")
 
 DEFAULT_HEARTBEAT_SECONDS = 25.0  # below the usual 60 s idle timeout of proxies and LBs
+SSE_KEEPALIVE_SECONDS = 15.0  # the SSE comment: proxies buffer or cut quiet responses sooner
 DEFAULT_RECONCILE_SECONDS = 30.0
 START_TIMEOUT = 10.0  # seconds `start` waits for the listener before returning anyway
 STOP_TIMEOUT = 3.0  # seconds `stop` gives open connections to close
@@ -55,6 +56,7 @@ class RealtimeHub:
         settings: ApiSettings,
         *,
         heartbeat_seconds: float | None = None,
+        sse_keepalive_seconds: float = SSE_KEEPALIVE_SECONDS,
         reconcile_seconds: float | None = DEFAULT_RECONCILE_SECONDS,
         retention_interval_seconds: float | None = DEFAULT_RETENTION_INTERVAL,
     ) -> None:
@@ -65,6 +67,7 @@ class RealtimeHub:
         )
         if self.heartbeat_seconds is not None and self.heartbeat_seconds <= 0:
             self.heartbeat_seconds = None  # 0 disables the dead-socket rule
+        self.sse_keepalive_seconds = sse_keepalive_seconds
         self._reconcile_seconds = reconcile_seconds
         self._retention_interval = retention_interval_seconds
         self._listener = Listener(
@@ -145,15 +148,17 @@ class RealtimeHub:
 
     # -- connections ------------------------------------------------------------------
 
-    def connection(self, websocket: WebSocket, claims: TokenClaims) -> Connection:
+    def connection(self, transport: Transport, claims: TokenClaims) -> Connection:
         """A new connection for the token's user; `serve` registers it before reading anything."""
         return Connection(
-            websocket,
+            transport,
             claims,
             verify=self._verify,
             pool=self.pool,
             queue_max=self.settings.ws_send_queue_max,
-            heartbeat_seconds=self.heartbeat_seconds,
+            heartbeat_seconds=self.heartbeat_seconds
+            if transport.client_frames
+            else self.sse_keepalive_seconds,
             register=self._register,
             unregister=self._unregister,
         )
@@ -164,13 +169,13 @@ class RealtimeHub:
 
     def _register(self, conn: Connection) -> bool:
         """Add `conn` to its user's set; False (not added) when the user already holds
-        WS_MAX_CONNECTIONS_PER_USER sockets here. Synchronous, so the count and the add
+        WS_MAX_CONNECTIONS_PER_USER connections here (WebSockets and SSE streams together). Synchronous, so the count and the add
         cannot be split by another connection of the same user."""
         conns = self._by_user.setdefault(conn.user_id, set())
         if len(conns) >= self.settings.ws_max_connections_per_user:
             return False
         conns.add(conn)
-        WEBSOCKETS_OPEN.inc()
+        conn.transport.open_gauge.inc()
         return True
 
     def _unregister(self, conn: Connection) -> None:
@@ -180,7 +185,7 @@ class RealtimeHub:
         conns.discard(conn)
         if not conns:
             del self._by_user[conn.user_id]
-        WEBSOCKETS_OPEN.dec()
+        conn.transport.open_gauge.dec()
 
     # -- notifications ----------------------------------------------------------------
 
