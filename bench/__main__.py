@@ -32,6 +32,7 @@ BENCHMARKS = (
     "scaleout",
     "claimcost",
     "pathological",
+    "storm",
 )
 
 

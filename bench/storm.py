@@ -1,0 +1,701 @@
+"""8. Reconnect storm: every socket of a restarted api replica resumes at once with a gap.
+
+The issue's claim is that reconnect storms are cheap. A storm here is what follows an api
+replica restart: every socket was live and had received its user's events up to some id,
+the api is stopped with SIGTERM (it closes every socket with 1001), events are published
+for those users while it is down, a new api process starts on the same port, and every
+socket resumes with `last_event_id` + `epoch` at once. The same storm with nothing
+published while the api was down (a gap of 0) is the baseline, measured in the same run,
+so that the cost of the gap reads as a ratio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import signal
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from bench import profiling
+from bench.common import Bench, Child, Row, Section, cpu_seconds, median, median_of, now_ns, percentile
+from bench.stack import make_users, s3
+from rag_api.app import POOL_CHECKOUT_TIMEOUT, POOL_MAX_SIZE
+from rag_api.settings import ApiSettings
+from rag_core.events import DocumentStatusUpdated, Event
+from rag_devstack.postgres import free_port
+from rag_devstack.procs import ServiceProcess, venv_command
+from rag_eventbus import publish
+from rag_eventbus.queries import SELECT_AFTER, SELECT_STREAM
+from rag_testing.system import system_env
+
+SOCKETS_PER_USER = 5  # below WS_MAX_CONNECTIONS_PER_USER (20 by default)
+GAP = 10  # events published for most users while the api is down
+LARGE_GAP = 100  # ... and for one user in LARGE_EVERY
+LARGE_EVERY = 10
+WARM = 3  # events every socket receives live before the first storm
+APP_NAME = "rag-api-storm"  # application_name of the api's connections, to count them
+SAMPLE_SECONDS = 0.05  # pg_stat_activity sampling period
+PUBLISH_BATCH = 500  # events per publishing transaction
+STORM_TIMEOUT = 300.0
+
+# The read-only variant of eventbus_stream() for a stream row that exists (a production
+# variant would fall back to the INSERT when the row is missing), as a plain statement and
+# as the same plpgsql function without its INSERT (a temporary function of the measuring
+# session), so that the INSERT's own cost is told apart from plpgsql's.
+READ_ONLY_STREAM = """
+SELECT s.last_id, s.pruned_through + 1, eventbus_epoch(eventbus_lineage(), s.generation)
+FROM user_streams s WHERE s.user_id = %s
+"""
+CREATE_READ_ONLY_FUNCTION = """
+CREATE FUNCTION pg_temp.stream_read_only(p_user uuid)
+RETURNS TABLE (last_id bigint, oldest_id bigint, epoch text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+        SELECT s.last_id, s.pruned_through + 1, eventbus_epoch(eventbus_lineage(), s.generation)
+        FROM public.user_streams s WHERE s.user_id = p_user;
+END;
+$$
+"""
+READ_ONLY_FUNCTION = "SELECT last_id, oldest_id, epoch FROM pg_temp.stream_read_only(%s)"
+SELECT_MEMBERSHIPS = "SELECT workspace_id FROM workspace_members WHERE user_id = %s"
+
+
+# -- the api process, restarted on one port -------------------------------------------------
+
+
+class Api:
+    """One `rag-api` process at a time on a fixed port; restarted between storms."""
+
+    def __init__(self, bench: Bench, dsn: str, s3_env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.env = system_env(dsn, s3_env, API_PORT=str(self.port))
+        self.log_dir = bench.log_dir / "storm"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.proc: ServiceProcess | None = None
+        self.starts = 0
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/api/ws"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def start(self) -> int:
+        """Start and wait for /readyz 200; the wall clock (ns) at which it first answered."""
+        self.starts += 1
+        log = self.log_dir / f"api-{self.starts}.log"
+        self.proc = ServiceProcess([venv_command("rag-api")], self.env, log).start()
+        url = f"http://127.0.0.1:{self.port}/readyz"
+        deadline = time.monotonic() + 120
+        async with httpx.AsyncClient(timeout=2) as client:
+            while time.monotonic() < deadline:
+                if not self.proc.alive():
+                    raise RuntimeError(f"rag-api exited early:\n{self.proc.log_text()[-3000:]}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(url)).status_code == 200:
+                        return now_ns()
+                await asyncio.sleep(0.02)
+        raise TimeoutError(f"rag-api not ready in 120 s:\n{self.proc.log_text()[-3000:]}")
+
+    async def stop(self) -> float:
+        """SIGTERM (the api closes every socket with 1001) and wait; seconds it took to exit."""
+        if self.proc is None or not self.proc.alive():
+            return 0.0
+        started = time.monotonic()
+        self.proc.signal(signal.SIGTERM)
+        assert self.proc.proc is not None
+        await asyncio.to_thread(self.proc.proc.wait, 60)
+        return time.monotonic() - started
+
+    def status_kib(self, field_name: str) -> int:
+        """VmRSS (resident now) or VmHWM (its peak) of the current process."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+        raise KeyError(field_name)
+
+
+# -- Postgres side: sampling and publishing -------------------------------------------------
+
+
+class ActivitySampler:
+    """Counts the api's backends in pg_stat_activity every SAMPLE_SECONDS while running."""
+
+    def __init__(self, admin_dsn: str, dbname: str) -> None:
+        self.admin_dsn = admin_dsn
+        self.dbname = dbname
+        self.samples: list[tuple[int, int]] = []  # (connections, active ones)
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        async with await psycopg.AsyncConnection.connect(self.admin_dsn, autocommit=True) as conn:
+            while True:
+                cur = await conn.execute(
+                    "SELECT count(*), count(*) FILTER (WHERE state = 'active') FROM pg_stat_activity"
+                    " WHERE datname = %s AND application_name = %s",
+                    (self.dbname, APP_NAME),
+                )
+                row = await cur.fetchone()
+                assert row is not None
+                self.samples.append((int(row[0]), int(row[1])))
+                await asyncio.sleep(SAMPLE_SECONDS)
+
+    def start(self) -> None:
+        self.samples = []
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> tuple[int, int, int]:
+        """(peak connections, peak active, samples taken)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        peak = max((c for c, _ in self.samples), default=0)
+        active = max((a for _, a in self.samples), default=0)
+        return peak, active, len(self.samples)
+
+
+def gap_of(user: int) -> int:
+    return LARGE_GAP if user % LARGE_EVERY == 0 else GAP
+
+
+async def publish_for(dsn: str, users: list[dict[str, str]], counts: list[int]) -> dict[int, int]:
+    """Publish counts[i] events for user i (the workers' code path); the last id of each user."""
+    index = {uuid.UUID(u["user"]): i for i, u in enumerate(users)}
+    todo = [
+        Event.of(
+            DocumentStatusUpdated(
+                workspace_id=uuid.UUID(u["workspace"]), document_id=uuid.uuid4(), status="parsing", error=None
+            )
+        )
+        for u, count in zip(users, counts, strict=True)
+        for _ in range(count)
+    ]
+    last: dict[int, int] = {}
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        for start in range(0, len(todo), PUBLISH_BATCH):
+            async with conn.transaction():
+                ids = await publish(conn, todo[start : start + PUBLISH_BATCH])
+            for user_id, numbers in ids.items():
+                last[index[user_id]] = max(last.get(index[user_id], 0), *numbers)
+    return last
+
+
+def listen_overflows() -> int:
+    """TcpExt ListenOverflows of the machine: SYNs dropped because an accept queue was full."""
+    with open("/proc/net/netstat") as f:
+        lines = f.read().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            return int(dict(zip(names.split(), values.split(), strict=True))["ListenOverflows"])
+    return 0
+
+
+# -- one storm ----------------------------------------------------------------------------------
+
+
+class Storms:
+    """The clients, the api and what each user has received so far."""
+
+    def __init__(
+        self, bench: Bench, api: Api, dsn: str, users: list[dict[str, str]], clients: list[Child]
+    ) -> None:
+        self.bench = bench
+        self.api = api
+        self.dsn = dsn
+        self.users = users
+        self.clients = clients
+        self.targets: dict[int, int] = {}  # user index -> the id every socket must reach
+        self.sampler = ActivitySampler(bench.admin_dsn, str(conninfo_to_dict(dsn)["dbname"]))
+        self.sockets = len(users) * SOCKETS_PER_USER
+
+    def send_all(self, command: dict[str, Any]) -> None:
+        for client in self.clients:
+            client.send(command)
+
+    async def gather(self, kind: str, timeout: float) -> list[dict[str, Any]]:
+        return [await c.expect(kind, timeout=timeout) for c in self.clients]
+
+    async def connect_live(self) -> float:
+        """Every socket connects live (100 handshakes at a time per process); seconds taken."""
+        started = time.monotonic()
+        self.send_all({"t": "go", "resume": False, "targets": {}, "timeout": STORM_TIMEOUT, "parallel": 100})
+        done = await self.gather("done", STORM_TIMEOUT + 60)
+        check(done, "live connect")
+        return time.monotonic() - started
+
+    async def publish_live(self, counts: list[int]) -> None:
+        self.targets = await publish_for(self.dsn, self.users, counts)
+        self.send_all({"t": "wait", "targets": self.targets, "timeout": 120})
+        check(await self.gather("reached", 180), "live events")
+
+    async def run(self, gap: bool, profile_out: Path | None = None, profile_s: float = 0.0) -> dict[str, Any]:
+        """Stop the api, publish the gap (or not), start it, let every socket resume; figures."""
+        rss_old = self.api.status_kib("VmRSS")
+        self.send_all({"t": "parked", "timeout": 60})
+        await self.gather("armed", 30)
+        shutdown_s = await self.api.stop()
+        parked = await self.gather("parked", 90)
+        shutdown_closes: Counter[str] = Counter()
+        for p in parked:
+            shutdown_closes.update(p["closes"])
+        if sum(p["count"] for p in parked) != self.sockets:
+            raise RuntimeError(f"not every socket was closed by the shutdown: {parked}")
+        before = dict(self.targets)
+        gap_events = 0
+        if gap:
+            counts = [gap_of(i) for i in range(len(self.users))]
+            gap_events = sum(counts)
+            self.targets = await publish_for(self.dsn, self.users, counts)
+        ready_ns = await self.api.start()
+        pid = self.api.pid
+        rss_before, hwm_before = self.api.status_kib("VmRSS"), self.api.status_kib("VmHWM")
+        cpu0 = cpu_seconds(pid)
+        overflows0 = listen_overflows()
+        sampling = None
+        if profile_out is not None:
+            sampling = asyncio.create_task(profiling.record(pid, profile_s, profile_out))
+        self.sampler.start()
+        go_ns = now_ns()
+        self.send_all({"t": "go", "resume": True, "targets": self.targets, "timeout": STORM_TIMEOUT})
+        done = await self.gather("done", STORM_TIMEOUT + 60)
+        peak_conns, peak_active, samples = await self.sampler.stop()
+        cpu1 = cpu_seconds(pid)
+        overflows1 = listen_overflows()
+        rss_after, hwm_after = self.api.status_kib("VmRSS"), self.api.status_kib("VmHWM")
+        if sampling is not None:
+            await sampling
+        last_done = max(max(d["done_ns"]) for d in done)
+        finished = [(ns - ready_ns) / 1e9 for d in done for ns in d["done_ns"] if ns]
+        hellos = [(ns - ready_ns) / 1e9 for d in done for ns in d["hello_ns"] if ns]
+        handshakes = [
+            (o - s) / 1e9 for d in done for s, o in zip(d["started_ns"], d["open_ns"], strict=True) if o and s
+        ]
+        closes: Counter[str] = Counter()
+        for d in done:
+            closes.update(d["closes"])
+        storm_s = (last_done - ready_ns) / 1e9
+        expected = sum(
+            (self.targets[u] - before.get(u, 0)) * SOCKETS_PER_USER for u in range(len(self.users))
+        )
+        return {
+            "gap_events": float(gap_events),
+            "frames_expected": float(expected),
+            "storm_s": storm_s,
+            "go_delay_ms": (go_ns - ready_ns) / 1e6,
+            "p50_s": percentile(finished, 50),
+            "p99_s": percentile(finished, 99),
+            "hello_p50_s": percentile(hellos, 50),
+            "hello_last_s": max(hellos, default=float("nan")),
+            "handshake_p50_s": percentile(handshakes, 50),
+            "handshake_max_s": max(handshakes, default=float("nan")),
+            "incomplete": float(sum(d["incomplete"] for d in done)),
+            "violations": float(sum(d["violations"] for d in done)),
+            "examples": [e for d in done for e in d["examples"]][:5],  # type: ignore[dict-item]
+            "resyncs": float(sum(d["resyncs"] for d in done)),
+            "epoch_changes": float(sum(d["epoch_changes"] for d in done)),
+            "attempts": float(sum(d["attempts"] for d in done)),
+            "reconnects": float(sum(d["reconnects"] for d in done)),
+            "closes": dict(closes),  # type: ignore[dict-item]
+            "shutdown_closes": dict(shutdown_closes),  # type: ignore[dict-item]
+            "shutdown_s": shutdown_s,
+            "peak_pg": float(peak_conns),
+            "peak_pg_active": float(peak_active),
+            "pg_samples": float(samples),
+            "api_cpu_s": cpu1 - cpu0,
+            "api_core_share": (cpu1 - cpu0) / storm_s if storm_s > 0 else float("nan"),
+            "client_cpu_max_share": max(d["cpu_s"] for d in done) / (storm_s + 1.0),
+            "client_cpu_s": sum(d["cpu_s"] for d in done),
+            "rss_old_mib": rss_old / 1024,
+            "rss_before_mib": rss_before / 1024,
+            "hwm_before_mib": hwm_before / 1024,
+            "rss_after_mib": rss_after / 1024,
+            "hwm_after_mib": hwm_after / 1024,
+            "listen_overflows": float(overflows1 - overflows0),
+        }
+
+
+def check(answers: list[dict[str, Any]], what: str) -> None:
+    bad = [a for a in answers if a["incomplete"] or a["violations"]]
+    if bad:
+        raise RuntimeError(
+            f"{what}: {sum(a['incomplete'] for a in bad)} sockets incomplete, "
+            f"{sum(a['violations'] for a in bad)} violations: {[a['examples'] for a in bad]}"
+        )
+
+
+# -- the micro-measurement of the stream-position query --------------------------------------
+
+
+async def stream_costs(dsn: str, users: list[dict[str, str]], rounds: int) -> dict[str, float]:
+    """eventbus_stream() (INSERT ... ON CONFLICT, then SELECT) against a read-only SELECT.
+
+    Measured three ways on a connection like the pool's (autocommit, auto-prepared): the
+    round trip per call; the server's time per call (all users in one statement, so the
+    round trip is paid once); and what each writes (WAL bytes, whether a transaction id is
+    assigned, which would make every read's commit a WAL flush with synchronous_commit on).
+    """
+    ids = [uuid.UUID(u["user"]) for u in users]
+    queries = {
+        "stream": SELECT_STREAM,
+        "read-only": READ_ONLY_STREAM,
+        "read-only function": READ_ONLY_FUNCTION,
+        "after": SELECT_AFTER,
+    }
+    trips: dict[str, list[float]] = {k: [] for k in queries}
+    server: dict[str, list[float]] = {"stream": [], "read-only function": [], "epoch": []}
+    wal: dict[str, float] = {}
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await conn.execute(CREATE_READ_ONLY_FUNCTION)
+        for name in ("stream", "read-only", "read-only function"):  # warm: plans prepared, pages cached
+            for user_id in ids[:20]:
+                await conn.execute(queries[name], (user_id,))
+        for r in range(rounds):
+            order = list(queries) if r % 2 == 0 else list(reversed(queries))
+            for name in order:
+                for user_id in ids:
+                    params: Any = (
+                        {"user_id": user_id, "after": 0, "upto": None, "limit": 200}
+                        if name == "after"
+                        else (user_id,)
+                    )
+                    t0 = time.perf_counter()
+                    cur = await conn.execute(queries[name], params)
+                    await cur.fetchall()
+                    trips[name].append((time.perf_counter() - t0) * 1e6)
+        for _ in range(max(3, rounds)):
+            for name, body in (
+                ("stream", "SELECT count(*) FROM unnest(%s::uuid[]) AS u(id), LATERAL eventbus_stream(u.id)"),
+                (
+                    "read-only function",
+                    "SELECT count(*) FROM unnest(%s::uuid[]) AS u(id), LATERAL pg_temp.stream_read_only(u.id)",
+                ),
+            ):
+                t0 = time.perf_counter()
+                await conn.execute(body, (ids,))
+                server[name].append((time.perf_counter() - t0) * 1e6 / len(ids))
+            # What every position read pays for the epoch: the lineage (pg_control_system(),
+            # the WAL file name) and a sha256, once per call.
+            t0 = time.perf_counter()
+            await conn.execute(
+                "SELECT count(eventbus_epoch(eventbus_lineage(), gen_random_uuid()))"
+                " FROM generate_series(1, %s)",
+                (len(ids),),
+            )
+            server["epoch"].append((time.perf_counter() - t0) * 1e6 / len(ids))
+        for name in ("stream", "read-only"):
+            lsn0 = await _one(conn, "SELECT pg_current_wal_lsn()")
+            for user_id in ids:
+                await conn.execute(queries[name], (user_id,))
+            lsn1 = await _one(conn, "SELECT pg_current_wal_lsn()")
+            diff = await _one(conn, "SELECT pg_wal_lsn_diff(%s, %s)", (lsn1, lsn0))
+            wal[name] = float(diff) / len(ids)
+        async with conn.transaction():
+            await conn.execute(SELECT_STREAM, (ids[0],))
+            xid = await _one(conn, "SELECT txid_current_if_assigned()")
+    return {
+        "stream_trip_us": median(trips["stream"]),
+        "read_only_trip_us": median(trips["read-only"]),
+        "read_only_function_trip_us": median(trips["read-only function"]),
+        "after_trip_us": median(trips["after"]),
+        "stream_trip_p99_us": percentile(trips["stream"], 99),
+        "read_only_trip_p99_us": percentile(trips["read-only"], 99),
+        "stream_server_us": median(server["stream"]),
+        "read_only_server_us": median(server["read-only function"]),
+        "epoch_server_us": median(server["epoch"]),
+        "stream_wal_bytes": wal["stream"],
+        "read_only_wal_bytes": wal["read-only"],
+        "stream_assigns_xid": 0.0 if xid is None else 1.0,
+        "calls": float(len(ids) * rounds),
+    }
+
+
+async def _one(conn: psycopg.AsyncConnection[Any], query: str, params: Any = None) -> Any:
+    cur = await conn.execute(query, params)
+    row = await cur.fetchone()
+    assert row is not None
+    return row[0]
+
+
+# -- the benchmark ------------------------------------------------------------------------------
+
+
+def client_files(bench: Bench, users: list[dict[str, str]], processes: int) -> Iterator[Path]:
+    """The sockets, dealt round robin over the client processes (a user's sockets spread out)."""
+    sockets = [{"user": u["user"], "u": i} for i, u in enumerate(users) for _ in range(SOCKETS_PER_USER)]
+    for p in range(processes):
+        path = bench.work_dir / f"storm-sockets-{p}.json"
+        path.write_text(json.dumps(sockets[p::processes]))
+        yield path
+
+
+async def run(bench: Bench) -> Section:
+    runs = bench.runs(3)
+    n_users = 100 if bench.quick else 1000
+    processes = 2 if bench.quick else 4
+    dsn = bench.database("storm")
+    api_dsn = make_conninfo(dsn, application_name=APP_NAME)
+    results: dict[str, list[dict[str, Any]]] = {"gap": [], "none": []}
+    profile = ""
+    clients: list[Child] = []
+    try:
+        users = make_users(dsn, n_users)
+        with s3(bench.log_dir) as s3_env:
+            api = Api(bench, api_dsn, s3_env)
+            try:
+                await api.start()
+                clients = [
+                    await Child.start(
+                        "bench.stormclients",
+                        api.ws_url,
+                        str(path),
+                        log=bench.log_dir / f"storm-clients-{p}.log",
+                    )
+                    for p, path in enumerate(client_files(bench, users, processes))
+                ]
+                storms = Storms(bench, api, api_dsn, users, clients)
+                connect_s = await storms.connect_live()
+                await storms.publish_live([WARM] * n_users)
+                for _ in range(runs):
+                    for kind in ("gap", "none"):
+                        results[kind].append(await storms.run(gap=kind == "gap"))
+                if bench.profile:  # an extra, unmeasured gap storm with py-spy on the new api
+                    out = bench.work_dir / "storm.prof"
+                    seconds = median([r["storm_s"] for r in results["gap"]]) + 1.0
+                    await storms.run(gap=True, profile_out=out, profile_s=seconds)
+                    profile = profiling.summarise(out) if out.exists() else "(py-spy unavailable)"
+            finally:
+                for client in clients:
+                    await client.stop(timeout=60)
+                await api.stop()
+        costs = await stream_costs(dsn, users, 2 if bench.quick else 5)
+    finally:
+        bench.drop_database(dsn)
+    failures = [
+        f"{kind} storm {i + 1}: {r['incomplete']:.0f} sockets short of their last id, "
+        f"{r['violations']:.0f} ids out of sequence {r['examples']}"
+        for kind, rs in results.items()
+        for i, r in enumerate(rs)
+        if r["incomplete"] or r["violations"]
+    ]
+    if failures:
+        raise RuntimeError("storm: events lost, duplicated or out of order: " + "; ".join(failures))
+    return section(bench, results, costs, profile, connect_s, n_users, processes, runs)
+
+
+def section(
+    bench: Bench,
+    results: dict[str, list[dict[str, Any]]],
+    costs: dict[str, float],
+    profile: str,
+    connect_s: float,
+    n_users: int,
+    processes: int,
+    runs: int,
+) -> Section:
+    med = functools.partial(median_of, results)
+    sockets = n_users * SOCKETS_PER_USER
+    bound = POOL_MAX_SIZE + ApiSettings.model_fields["answer_concurrency"].default
+    gap, base = med("gap", "storm_s"), med("none", "storm_s")
+    rows = [
+        Row(
+            "storm",
+            f"{sockets:,} resumes with a gap: all delivered",
+            gap,
+            "s",
+            runs=[r["storm_s"] for r in results["gap"]],
+        ),
+        Row(
+            "storm",
+            f"{sockets:,} resumes, gap 0 (baseline)",
+            base,
+            "s",
+            runs=[r["storm_s"] for r in results["none"]],
+        ),
+        Row("storm", "gap storm / baseline", gap / base if base else float("nan"), "x"),
+        Row(
+            "storm",
+            "api CPU per storm, gap / baseline",
+            med("gap", "api_cpu_s") / med("none", "api_cpu_s"),
+            "x",
+        ),
+        Row(
+            "storm",
+            "ids lost, duplicated or out of order",
+            sum(r["violations"] + r["incomplete"] for rs in results.values() for r in rs),
+            "",
+            "0",
+            True,  # run() raised otherwise
+        ),
+        Row(
+            "storm",
+            "peak Postgres connections of the api (gap storm)",
+            med("gap", "peak_pg"),
+            "",
+            f"≤ {bound + 2} (pool + 2 listeners)",
+            max(r["peak_pg"] for rs in results.values() for r in rs) <= bound + 2,
+            [r["peak_pg"] for r in results["gap"]],
+        ),
+        Row(
+            "storm",
+            "api peak RSS (VmHWM) after the gap storm",
+            med("gap", "hwm_after_mib"),
+            "MiB",
+            runs=[r["hwm_after_mib"] for r in results["gap"]],
+        ),
+        Row(
+            "storm",
+            "eventbus_stream() / the same without its INSERT, server time",
+            costs["stream_server_us"] / costs["read_only_server_us"],
+            "x",
+        ),
+    ]
+    table = [
+        "| storm | frames replayed | all resumed | p50 / p99 socket | last hello | handshake p50 / max |"
+        " SYN overflows | retries | peak PG conns (active) | api CPU | busiest client | api RSS: old → ready → peak → after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, label in (("gap", f"gap {GAP} (1 user in {LARGE_EVERY}: {LARGE_GAP})"), ("none", "gap 0")):
+        table.append(
+            f"| {label} | {med(key, 'frames_expected'):,.0f} | {med(key, 'storm_s'):.2f} s |"
+            f" {med(key, 'p50_s'):.2f} / {med(key, 'p99_s'):.2f} s | {med(key, 'hello_last_s'):.2f} s |"
+            f" {med(key, 'handshake_p50_s'):.2f} / {med(key, 'handshake_max_s'):.2f} s |"
+            f" {med(key, 'listen_overflows'):,.0f} | {med(key, 'reconnects'):,.0f} |"
+            f" {med(key, 'peak_pg'):.0f} ({med(key, 'peak_pg_active'):.0f}) |"
+            f" {med(key, 'api_core_share') * 100:.0f} % of a core | {med(key, 'client_cpu_max_share') * 100:.0f} % |"
+            f" {med(key, 'rss_old_mib'):.0f} → {med(key, 'rss_before_mib'):.0f} → {med(key, 'hwm_after_mib'):.0f}"
+            f" → {med(key, 'rss_after_mib'):.0f} MiB |"
+        )
+    closes: Counter[str] = Counter()
+    shutdown: Counter[str] = Counter()
+    for rs in results.values():
+        for r in rs:
+            closes.update(r["closes"])
+            shutdown.update(r["shutdown_closes"])
+    share = _stream_share(results, costs)
+    table += [
+        "",
+        "The stream-position query, measured on its own in the same run (one connection like the pool's: "
+        f"autocommit, prepared; {n_users:,} users, median of {costs['calls']:,.0f} calls):",
+        "",
+        "| query | round trip p50 (p99) | server time per call | WAL per call |",
+        "|---|---|---|---|",
+        f"| `eventbus_stream()` (INSERT ... ON CONFLICT DO NOTHING, then SELECT) | "
+        f"{costs['stream_trip_us']:.0f} µs ({costs['stream_trip_p99_us']:.0f} µs) | "
+        f"{costs['stream_server_us']:.1f} µs | {costs['stream_wal_bytes']:.0f} B |",
+        f"| the same plpgsql function without the INSERT | {costs['read_only_function_trip_us']:.0f} µs |"
+        f" {costs['read_only_server_us']:.1f} µs | |",
+        f"| a plain read-only SELECT of the same row | {costs['read_only_trip_us']:.0f} µs "
+        f"({costs['read_only_trip_p99_us']:.0f} µs) | | {costs['read_only_wal_bytes']:.0f} B |",
+        f"| `SELECT_AFTER` (the replay itself, up to 200 rows) | {costs['after_trip_us']:.0f} µs | | |",
+        f"| of which in every position read: the epoch (`eventbus_lineage()` + sha256) | |"
+        f" {costs['epoch_server_us']:.1f} µs | |",
+    ]
+    if profile:
+        table += ["", "py-spy on the new api process during an extra gap storm:", "", profile]
+    method = (
+        f"{n_users:,} users, each the only member of a workspace of its own, {SOCKETS_PER_USER} WebSockets "
+        f"each ({sockets:,} sockets), held by {processes} client processes (`bench.stormclients`, the "
+        f"`websockets` library, permessage-deflate offered as browsers do) so that the api process is "
+        f"measured alone. One `rag-api` process on a fixed port. The sockets connect live ({connect_s:.0f} s, "
+        f"100 handshakes at a time per process) and receive {WARM} events each. Then, {runs} times each, "
+        f"interleaved: the api is stopped with SIGTERM (it closes every socket with 1001; the clients park), "
+        f"events are published with `rag_eventbus.publish` while it is down ({GAP} per user, {LARGE_GAP} for "
+        f"one user in {LARGE_EVERY}; none for the baseline), a new api process starts on the same port, and "
+        f"as soon as its `/readyz` answers 200 (polled every 20 ms) every socket reconnects at once, no "
+        f"concurrency limit, with `last_event_id` and `epoch` of its hello. Timed from that first 200 to the "
+        f"last socket holding every id up to its user's last (for gap 0: its hello). Every socket checks "
+        f"that each event id is its last + 1 and that it ends at its user's last id; any gap, duplicate, "
+        f"out-of-order id, `resync_required` or error frame fails the bench. A socket closed or refused "
+        f"during the storm retries after 0.2-1 s with its last id (counted as retries). pg_stat_activity "
+        f"is sampled every {SAMPLE_SECONDS * 1000:.0f} ms from the bench process for the api's backends "
+        f"(its DATABASE_URL carries application_name={APP_NAME}). RSS from /proc: VmRSS of the old api "
+        f"holding the sockets, of the new one at ready, its VmHWM (peak) and VmRSS after. The stream-position "
+        f"query is measured on its own after the storms, on the same database."
+    )
+    limits = storm_limits(results, costs, share, bound, closes, shutdown, sockets)
+    return Section(
+        "storm",
+        "8. Reconnect storm",
+        rows,
+        method,
+        limits=limits,
+        extra="\n".join(table),
+        details={"runs": results, "stream_costs": costs, "connect_s": connect_s},
+    )
+
+
+def _stream_share(results: dict[str, list[dict[str, Any]]], costs: dict[str, float]) -> dict[str, float]:
+    """Postgres time of eventbus_stream() in a gap storm, from the per-call server time.
+
+    A gap resume calls it twice (the hello's position, then `read_after` before the
+    replay), a gap-0 resume once."""
+    storm_s = median([r["storm_s"] for r in results["gap"]])
+    calls = 2 * median([r["attempts"] for r in results["gap"]])  # connections made, retries included
+    stream_s = calls * costs["stream_server_us"] / 1e6
+    saved_s = calls * (costs["stream_server_us"] - costs["read_only_server_us"]) / 1e6
+    return {"calls": calls, "stream_s": stream_s, "saved_s": saved_s, "storm_s": storm_s}
+
+
+def storm_limits(
+    results: dict[str, list[dict[str, Any]]],
+    costs: dict[str, float],
+    share: dict[str, float],
+    bound: int,
+    closes: Counter[str],
+    shutdown: Counter[str],
+    sockets: int,
+) -> str:
+    med = functools.partial(median_of, results)
+    text = (
+        f"{sockets:,} sockets resumed with their gap in {med('gap', 'storm_s'):.1f} s against "
+        f"{med('none', 'storm_s'):.1f} s with nothing to replay, "
+        f"{med('gap', 'storm_s') / med('none', 'storm_s'):.2f}x, and spent {med('gap', 'api_cpu_s'):.1f} s "
+        f"of api CPU against {med('none', 'api_cpu_s'):.1f} s "
+        f"({med('gap', 'api_cpu_s') / med('none', 'api_cpu_s'):.2f}x) to replay "
+        f"{med('gap', 'frames_expected'):,.0f} frames; no id was lost, repeated or out of order. "
+        f"During the storm the api used {med('gap', 'api_core_share') * 100:.0f} % of a core "
+        f"({med('none', 'api_core_share') * 100:.0f} % for the baseline) while the busiest client process used "
+        f"{med('gap', 'client_cpu_max_share') * 100:.0f} % of one: the api's single event loop is the "
+        f"bottleneck, not the clients. Postgres connections stay bounded by the api's pool: "
+        f"at most {max(r['peak_pg'] for rs in results.values() for r in rs):.0f} backends of the api were "
+        f"seen (median peak {med('gap', 'peak_pg'):.0f}, of which {med('gap', 'peak_pg_active'):.0f} active), "
+        f"against a bound of {bound} pool connections (POOL_MAX_SIZE {POOL_MAX_SIZE} + ANSWER_CONCURRENCY, "
+        f"rag_api/app.py) plus the realtime LISTEN connection and the answer worker's; the storm queues on "
+        f"the pool (checkout timeout {POOL_CHECKOUT_TIMEOUT:g} s) instead of opening connections. "
+        f"Close codes seen by the clients during the storms: {dict(closes) or 'none'}; at the shutdowns: "
+        f"{dict(shutdown)}. "
+        f"RSS: the new api peaked at {med('gap', 'hwm_after_mib'):.0f} MiB in the gap storm "
+        f"({med('none', 'hwm_after_mib'):.0f} MiB in the baseline) from {med('gap', 'rss_before_mib'):.0f} MiB "
+        f"at ready; the old process held the same sockets in {med('gap', 'rss_old_mib'):.0f} MiB. "
+        f"`eventbus_stream()` costs {costs['stream_server_us']:.1f} µs of server time per call against "
+        f"{costs['read_only_server_us']:.1f} µs for the same function without the INSERT "
+        f"({costs['stream_server_us'] / costs['read_only_server_us']:.1f}x), writes "
+        f"{costs['stream_wal_bytes']:.0f} B of WAL per call and "
+        + ("assigns" if costs["stream_assigns_xid"] else "does not assign")
+        + f" a transaction id when the row exists; a round trip is {costs['stream_trip_us']:.0f} µs against "
+        f"{costs['read_only_trip_us']:.0f} µs. A gap storm makes about {share['calls']:,.0f} such calls (two "
+        f"per resume), {share['stream_s'] * 1000:.0f} ms of Postgres time in all, of which a read-only "
+        f"variant would save {share['saved_s'] * 1000:.0f} ms, "
+        f"{share['saved_s'] / share['storm_s'] * 100:.1f} % of the storm's {share['storm_s']:.1f} s: "
+    )
+    text += (
+        "it would not matter for the storm." if share["saved_s"] / share["storm_s"] < 0.05 else "it matters."
+    )
+    return text
