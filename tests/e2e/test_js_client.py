@@ -1,0 +1,52 @@
+"""The JavaScript client (clients/js) against a real api: its Node tests, run by `node --test`.
+
+The api runs with a real Postgres and S3 and no workers (an upload then publishes exactly
+`document.created` and `job.status_updated`, which the tests count on). Node gets the api's
+URL and the JWT secret, and mints its own tokens (short-lived ones too) with node:crypto. The
+test fails when node fails, with node's output and the api's log.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from rag_testing.pytest_plugin import SystemFactory
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIENT = ROOT / "clients" / "js"
+NODE_TIMEOUT_SECONDS = 600
+
+
+def node_command() -> list[str]:
+    node = shutil.which("node")
+    assert node, "node (20+) is required: the JS client's tests run on it"
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout
+    major = int(version.strip().lstrip("v").split(".")[0])
+    assert major >= 20, f"the JS client needs Node 20+, found {version.strip()}"
+    # Node 20 and 21 have a global WebSocket only behind this flag; 22 has it by default.
+    return [node, "--experimental-websocket"] if major < 22 else [node]
+
+
+def test_js_client_against_a_real_api(system_factory: SystemFactory) -> None:
+    system = system_factory(workers=False)
+    files = sorted(str(p.relative_to(CLIENT)) for p in (CLIENT / "test").glob("*.test.js"))
+    assert files, "no clients/js/test/*.test.js"
+    env = {
+        **os.environ,
+        "RAG_API_URL": system.api.url,
+        "RAG_JWT_SECRET": system.env["JWT_SECRET"],
+    }
+    result = subprocess.run(
+        [*node_command(), "--test", "--test-reporter=spec", *files],
+        cwd=CLIENT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=NODE_TIMEOUT_SECONDS,
+    )
+    output = result.stdout + result.stderr
+    print(output)
+    assert result.returncode == 0, f"node --test failed:\n{output}\n{system.logs()}"
