@@ -3,7 +3,7 @@
 Postgres: BENCH_DATABASE_URL (a superuser DSN to a server with pgvector) when set, else an
 embedded Postgres 16 started here and removed at the end. With no NAME every benchmark
 runs and docs/benchmarks.md is rewritten; with names, or --quick, only the table is printed
-unless --write-docs is given.
+unless --write-docs is given, which then replaces only those benchmarks' sections and rows.
 """
 
 from __future__ import annotations
@@ -95,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: wrote {args.json}")
         if full or args.write_docs:
             path = ROOT / "docs" / "benchmarks.md"
-            path.write_text(report.markdown(sections, machine, total, quick=args.quick))
+            if full or not path.exists():
+                path.write_text(report.markdown(sections, machine, total, quick=args.quick))
+            else:  # a partial run: only its own sections and rows are replaced
+                path.write_text(report.merge(path.read_text(), sections, machine, total, quick=args.quick))
             print(f"bench: wrote {path.relative_to(ROOT)}")
     finally:
         if server is not None:

@@ -196,3 +196,76 @@ def markdown(sections: list[Section], m: dict[str, Any], total: float, *, quick:
             "",
         ]
     return "\n".join(lines)
+
+
+def merge(existing: str, sections: list[Section], m: dict[str, Any], total: float, *, quick: bool) -> str:
+    """docs/benchmarks.md with only `sections` rewritten (a partial `--write-docs` run).
+
+    Their rows of the Results table and their `## title` sections are replaced (appended
+    when new); every other benchmark's figures stay as the last full run wrote them, and
+    each rewritten section says which run its figures are from, since it is not the one
+    named at the top.
+    """
+    fresh = markdown(sections, m, total, quick=quick)
+    fresh_parts = _parts(fresh)
+    titles = {s.title for s in sections}
+    new_rows = _results_rows(fresh)
+    out: list[str] = []
+    for title, body in _parts(existing):
+        if title in titles:
+            continue
+        if title == "Results":
+            body = _replace_rows(body, titles, new_rows)
+        out.append(body)
+    stamp = (
+        f"Figures of a partial run of {m['date']} at commit `{m['commit']}`"
+        + (" (**--quick: small counts, rough figures**)" if quick else "")
+        + ", not the full run named at the top."
+    )
+    for title, body in fresh_parts:
+        if title in titles:
+            head, _, rest = body.partition("\n\n")
+            out.append(f"{head}\n\n{stamp}\n\n{rest}")
+    return "".join(out)
+
+
+def _parts(text: str) -> list[tuple[str, str]]:
+    """(title, text) of each `## ` section, the text before the first one titled ''."""
+    parts: list[tuple[str, str]] = []
+    title, start = "", 0
+    lines = text.splitlines(keepends=True)
+    offset = 0
+    for line in lines:
+        if line.startswith("## "):
+            parts.append((title, text[start:offset]))
+            title, start = line[3:].strip(), offset
+        offset += len(line)
+    parts.append((title, text[start:]))
+    if not parts[-1][1].endswith("\n"):
+        parts[-1] = (parts[-1][0], parts[-1][1] + "\n")
+    return parts
+
+
+def _results_rows(text: str) -> list[str]:
+    body = dict(_parts(text)).get("Results", "")
+    return [
+        line for line in body.splitlines() if line.startswith("| ") and not line.startswith("| benchmark |")
+    ]
+
+
+def _replace_rows(body: str, titles: set[str], rows: list[str]) -> str:
+    """The Results part with the rows of `titles` replaced by `rows` (where the first was)."""
+    lines = body.splitlines()
+    kept: list[str] = []
+    at: int | None = None
+    last_row = 0
+    for line in lines:
+        is_row = line.startswith("| ") and not line.startswith("| benchmark |")
+        if is_row and line.split(" | ", 1)[0][2:] in titles:
+            at = len(kept) if at is None else at
+            continue
+        kept.append(line)
+        if is_row or line.startswith("|---"):
+            last_row = len(kept)
+    where = at if at is not None else last_row
+    return "\n".join(kept[:where] + rows + kept[where:]) + "\n"
