@@ -252,3 +252,31 @@ def test_each_client_frame_as_described_is_accepted(frame_type: str) -> None:
         frame["payload"] = {field: "x" for field in payload_fields(schema)}
     answer = frames.parse_client_frame(orjson.dumps(frame))
     assert not isinstance(answer, bytes) or orjson.loads(answer)["type"] != "error", answer
+
+
+# -- the SSE channel: the WebSocket's server frames minus what only answers a client frame ----
+
+SSE_CHANNEL = SPEC["channels"]["userEventStream"]
+# Frames that exist only because the WebSocket client can speak (answers to its frames), and
+# the ping, which SSE writes as a `: keepalive` comment (rag_api.realtime.sse).
+WEBSOCKET_ONLY = {"ping", "pong", "auth", "auth_ok", "error"}
+
+
+def sse_messages() -> set[str]:
+    return {resolve(ref)["name"] for ref in SSE_CHANNEL["messages"].values()}
+
+
+def test_the_sse_channel_carries_every_server_frame_but_the_websocket_only_ones_and_close() -> None:
+    assert sse_messages() == (set(described("server")) - WEBSOCKET_ONLY) | {"close"}
+    assert set(CHANNEL["messages"]) - WEBSOCKET_ONLY == set(SSE_CHANNEL["messages"]) - {"close"}
+
+
+def test_the_sse_close_codes_are_the_websocket_codes_a_stream_can_end_with() -> None:
+    close_schema = resolve(resolve(SSE_CHANNEL["messages"]["close"])["payload"])
+    codes = set(close_schema["properties"]["payload"]["properties"]["code"]["enum"])
+    assert {int(code) for code in SSE_CHANNEL["x-close-codes"]} == codes
+    # A 4429 or 1009 never reaches an SSE stream: one is a 429 before it, the other needs client frames.
+    assert codes == close_codes(frames, limits) - {1009, limits.WS_CLOSE_TOO_MANY_CONNECTIONS}
+    websocket_reasons = {int(c): set(close["reasons"]) for c, close in CHANNEL["x-close-codes"].items()}
+    for code, close in SSE_CHANNEL["x-close-codes"].items():
+        assert set(close["reasons"]) <= websocket_reasons[int(code)], code

@@ -1,4 +1,4 @@
-"""The control frames of the WebSocket protocol (docs/contract.md §5, docs/realtime.md).
+"""The control frames of the realtime protocol (docs/contract.md §5, docs/realtime.md).
 
 Event frames are `DeliveredEvent.to_frame()`; everything else the server sends is
 built here, as JSON text, with orjson.
@@ -48,6 +48,11 @@ def token_expiring(expires_at: int) -> bytes:
 
 def auth_ok(expires_at: int) -> bytes:
     return _frame("auth_ok", {"expires_at": _timestamp(expires_at)})
+
+
+def close(code: int, reason: str) -> bytes:
+    """The SSE stream's last message (sse.py): the WebSocket's close code and reason."""
+    return _frame("close", {"code": code, "reason": reason})
 
 
 def error(code: str, message: str) -> bytes:

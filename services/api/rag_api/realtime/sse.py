@@ -107,8 +107,7 @@ class SseTransport:
             self._started = self._ended = True
             await response(self._scope, self._receive, self._send)
             return
-        close = orjson.dumps({"type": "close", "payload": {"code": code, "reason": reason}})
-        await self._write(b"event: close\ndata: %s\n\n" % close)
+        await self.send_control(frames.close(code, reason))
         await self.finish()
 
     async def finish(self) -> None:
