@@ -55,6 +55,18 @@ Callback = Callable[..., Any]
 _GAP = 4000  # an id above last + 1 arrived
 _SILENT = 4001  # nothing arrived for longer than the watchdog allows
 _REFRESH = 4002  # SSE: reconnect with the provider's new token
+_MALFORMED = 4003  # a hello or resync_required without a usable epoch and id
+
+
+def _is_position(payload: dict[str, Any]) -> bool:
+    """hello carries `epoch` and `last_event_id`, resync_required `epoch` and `oldest_event_id`."""
+    event_id = payload.get("last_event_id", payload.get("oldest_event_id"))
+    return (
+        isinstance(payload.get("epoch"), str)
+        and isinstance(event_id, int)
+        and not isinstance(event_id, bool)
+        and event_id >= 0
+    )
 
 
 async def _call(callback: Callback | None, *args: Any) -> None:
@@ -154,15 +166,19 @@ class Realtime:
         task = self._task
         if task is not None and task is not asyncio.current_task():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await asyncio.wait({task})
         if task is None or task.done():
+            self._queue.put_nowait(None)  # a task cancelled before it ran never said so itself
             await self._http.aclose()
 
     async def wait(self) -> None:
-        """Until the stream stops; raises what stopped it (RealtimeUnauthorized, a hook's error)."""
-        if self._task is not None:
-            await asyncio.shield(self._task)
+        """Until the stream stops; raises what stopped it (RealtimeUnauthorized, a hook's
+        error); returns quietly when it was closed."""
+        if self._task is None:
+            return
+        await asyncio.wait({self._task})
+        if not self._task.cancelled() and self._task.exception() is not None:
+            raise self._task.exception()  # type: ignore[misc]
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._iterate()
@@ -287,8 +303,12 @@ class Realtime:
             await self._on_event(conn, frame, event_id)
             return
         kind = frame.get("type")
-        payload = frame.get("payload") if isinstance(frame.get("payload"), dict) else {}
-        assert isinstance(payload, dict)
+        payload = frame.get("payload")
+        if not isinstance(payload, dict):
+            payload = {}
+        if kind in ("hello", "resync_required") and not _is_position(payload):
+            # Not what any api sends; acting on it would corrupt the resume point.
+            raise ConnectionEnded(_MALFORMED, f"malformed {kind} frame")
         if kind == "hello":
             self.connections += 1
             self._failures_before_hello = 0

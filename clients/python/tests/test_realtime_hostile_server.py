@@ -146,3 +146,52 @@ async def test_close_from_a_hook_stops_without_reconnecting(recorder: Any) -> No
         await until(lambda: realtime.state == "stopped")
         await asyncio.sleep(1)
         assert recorder.ids == [1] and len(server.queries) == 1
+
+
+async def test_a_malformed_hello_or_resync_is_not_trusted_with_the_resume_point(recorder: Any) -> None:
+    bad_frames = [
+        json.dumps({"type": "hello", "payload": {"user_id": "u", "last_event_id": 0}}),  # no epoch
+        json.dumps({"type": "hello", "payload": "everything"}),
+        json.dumps({"type": "hello", "payload": {"epoch": "e1", "last_event_id": -5}}),
+    ]
+
+    async def script(ws: ServerConnection, index: int) -> None:
+        if index < len(bad_frames):
+            await ws.send(bad_frames[index])
+            return
+        if index == len(bad_frames):
+            await ws.send(hello(0))
+            await ws.send(event(1))
+            resync = {"type": "resync_required", "payload": {"oldest_event_id": "1", "epoch": "e2"}}
+            await ws.send(json.dumps(resync))
+            return
+        await ws.send(hello(1))
+        await ws.send(event(2))
+
+    async with ScriptedServer(script).running() as server:
+        backoff = Backoff(first=0.05, maximum=0.1)
+        realtime = Realtime(server.url, "t", transport="websocket", backoff=backoff, **recorder.hooks())
+        async with realtime:
+            await until(lambda: len(recorder.events) >= 2)
+        malformed = [d for s, d in recorder.states if s == "reconnecting" and "malformed" in d]
+        assert len(malformed) == 4  # three hellos, then the resync frame with a string id
+        assert recorder.resyncs == []
+        assert recorder.ids == [1, 2]  # and the resume after the bad resync went on from 1
+        assert server.queries[4] == {"last_event_id": ["1"], "epoch": ["e1"]}
+
+
+async def test_wait_returns_quietly_after_close_and_the_iterator_ends() -> None:
+    async def script(ws: ServerConnection, index: int) -> None:
+        await ws.send(hello(0))
+
+    async with ScriptedServer(script).running() as server:
+        realtime = Realtime(server.url, "t", transport="websocket")
+        waiter = asyncio.create_task(realtime.start().wait())
+        await until(lambda: realtime.state == "live")
+        await realtime.close()
+        await asyncio.wait_for(waiter, 10)
+        assert [e async for e in realtime] == []
+        closed_early = Realtime(server.url, "t")
+        closed_early.start()
+        await closed_early.close()  # before its task ever ran
+        assert [e async for e in closed_early] == []
