@@ -169,6 +169,11 @@ TXT_SHAPES: dict[str, Callable[[int], bytes]] = {
     "combining-marks": repeat("e\u0301"),
     "tiny-paragraphs": repeat("a.\n\n"),
     "latin-1": lambda n: b"\xe9" * n,
+    # Detection (charset.py) runs on every non-UTF-8 text: legacy text and noise.
+    "cyrillic-cp1251": lambda n: ("Съешь же ещё этих мягких французских булок. " * (n // 45 + 1)).encode(
+        "cp1251"
+    )[:n],
+    "random-high-bytes": lambda n: random.Random(n).randbytes(n).translate(bytes(range(128, 256)) * 2),
 }
 
 

@@ -15,22 +15,21 @@ paragraph (never more than one blank line, however deeply nested); table cells a
 separated by tabs, rows by line breaks; whitespace collapses as a browser collapses it,
 except inside `<pre>`.
 
-Decoding: a BOM, else the `<meta charset>` (or http-equiv content type) in the first
-bytes, else the plain-text order (UTF-8, Windows-1252, Latin-1). ISO-8859-1 and ASCII
-labels mean Windows-1252, as in every browser.
+Decoding: charset.py's rule, with the `<meta charset>` (or http-equiv content type) of
+the first bytes as the declaration: a BOM, then valid UTF-8, then the declared charset if
+the bytes agree with it, then detection. ISO-8859-1 and ASCII labels mean Windows-1252,
+as in every browser.
 """
 
 from __future__ import annotations
 
-import codecs
 import html
 import re
 from collections import Counter
 
-from rag_core.formats import bom_encoding
+from rag_parse_worker.extract.charset import decode
 from rag_parse_worker.extract.limits import Limits, TextBudget
 from rag_parse_worker.extract.normalize import normalize_text
-from rag_parse_worker.extract.txt import decode_text
 
 SKIP = frozenset(
     {
@@ -97,7 +96,6 @@ _WS = re.compile(r"[ \t\n\r\f]+")
 _META_TAG = re.compile(rb"<meta[^>]*+", re.IGNORECASE)
 _CHARSET = re.compile(rb"""charset\s*+=\s*+["']?\s*+([A-Za-z0-9._:-]++)""", re.IGNORECASE)
 META_SCAN_BYTES = 4096
-_WINDOWS_1252_LABELS = {"latin1", "latin-1", "iso-8859-1", "iso8859-1", "l1", "ascii", "us-ascii", "cp819"}
 
 # Tokens. A tag name as the stdlib parser reads it; the rest of a tag up to its ">" (or the
 # end of the input), where a quoted attribute value may hold a ">". Possessive and atomic:
@@ -124,25 +122,9 @@ def meta_charset(data: bytes) -> bytes | None:
 
 
 def decode_html(data: bytes) -> str:
-    if bom_encoding(data) is None:
-        charset = meta_charset(data)
-        if charset:
-            label = charset.decode("ascii", "replace").lower()
-            if label in _WINDOWS_1252_LABELS:
-                label = "cp1252"
-            try:
-                name = codecs.lookup(label).name
-            except LookupError:
-                name = ""
-            # A page that lies about UTF-16 cannot be ASCII-compatible markup: ignore it.
-            if name and not name.startswith(("utf-16", "utf-32")):
-                if name == "cp1252":
-                    try:
-                        return data.decode("cp1252")
-                    except UnicodeDecodeError:
-                        return data.decode("latin-1")
-                return data.decode(name, errors="replace")
-    return decode_text(data)[0]
+    """The page's text: the `<meta>` charset is a declaration that charset.py checks."""
+    label = meta_charset(data)
+    return decode(data, declared=label.decode("ascii", "replace") if label else None).text
 
 
 class _VisibleText:
