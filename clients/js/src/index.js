@@ -22,6 +22,7 @@ const WS_HEARTBEAT_MS = 25000; // the server's ping interval on the WebSocket
 const SSE_KEEPALIVE_MS = 15000; // the server's `: keepalive` comment interval on SSE
 const SILENCE_FACTOR = 2.5; // that many heartbeats without a byte: the connection is dead
 const WS_FAILURES_BEFORE_SSE = 2;
+const CONNECT_TIMEOUT_MS = 15000; // no hello by then: the connection is not going to work
 
 // Close codes (docs/realtime.md "Close codes"); CLOSE_CLIENT is what this client uses when it
 // drops a connection itself (a gap, silence, a refresh on SSE).
@@ -221,6 +222,7 @@ export class RealtimeClient {
     this._fallbackAfter = options.fallbackAfter ?? WS_FAILURES_BEFORE_SSE;
     this._heartbeatMs = options.heartbeatMs ?? WS_HEARTBEAT_MS;
     this._keepaliveMs = options.sseKeepaliveMs ?? SSE_KEEPALIVE_MS;
+    this._connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
     this._backoffFirstMs = options.backoffFirstMs ?? BACKOFF_FIRST_MS;
     this._backoffMaxMs = options.backoffMaxMs ?? BACKOFF_MAX_MS;
     this._tooManyBackoffMs = options.tooManyBackoffMs ?? TOO_MANY_BACKOFF_MS;
@@ -344,7 +346,18 @@ export class RealtimeClient {
       }
       this._onFrame(generation, conn, frame);
     };
-    ws.onerror = () => {}; // a close event follows with the code
+    let opened = false;
+    ws.onopen = () => {
+      opened = true;
+    };
+    // After an open socket's error a close event follows with the code. A handshake that fails
+    // is over at its error: Node's WebSocket (undici) fires no close then and stays CONNECTING.
+    ws.onerror = () => {
+      if (!opened) {
+        this._closed(generation, CloseCode.ABNORMAL, "cannot open the WebSocket");
+        conn.close(CloseCode.CLIENT, "failed");
+      }
+    };
     ws.onclose = (event) => this._closed(generation, event.code, event.reason);
   }
 
@@ -575,20 +588,25 @@ export class RealtimeClient {
     this._call("unauthorized", { reason: reason || "unauthorized" });
   }
 
-  // A connection silent for 2.5 heartbeats is dead (a vanished peer sends no FIN): reconnect.
+  // A connection silent for 2.5 heartbeats is dead (a vanished peer sends no FIN), and one with
+  // no hello after connectTimeoutMs is not going to open (a proxy that holds the upgrade): both
+  // end as a dropped connection (before a hello, a WebSocket failure that counts to the fallback).
   _startWatchdog(generation, heartbeatMs) {
     this._stopWatchdog();
     this._lastLifeAt = Date.now();
+    const startedAt = this._lastLifeAt;
     const silenceMs = heartbeatMs * SILENCE_FACTOR;
     this._watchdog = setInterval(
       () => {
-        if (generation === this._generation && Date.now() - this._lastLifeAt > silenceMs) {
-          const conn = this._conn;
-          this._closed(generation, CloseCode.ABNORMAL, "silent"); // from here its events are ignored
+        if (generation !== this._generation) return;
+        const conn = this._conn;
+        const opening = conn && !conn.helloSeen && Date.now() - startedAt > this._connectTimeoutMs;
+        if (opening || Date.now() - this._lastLifeAt > silenceMs) {
+          this._closed(generation, CloseCode.ABNORMAL, opening ? "no hello" : "silent"); // from here its events are ignored
           if (conn) conn.close(CloseCode.CLIENT, "silent");
         }
       },
-      Math.max(50, Math.min(5000, silenceMs / 5)),
+      Math.max(50, Math.min(1000, silenceMs / 5)),
     );
   }
 

@@ -73,7 +73,7 @@ export function consecutive(ids) {
 /**
  * A TCP proxy to the api on 127.0.0.1. `cut()` resets every connection and refuses new ones,
  * `restore()` listens again on the same port. `refuseUpgrade`: a connection whose request asks
- * for a WebSocket is reset (a proxy that cannot pass WebSockets). `rewrite(text)`: applied to
+ * for a WebSocket is answered 501 and closed (a proxy that cannot pass WebSockets). `rewrite(text)`: applied to
  * what the client sends (latin1 text), e.g. to resume from an older id than the client asked.
  */
 export async function startProxy({ refuseUpgrade = false, rewrite = null } = {}) {
@@ -96,8 +96,9 @@ export async function startProxy({ refuseUpgrade = false, rewrite = null } = {})
     client.on("data", (data) => {
       let text = data.toString("latin1");
       if (refuseUpgrade && /^upgrade:\s*websocket/im.test(text)) {
-        client.destroy();
+        // What a proxy that cannot pass WebSockets answers.
         upstream.destroy();
+        client.end("HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         return;
       }
       if (rewrite) text = rewrite(text);
