@@ -324,9 +324,11 @@ class Realtime:
             await _call(self.on_resync, payload)
         elif kind == "token_expiring":
             await self._refresh(conn)
+        elif kind == "auth_ok":
+            await self._set_state("live", "token refreshed")
         elif kind == "error":
             log.warning("realtime error frame: %s", payload)
-        # pong, auth_ok and any frame type this version does not know: nothing to do.
+        # pong and any frame type this version does not know: nothing to do.
 
     async def _on_event(self, conn: StreamConnection, frame: dict[str, Any], event_id: int) -> None:
         verdict = self.position.judge(event_id)

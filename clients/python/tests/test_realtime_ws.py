@@ -112,7 +112,11 @@ async def test_a_ten_second_token_is_refreshed_in_place(api: System, recorder: A
         # token_expiring came at once (less than 60 s left); the provider's new token went in an
         # auth frame, so the socket outlived the old token: one connection, never reconnected.
         assert realtime.connections == 1
-        assert [s for s, _ in recorder.states] == ["connecting", "live"]
+        assert recorder.states == [
+            ("connecting", "websocket"),
+            ("live", "websocket"),
+            ("live", "token refreshed"),
+        ]
         assert len(handed) >= 3  # connect, the REST call, token_expiring
 
 
