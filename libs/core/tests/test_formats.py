@@ -12,20 +12,21 @@ import zipfile
 import pytest
 
 from rag_core.formats import (
+    ENCRYPTED_WORD,
     HEAD_BYTES,
+    LEGACY_DOC,
     MIME_TYPES,
     NOT_A_WORD_DOCUMENT,
     SUPPORTED,
-    DocxScanner,
     Format,
     Unsupported,
+    WordScanner,
     detect,
     format_of_content_type,
     sniff,
 )
 
 NOT_A_PDF = "The file is named .pdf but is not a PDF."
-NOT_A_ZIP = "The file is named .docx but is not a Word document."
 
 
 def not_text(ext: str) -> str:
@@ -33,7 +34,7 @@ def not_text(ext: str) -> str:
 
 
 def unsupported(shown: str) -> str:
-    return f"Unsupported file type ({shown}); supported: .txt, .md, .html, .htm, .pdf, .docx."
+    return f"Unsupported file type ({shown}); supported: .txt, .md, .html, .htm, .pdf, .docx, .docm, .dotx, .dotm."
 
 
 def docx_bytes(member: str = "word/document.xml") -> bytes:
@@ -69,6 +70,13 @@ ACCEPTED: list[tuple[str, bytes, Format]] = [
     ("late.pdf", b"\x00" * 1000 + b"%PDF-1.7", "pdf"),  # a header within the first KB
     ("letter.docx", docx_bytes(), "docx"),
     ("LETTER.DOCX", docx_bytes(), "docx"),
+    # was: refused by both although the worker reads them (the same main part, word/document.xml).
+    ("macro.docm", docx_bytes(), "docx"),
+    ("template.dotx", docx_bytes(), "docx"),
+    ("macro-template.dotm", docx_bytes(), "docx"),
+    # was: refused by both; BOM-less UTF-32 is now recognised by its NULs, as UTF-16 is.
+    ("utf32le-no-bom.txt", UTF16_TEXT.encode("utf-32-le"), "txt"),
+    ("utf32be-no-bom.md", UTF16_TEXT.encode("utf-32-be"), "md"),
 ]
 
 REFUSED: list[tuple[str, bytes, str]] = [
@@ -83,15 +91,15 @@ REFUSED: list[tuple[str, bytes, str]] = [
     ("noise.txt", bytes(range(1, 32)) * 20 + "caf\xe9".encode("latin-1"), not_text(".txt")),
     # BOM-less UTF-16 of control characters is binary data.
     ("controls.txt", "\x01\x02\x03 a".encode("utf-16-le") * 100, not_text(".txt")),
-    # Neither reads BOM-less UTF-32 (the worker would keep its NULs): refused as before.
-    ("utf32-no-bom.txt", UTF16_TEXT.encode("utf-32-le"), not_text(".txt")),
+    # NULs in no UTF-32 pattern are binary data.
+    ("utf32-of-controls.txt", "\x01\x02 a".encode("utf-32-le") * 100, not_text(".txt")),
     ("fake.pdf", b"just some text", NOT_A_PDF),
     ("too-late.pdf", b" " * 1024 + b"%PDF-1.7", NOT_A_PDF),
-    ("fake.docx", b"just some text", NOT_A_ZIP),
-    # was: the worker read these itself and said "old Word (.doc)" or "password-protected";
-    # the api's documented refusal stands (see docs/api.md).
-    ("old.docx", CFB, NOT_A_ZIP),
-    ("locked.docx", CFB + "EncryptionInfo".encode("utf-16-le"), NOT_A_ZIP),
+    ("fake.docx", b"just some text", NOT_A_WORD_DOCUMENT),
+    # was: the api said "not a Word document" while the worker knew better: both say why now.
+    ("old.docx", CFB, LEGACY_DOC),
+    ("locked.docx", CFB + "EncryptionInfo".encode("utf-16-le"), ENCRYPTED_WORD),
+    ("locked.docm", CFB + b"\x00" * HEAD_BYTES * 2 + "EncryptionInfo".encode("utf-16-le"), ENCRYPTED_WORD),
     ("zip.docx", b"PK\x03\x04" + b"\x00" * 100, NOT_A_WORD_DOCUMENT),  # a zip without the Word part
     ("sheet.docx", docx_bytes("xl/workbook.xml"), NOT_A_WORD_DOCUMENT),
     ("program.exe", b"MZ\x90\x00", unsupported(".exe")),
@@ -105,10 +113,8 @@ REFUSED: list[tuple[str, bytes, str]] = [
     ("notes.text", b"hello", unsupported(".text")),
     ("notes.markdown", b"# hello", unsupported(".markdown")),
     ("page.xhtml", b"<html/>", unsupported(".xhtml")),
-    # Both refused these (macro-enabled document, template), and still do.
-    ("macro.docm", docx_bytes(), unsupported(".docm")),
-    ("template.dotx", docx_bytes(), unsupported(".dotx")),
-    ("old.doc", CFB, unsupported(".doc")),
+    # was: "Unsupported file type (.doc)"; now the sentence that tells the user what to do.
+    ("old.doc", CFB, LEGACY_DOC),
 ]
 
 
@@ -126,12 +132,12 @@ def test_other_files_are_refused_with_a_reason(name: str, data: bytes, message: 
 def test_sniff_judges_the_head_and_the_scanner_the_word_part() -> None:
     """The api's streaming split of `detect`: a zip passes `sniff`, the scan decides."""
     assert sniff("zip.docx", b"PK\x03\x04" + b"\x00" * 100, True) == "docx"
-    scanner = DocxScanner()
+    scanner = WordScanner()
     scanner.feed(b"PK\x03\x04" + b"\x00" * 100)
-    assert not scanner.found
+    assert scanner.refusal() == Unsupported(NOT_A_WORD_DOCUMENT)
     scanner.feed(b"word/docu")
     scanner.feed(b"ment.xml")
-    assert scanner.found
+    assert scanner.refusal() is None
 
 
 def test_only_the_head_is_judged() -> None:
@@ -163,4 +169,4 @@ def test_the_stored_content_type_names_the_format() -> None:
     assert format_of_content_type("application/xhtml+xml") is None
     assert format_of_content_type("image/png") is None
     assert format_of_content_type("") is None
-    assert SUPPORTED == ".txt, .md, .html, .htm, .pdf, .docx"
+    assert SUPPORTED == ".txt, .md, .html, .htm, .pdf, .docx, .docm, .dotx, .dotm"

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from rag_core.formats import HEAD_BYTES, DocxScanner, Unsupported, detect, sniff
+from rag_core.formats import HEAD_BYTES, Unsupported, WordScanner, detect, sniff
 from rag_testing.linear_time import MB, assert_linear, cpu_seconds
 
 
@@ -55,10 +55,10 @@ def test_a_binary_head_is_refused() -> None:
 
 def test_the_docx_member_scan_is_linear_across_chunks() -> None:
     def scan(data: bytes) -> bool:
-        scanner = DocxScanner()
+        scanner = WordScanner()
         for start in range(0, len(data), 64 * 1024):
             scanner.feed(data[start : start + 64 * 1024])
-        return scanner.found
+        return scanner.main_part
 
     near_miss = b"word/document.xm" * (4 * MB // 16)  # never the whole name
     assert not scan(near_miss)

@@ -19,11 +19,11 @@ import structlog
 
 from rag_api.filenames import clean_filename
 from rag_core.formats import (
+    BY_EXTENSION,
     HEAD_BYTES,
     MIME_TYPES,
-    NOT_A_WORD_DOCUMENT,
-    DocxScanner,
     Unsupported,
+    WordScanner,
     extension,
     sniff,
 )
@@ -70,7 +70,7 @@ class FileIntake:
         self._head = bytearray()
         self._content_type = ""
         self._writer: MultipartWriter | None = None
-        self._docx = DocxScanner() if extension(self.filename) == ".docx" else None
+        self._word = WordScanner() if BY_EXTENSION.get(extension(self.filename)) == "docx" else None
 
     async def feed(self, data: bytes) -> None:
         if self.refusal is not None:
@@ -82,8 +82,8 @@ class FileIntake:
             )
             return
         self._hash.update(data)
-        if self._docx is not None:
-            self._docx.feed(data)
+        if self._word is not None:
+            self._word.feed(data)
         if self._writer is None:
             self._head += data
             if len(self._head) >= HEAD_BYTES:
@@ -97,8 +97,8 @@ class FileIntake:
             self.refusal = Refusal(self.filename, 400, "empty_file", "The file is empty.")
         if self.refusal is None and self._writer is None:
             await self._open(final=True)
-        if self.refusal is None and self._docx is not None and not self._docx.found:
-            await self._refuse(415, "unsupported_media_type", NOT_A_WORD_DOCUMENT)
+        if self.refusal is None and self._word is not None and (word := self._word.refusal()) is not None:
+            await self._refuse(415, "unsupported_media_type", word.message)
         if self.refusal is not None:
             return self.refusal
         assert self._writer is not None

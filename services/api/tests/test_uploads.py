@@ -116,6 +116,9 @@ def test_upload_one_file_stores_rows_object_events_and_rings_parse_jobs(shared_a
         ("page.HTM", b"<p>hi</p>", "text/html"),
         ("paper.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n%%EOF\n", "application/pdf"),
         ("letter.docx", docx_bytes(), DOCX_TYPE),
+        ("macro.docm", docx_bytes(), DOCX_TYPE),
+        ("template.dotx", docx_bytes(), DOCX_TYPE),
+        ("utf32-no-bom.txt", "plain, é and ✓\n".encode("utf-32-le") * 20, "text/plain"),
         ("utf16.txt", "\ufeffhé llo".encode("utf-16-le"), "text/plain"),
         ("utf16-no-bom.txt", "plain, é and ✓\n".encode("utf-16-le") * 20, "text/plain"),
         ("utf32.md", "\ufeff# héllo".encode("utf-32-be"), "text/markdown"),
@@ -153,6 +156,38 @@ def test_unsupported_media_type_leaves_nothing(shared_api: Any, name: str, data:
     body = response.json()
     assert body["error"]["code"] == "unsupported_media_type" and body["error"]["message"]
     assert body["errors"] == [body["error"]] and body["error"]["filename"] == name
+    assert_nothing_stored(shared_api, ws["id"])
+
+
+CFB = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 20_000
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        (
+            "old.doc",
+            CFB,
+            "This is an old Word (.doc) file, which is not supported. Save it as .docx and upload it again.",
+        ),
+        (
+            "old.docx",
+            CFB,
+            "This is an old Word (.doc) file, which is not supported. Save it as .docx and upload it again.",
+        ),
+        (
+            "locked.docx",  # the encryption stream is named past the first chunks: the scan reads it all
+            CFB + "EncryptionInfo".encode("utf-16-le") + b"\x00" * 100,
+            "The Word document is password-protected and cannot be read. Remove the password and upload it again.",
+        ),
+    ],
+)
+def test_word_refusals_say_why(shared_api: Any, name: str, data: bytes, message: str) -> None:
+    owner = shared_api.user()
+    ws = owner.create_workspace()
+    response = owner.upload(ws["id"], [(name, data)])
+    assert response.status_code == 415, response.text
+    assert response.json()["error"]["message"] == message
     assert_nothing_stored(shared_api, ws["id"])
 
 

@@ -87,6 +87,13 @@ def test_utf8_ascii_and_boms_come_before_any_detection() -> None:
     assert decode("\ufeff".encode("utf-16-le") + text.encode("utf-16-le")).text == text
 
 
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_bom_less_utf16_with_too_few_nuls_for_the_nul_rule_is_detected(codec: str) -> None:
+    """CJK in UTF-16 has NULs only in its ASCII parts: detection recognises it."""
+    text = sample("sample-chinese.txt").decode("big5")
+    assert decode(text.encode(codec)).text == text
+
+
 def test_short_western_texts_are_windows_1252_not_a_lookalike_code_page() -> None:
     """Detection on a few accented letters is a coin toss between cp1250/1252/1257."""
     for text in [

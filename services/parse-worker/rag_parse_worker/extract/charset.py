@@ -3,7 +3,7 @@
 In order, each step only when the previous gave no answer:
 
 1. A byte-order mark (UTF-8/16/32): a strong signal, kept even if some bytes are damaged.
-2. BOM-less UTF-16 recognised by its NUL bytes (rag_core.formats, whose upload check
+2. BOM-less UTF-16 or UTF-32 recognised by its NUL bytes (rag_core.formats, whose upload check
    accepts as text what is decoded here).
 3. ASCII, then strict UTF-8. Valid UTF-8 wins over a declaration: text in a legacy
    encoding with non-ASCII bytes is almost never valid UTF-8 by chance, while pages that
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from charset_normalizer import from_bytes
 from charset_normalizer.utils import is_multi_byte_encoding
 
-from rag_core.formats import bom_encoding, utf16_without_bom
+from rag_core.formats import bom_encoding, unicode_without_bom
 
 SAMPLE_BYTES = 256 * 1024
 TIE = 0.01  # chaos / coherence differences below this are ties
@@ -47,7 +47,7 @@ _WINDOWS_1252_LABELS = {"latin1", "latin-1", "iso-8859-1", "iso8859-1", "l1", "a
 class Decoded:
     text: str
     encoding: str  # Python codec name
-    how: str  # bom, utf-16 nuls, ascii, utf-8, declared, detected, fallback
+    how: str  # bom, nuls, ascii, utf-8, declared, detected, fallback
 
 
 def decode(data: bytes, declared: str | None = None) -> Decoded:
@@ -57,10 +57,10 @@ def decode(data: bytes, declared: str | None = None) -> Decoded:
         name, skip = found
         return Decoded(data[skip:].decode(name, errors="replace"), name, "bom")
     if 0 in data[:4096]:
-        guess = utf16_without_bom(data)
+        guess = unicode_without_bom(data)
         if guess is not None:
             try:
-                return Decoded(data.decode(guess), guess, "utf-16 nuls")
+                return Decoded(data.decode(guess), guess, "nuls")
             except UnicodeDecodeError:
                 pass
     if data.isascii():
@@ -82,7 +82,9 @@ def decode(data: bytes, declared: str | None = None) -> Decoded:
         return Decoded(data.decode(FALLBACK), FALLBACK, "fallback")
     except UnicodeDecodeError:
         pass
-    if detected is not None:
+    if detected is not None and not detected.encoding.startswith(("utf_16", "utf_32")):
+        # (An unconfident UTF-16 reading of a few bytes is a fluke: 6 bytes of Latin-1 read
+        # as 3 CJK characters.)
         return Decoded(data.decode(detected.encoding, errors="replace"), detected.encoding, "detected")
     return Decoded(data.decode("latin-1"), "latin-1", "fallback")
 
@@ -132,7 +134,5 @@ def detect(data: bytes) -> Detected | None:
         if FALLBACK in match.could_be_from_charset and match.coherence >= best.coherence - TIE:
             return Detected(FALLBACK, confident=True)
     encoding = str(best.encoding)
-    if encoding.startswith(("utf_16", "utf_32")):
-        return None  # BOM-less UTF-16 was recognised by its NULs before; this is a short-text fluke
     multi_byte = is_multi_byte_encoding(encoding) and len(sample.translate(None, ASCII)) >= MIN_MULTI_BYTE
     return Detected(encoding, confident=multi_byte or best.coherence >= MIN_COHERENCE)

@@ -28,6 +28,7 @@ import zipfile
 import zlib
 from xml.parsers import expat
 
+from rag_core.formats import CFB_MAGIC, ENCRYPTED_WORD, ENCRYPTION_INFO, LEGACY_DOC
 from rag_parse_worker.extract.errors import CorruptFile, EncryptedFile, LimitExceeded, UnsupportedFormat
 from rag_parse_worker.extract.limits import Limits, TextBudget
 from rag_parse_worker.extract.normalize import normalize_text
@@ -46,7 +47,6 @@ RELS_CAP = 1024 * 1024
 READ_CHUNK = 1024 * 1024
 MAX_TOKEN_BYTES = 16 * 1024 * 1024
 
-CFB_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # OLE compound file: encrypted .docx or legacy .doc
 
 NOT_A_DOCX = "The file is not a valid Word document (.docx)."
 BOMB = "The Word document expands to an unreasonable size when unpacked and was not processed."
@@ -78,7 +78,7 @@ def _new_parser() -> expat.XMLParserType:
 
 def _check_member(info: zipfile.ZipInfo, cap: int, limits: Limits) -> None:
     if info.flag_bits & 0x1:
-        raise EncryptedFile("The Word document is password-protected and cannot be read.")
+        raise EncryptedFile(ENCRYPTED_WORD)
     if info.file_size > cap:
         raise LimitExceeded(BOMB)
     if info.file_size > limits.docx_ratio_floor_bytes and info.file_size > limits.max_docx_ratio * max(
@@ -194,13 +194,12 @@ class _BodyText:
 
 
 def _refuse_compound_file(data: bytes) -> None:
+    """A compound file is no zip: say why, with the sentence the api gives at upload."""
     if not data.startswith(CFB_MAGIC):
         return
-    if "EncryptionInfo".encode("utf-16-le") in data:
-        raise EncryptedFile("The Word document is password-protected and cannot be read.")
-    raise UnsupportedFormat(
-        "This is an old Word (.doc) file, which is not supported. Save it as .docx and upload it again."
-    )
+    if ENCRYPTION_INFO in data:
+        raise EncryptedFile(ENCRYPTED_WORD)
+    raise UnsupportedFormat(LEGACY_DOC)
 
 
 def extract_docx(data: bytes, limits: Limits) -> str:
