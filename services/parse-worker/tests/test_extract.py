@@ -158,6 +158,16 @@ def test_encrypted_pdf() -> None:
     assert info.value.message == "The PDF is encrypted and cannot be read. Upload a copy without a password."
 
 
+def test_a_damaged_pdf_after_an_encrypted_one_is_damaged_not_encrypted() -> None:
+    """PDFium's last error is process-global and this file's failure does not set it: read
+    alone it gives no error code, read after an encrypted PDF it gives that one's (as in a
+    long-lived extraction child)."""
+    for name in ("encrypted.pdf", "damaged-xref.pdf", "encrypted.pdf", "damaged-xref.pdf"):
+        expected = EncryptedFile if name == "encrypted.pdf" else CorruptFile
+        with pytest.raises(expected):
+            extract(fixture(name), name, "application/pdf")
+
+
 def test_pdf_without_text() -> None:
     with pytest.raises(NoTextFound):
         extract(fixture("blank.pdf"), "scan.pdf", "application/pdf")

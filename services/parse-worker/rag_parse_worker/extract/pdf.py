@@ -33,10 +33,15 @@ def _open(data: bytes) -> pdfium.PdfDocument:
     try:
         return pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
+        # PDFium's last error is process-global and some failures do not set it: after an
+        # encrypted PDF, a damaged one would read as "encrypted" too. So the code counts
+        # only with evidence in this file's bytes: encryption needs an /Encrypt entry in the
+        # trailer (or the xref stream's dictionary), which is never compressed.
         code = getattr(exc, "err_code", None)
-        if code == pdfium_c.FPDF_ERR_PASSWORD:
+        encrypted = b"/Encrypt" in data
+        if code == pdfium_c.FPDF_ERR_PASSWORD and encrypted:
             raise EncryptedFile(ENCRYPTED) from None
-        if code == pdfium_c.FPDF_ERR_SECURITY:
+        if code == pdfium_c.FPDF_ERR_SECURITY and encrypted:
             raise EncryptedFile(UNSUPPORTED_SECURITY) from None
         raise CorruptFile(NOT_A_PDF) from None
 
