@@ -151,6 +151,15 @@ ROOT_RELS = (
 )
 
 
+REL_TYPE_BASE = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/"
+RELS_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
+
+
+def part_xml(root: str, body: str) -> str:
+    """A secondary part (w:ftr, w:hdr, w:footnotes, w:comments...) around `body`."""
+    return f'<w:{root} xmlns:w="{W}">{body}</w:{root}>'
+
+
 def para(*runs: str, style: str | None = None) -> str:
     """A paragraph; a run of "\\t" is a tab, "\\n" a line break."""
     ppr = f'<w:pPr><w:pStyle w:val="{style}"/><w:tabs><w:tab w:val="left" w:pos="720"/></w:tabs></w:pPr>'
@@ -181,15 +190,32 @@ def document_xml(body: str) -> str:
     )
 
 
-def make_docx(body: str | bytes, *, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
-    """A .docx whose word/document.xml is `body` (a full XML document)."""
+def make_docx(
+    body: str | bytes,
+    *,
+    compression: int = zipfile.ZIP_DEFLATED,
+    parts: dict[str, str | bytes] | None = None,
+    relationships: list[tuple[str, str]] | None = None,
+) -> bytes:
+    """A .docx whose word/document.xml is `body` (a full XML document); `parts` are more
+    members (name: content) and `relationships` the body's (type's last segment, target)."""
+    members: list[tuple[str, str | bytes]] = [
+        ("[Content_Types].xml", CONTENT_TYPES),
+        ("_rels/.rels", ROOT_RELS),
+        ("word/document.xml", body),
+    ]
+    if relationships is not None:
+        rels = "".join(
+            f'<Relationship Id="rId{i}" Type="{REL_TYPE_BASE}{kind}" Target="{escape(target)}"/>'
+            for i, (kind, target) in enumerate(relationships, 1)
+        )
+        members.append(
+            ("word/_rels/document.xml.rels", f'<Relationships xmlns="{RELS_NS}">{rels}</Relationships>')
+        )
+    members += list((parts or {}).items())
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression) as zf:
-        for name, data in (
-            ("[Content_Types].xml", CONTENT_TYPES),
-            ("_rels/.rels", ROOT_RELS),
-            ("word/document.xml", body),
-        ):
+        for name, data in members:
             # A fixed timestamp: the same input always makes the same bytes.
             zf.writestr(
                 zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), data, compress_type=compression

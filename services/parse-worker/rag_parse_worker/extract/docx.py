@@ -1,4 +1,5 @@
-"""Word .docx: paragraphs and tables of the main document part, read with zipfile + expat.
+"""Word .docx: paragraphs and tables of the main document part, then its footnotes, endnotes,
+comments, headers and footers, read with zipfile + expat.
 
 A .docx is a zip of XML parts. No third-party parser: the part is streamed through
 expat (no tree in memory) with these guards:
@@ -18,6 +19,12 @@ tabs and rows by line breaks (paragraphs inside a cell are joined by spaces, nes
 tables are flattened into their cell). `w:tab` inside a run is a tab, `w:br`/`w:cr` a
 line break. Deleted and moved-from revisions are not text; `mc:Fallback` duplicates
 `mc:Choice` (text boxes) and is skipped.
+
+Parts: the body first, then the parts the body's relationships name (footnotes, endnotes,
+comments, headers, footers, in that order), each as its own block of paragraphs. A header
+or footer that is the same in every section appears once. A reader of the page sees them;
+a search for a footnote's words must find the document. The ratio and token guards apply
+to each part; the uncompressed size cap and the text budget to all of them together.
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ OFFICE_DOCUMENT_REL = "/officeDocument"
 DEFAULT_MAIN_PART = "word/document.xml"
 RELS_PART = "_rels/.rels"
 RELS_CAP = 1024 * 1024
+# Relationship types (their last path segment) of the parts read after the body, in order.
+SECONDARY_PARTS = ("footnotes", "endnotes", "comments", "header", "footer")
 READ_CHUNK = 1024 * 1024
 MAX_TOKEN_BYTES = 16 * 1024 * 1024
 
@@ -87,8 +96,8 @@ def _check_member(info: zipfile.ZipInfo, cap: int, limits: Limits) -> None:
         raise LimitExceeded(BOMB)
 
 
-def _stream(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, parser: expat.XMLParserType) -> None:
-    """Feed the member to `parser`, stopping at `cap` bytes whatever the header says."""
+def _stream(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, parser: expat.XMLParserType) -> int:
+    """Feed the member to `parser`, stopping at `cap` bytes whatever the header says; the bytes read."""
     total = 0
     with zf.open(info) as member:
         while chunk := member.read(READ_CHUNK):
@@ -101,28 +110,51 @@ def _stream(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, parser: expat.
             if total - max(parser.CurrentByteIndex, 0) > MAX_TOKEN_BYTES:
                 raise LimitExceeded(GIANT_TOKEN)
     parser.Parse(b"", True)
+    return total
 
 
-def _main_part_name(zf: zipfile.ZipFile, limits: Limits) -> str:
-    """The officeDocument target from _rels/.rels (almost always word/document.xml)."""
+def _relationships(zf: zipfile.ZipFile, rels_name: str, limits: Limits) -> list[tuple[str, str]]:
+    """(type, target) of each internal relationship in a .rels part (none when it is missing)."""
     try:
-        info = zf.getinfo(RELS_PART)
+        info = zf.getinfo(rels_name)
     except KeyError:
-        return DEFAULT_MAIN_PART
+        return []
     _check_member(info, RELS_CAP, limits)
-    found: list[str] = []
+    found: list[tuple[str, str]] = []
 
     def start(name: str, attrs: dict[str, str]) -> None:
-        if name.endswith(" Relationship") and attrs.get("Type", "").endswith(OFFICE_DOCUMENT_REL):
-            found.append(attrs.get("Target", ""))
+        if name.endswith(" Relationship") and attrs.get("TargetMode", "Internal") == "Internal":
+            found.append((attrs.get("Type", ""), attrs.get("Target", "")))
 
     parser = _new_parser()
     parser.StartElementHandler = start
     _stream(zf, info, RELS_CAP, parser)
-    if not found or not found[0]:
-        return DEFAULT_MAIN_PART
-    target = found[0].lstrip("/")
-    return posixpath.normpath(target)
+    return found
+
+
+def _main_part_name(zf: zipfile.ZipFile, limits: Limits) -> str:
+    """The officeDocument target from _rels/.rels (almost always word/document.xml)."""
+    for kind, target in _relationships(zf, RELS_PART, limits):
+        if kind.endswith(OFFICE_DOCUMENT_REL) and target:
+            return posixpath.normpath(target.lstrip("/"))
+    return DEFAULT_MAIN_PART
+
+
+def _secondary_parts(zf: zipfile.ZipFile, main: str, limits: Limits) -> list[str]:
+    """The main part's footnotes, endnotes, comments, headers and footers, in that order
+    (each part once), from its relationships (word/_rels/document.xml.rels)."""
+    folder, base = posixpath.split(main)
+    related = _relationships(zf, posixpath.join(folder, "_rels", base + ".rels"), limits)
+    parts: list[str] = []
+    for wanted in SECONDARY_PARTS:
+        for kind, target in related:
+            if kind.rsplit("/", 1)[-1] == wanted and target:
+                name = posixpath.normpath(
+                    target.lstrip("/") if target.startswith("/") else posixpath.join(folder, target)
+                )
+                if name not in parts and name != main:
+                    parts.append(name)
+    return parts
 
 
 class _BodyText:
@@ -208,20 +240,25 @@ def extract_docx(data: bytes, limits: Limits) -> str:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError):
         raise CorruptFile(NOT_A_DOCX) from None
-    body = _BodyText(TextBudget(limits))
+    budget = TextBudget(limits)
+    texts: list[str] = []
     try:
         with zf:
-            name = _main_part_name(zf, limits)
+            main = _main_part_name(zf, limits)
             try:
-                info = zf.getinfo(name)
+                info = zf.getinfo(main)
             except KeyError:
                 raise CorruptFile(NOT_A_DOCX) from None
-            _check_member(info, limits.max_docx_xml_bytes, limits)
-            parser = _new_parser()
-            parser.StartElementHandler = body.start
-            parser.EndElementHandler = body.end
-            parser.CharacterDataHandler = body.data
-            _stream(zf, info, limits.max_docx_xml_bytes, parser)
+            unpacked = _XmlBudget(limits.max_docx_xml_bytes)  # all parts together
+            texts.append(_part_text(zf, info, budget, unpacked, limits))
+            for name in _secondary_parts(zf, main, limits):
+                try:
+                    info = zf.getinfo(name)
+                except KeyError:
+                    continue  # a dangling relationship: the part is simply not there
+                text = _part_text(zf, info, budget, unpacked, limits)
+                if text and text not in texts:  # the same header in every section: once
+                    texts.append(text)
     except _Forbidden:
         raise CorruptFile(NOT_A_DOCX) from None
     except (
@@ -236,4 +273,26 @@ def extract_docx(data: bytes, limits: Limits) -> str:
     ):
         # Malformed XML, a bad CRC or deflate stream, an unsupported compression method.
         raise CorruptFile(NOT_A_DOCX) from None
+    return "\n\n".join(texts)
+
+
+class _XmlBudget:
+    """The uncompressed XML the parts may add up to (MAX_DOCX_XML_BYTES): a hundred headers
+    of the cap each are a bomb too."""
+
+    def __init__(self, cap: int) -> None:
+        self.left = cap
+
+
+def _part_text(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: TextBudget, unpacked: _XmlBudget, limits: Limits
+) -> str:
+    """One WordprocessingML part's text, normalised (the budgets count every part's)."""
+    _check_member(info, unpacked.left, limits)
+    body = _BodyText(budget)
+    parser = _new_parser()
+    parser.StartElementHandler = body.start
+    parser.EndElementHandler = body.end
+    parser.CharacterDataHandler = body.data
+    unpacked.left -= _stream(zf, info, unpacked.left, parser)
     return normalize_text("".join(body.parts))
