@@ -532,16 +532,22 @@ export class RealtimeClient {
       this._reauthenticate(reason);
       return;
     }
-    const helloSeen = Boolean(conn && conn.helloSeen);
-    if (!helloSeen && this.transport === "websocket" && code !== CloseCode.TOO_MANY_CONNECTIONS) {
+    const failedToOpen = !(conn && conn.helloSeen) && code !== CloseCode.TOO_MANY_CONNECTIONS;
+    if (failedToOpen && this._mode === "auto" && this.transport === "websocket") {
       this._wsFailures += 1;
-      if (this._mode === "auto" && this._wsFailures >= this._fallbackAfter) {
+      if (this._wsFailures >= this._fallbackAfter) {
         // The WebSocket cannot be opened from here (a proxy that strips Upgrade, a blocked
-        // port): the same stream over plain HTTP.
+        // port): try the same stream over plain HTTP.
+        this._wsFailures = 0;
         this.transport = "sse";
         this._schedule(0, code, reason);
         return;
       }
+    } else if (failedToOpen && this._mode === "auto") {
+      // SSE failed too: the api is unreachable (down, restarting), not only its WebSocket.
+      // Back to the WebSocket, the first choice, so that a server that comes back is not
+      // held on SSE for good: tries go WebSocket, WebSocket, SSE, ... until one says hello.
+      this.transport = "websocket";
     }
     let delay;
     if (code === CloseCode.TOO_SLOW) delay = 0;

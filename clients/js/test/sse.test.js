@@ -89,3 +89,23 @@ test("fallback: the WebSocket cannot be opened, so the same stream comes over SS
   assert.deepEqual(ids(), [2, 3]);
   assert.equal(log.ready.length, 1);
 });
+
+test("auto: while the api is unreachable the tries go back to the WebSocket after SSE fails", async (t) => {
+  const user = newUser();
+  const workspace = await user.rest.createWorkspace("outage");
+  const proxy = await startProxy();
+  t.after(() => proxy.stop());
+  const { client, log, ids } = recorded({ token: user.token, baseUrl: proxy.url, backoffFirstMs: 50, backoffMaxMs: 400 });
+  t.after(() => client.close());
+  client.start();
+  await waitFor(() => client.state === "live", "live");
+  assert.equal(client.transport, "websocket");
+  proxy.cut();
+  const tried = () => log.states.filter((s) => s.state === "reconnecting" && s.delayMs !== undefined).map((s) => s.transport);
+  await waitFor(() => tried().lastIndexOf("websocket") > tried().indexOf("sse") && tried().includes("sse"), "a WebSocket try after an SSE one");
+  await uploadOne(user.rest, workspace.id);
+  await proxy.restore();
+  await waitFor(() => log.events.length === 2, "the outage's events once the api is reachable");
+  assert.deepEqual(ids(), [2, 3]);
+  assert.equal(log.ready.length, 1);
+});

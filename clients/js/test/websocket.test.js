@@ -174,3 +174,37 @@ test("RagClient.realtime shares the base URL and the token", async (t) => {
   await waitFor(() => events.length === 2, "events");
   assert.ok(consecutive(events.map((e) => e.id)));
 });
+
+test("a gap (an intermediary skipped events): the client resumes from its last id, in order", async (t) => {
+  const user = newUser();
+  const workspace = await user.rest.createWorkspace("gap");
+  // The first resume is sent to the api two ids further on than the client asked: it would
+  // skip two events; later resumes pass unchanged.
+  let skipped = false;
+  const proxy = await startProxy({
+    rewrite: (text) =>
+      text.replace(/([?&]last_event_id=)(\d+)/, (all, k, n) => {
+        if (skipped) return all;
+        skipped = true;
+        return k + (Number(n) + 2);
+      }),
+  });
+  t.after(() => proxy.stop());
+  const { client, log, ids } = recorded({ token: user.token, baseUrl: proxy.url, transport: "websocket", backoffFirstMs: 100 });
+  t.after(() => client.close());
+  client.start();
+  await waitFor(() => client.state === "live", "live");
+  await uploadOne(user.rest, workspace.id);
+  await waitFor(() => log.events.length === 2, "two live events");
+  proxy.cut();
+  await waitFor(() => client.state === "reconnecting", "the cut");
+  await uploadOne(user.rest, workspace.id);
+  await uploadOne(user.rest, workspace.id);
+  await proxy.restore();
+  await waitFor(() => log.events.length === 6, "the four events of the outage");
+  assert.ok(skipped);
+  assert.deepEqual(ids(), [2, 3, 4, 5, 6, 7]);
+  const received = log.frames.filter((f) => typeof f.id === "number").map((f) => f.id);
+  assert.equal(received[2], 6, "the skipping resume's first event, which was not delivered");
+  assert.equal(log.frames.filter((f) => f.type === "hello").length, 3, "first, skipped resume, real resume");
+});
