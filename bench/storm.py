@@ -28,7 +28,18 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bench import profiling
-from bench.common import Bench, Child, Row, Section, cpu_seconds, median, median_of, now_ns, percentile
+from bench.common import (
+    PYTHON,
+    Bench,
+    Child,
+    Row,
+    Section,
+    cpu_seconds,
+    median,
+    median_of,
+    now_ns,
+    percentile,
+)
 from bench.stack import make_users, s3
 from rag_api.app import POOL_CHECKOUT_TIMEOUT, POOL_MAX_SIZE
 from rag_api.settings import ApiSettings
@@ -49,7 +60,19 @@ SAMPLE_SECONDS = 0.05  # pg_stat_activity sampling period
 PUBLISH_BATCH = 500  # events per publishing transaction
 STORM_TIMEOUT = 300.0
 PACED = 50  # handshakes in flight per client process in the paced variant
-KINDS = ("gap", "none", "paced")  # one storm of each per run, interleaved
+TUNED_CHECKOUT = 60.0  # seconds: the pool checkout timeout of the "tuned" variant
+# One storm of each per run, interleaved: (gap published?, handshakes at a time per client
+# process (0: all at once), the api's accept backlog (0: as rag-api sets it), its pool
+# checkout timeout (0: as rag-api sets it)). `backlog` and `tuned` run the api through
+# `python -m bench.storm serve`, which changes only those two settings: they show what the
+# fixes named in the section would give, without changing the api.
+KINDS: dict[str, tuple[bool, int, int, float]] = {
+    "gap": (True, 0, 0, 0.0),
+    "none": (False, 0, 0, 0.0),
+    "paced": (True, PACED, 0, 0.0),
+    "backlog": (True, 0, -1, 0.0),  # -1: the kernel's somaxconn
+    "tuned": (True, 0, -1, TUNED_CHECKOUT),
+}
 
 # The read-only variant of eventbus_stream() for a stream row that exists (a production
 # variant would fall back to the INSERT when the row is missing), as a plain statement and
@@ -98,11 +121,24 @@ class Api:
         assert self.proc is not None
         return self.proc.pid
 
-    async def start(self) -> int:
-        """Start and wait for /readyz 200; the wall clock (ns) at which it first answered."""
+    async def start(self, backlog: int = 0, checkout: float = 0.0) -> int:
+        """Start and wait for /readyz 200; the wall clock (ns) at which it first answered.
+
+        `backlog` / `checkout` other than 0: the api with that accept backlog (-1: the
+        kernel's somaxconn) and pool checkout timeout (`serve` below)."""
         self.starts += 1
         log = self.log_dir / f"api-{self.starts}.log"
-        self.proc = ServiceProcess([venv_command("rag-api")], self.env, log).start()
+        argv = [venv_command("rag-api")]
+        if backlog or checkout:
+            argv = [
+                PYTHON,
+                "-m",
+                "bench.storm",
+                "serve",
+                str(somaxconn() if backlog < 0 else backlog),
+                str(checkout),
+            ]
+        self.proc = ServiceProcess(argv, self.env, log).start()
         url = f"http://127.0.0.1:{self.port}/readyz"
         deadline = time.monotonic() + 120
         async with httpx.AsyncClient(timeout=2) as client:
@@ -201,6 +237,11 @@ async def publish_for(dsn: str, users: list[dict[str, str]], counts: list[int]) 
     return last
 
 
+def somaxconn() -> int:
+    """The kernel's cap on any listen backlog."""
+    return int(Path("/proc/sys/net/core/somaxconn").read_text())
+
+
 def listen_overflows() -> int:
     """TcpExt ListenOverflows of the machine: SYNs dropped because an accept queue was full."""
     with open("/proc/net/netstat") as f:
@@ -250,7 +291,13 @@ class Storms:
         check(await self.gather("reached", 180), "live events")
 
     async def run(
-        self, gap: bool, parallel: int = 0, profile_out: Path | None = None, profile_s: float = 0.0
+        self,
+        gap: bool,
+        parallel: int = 0,
+        backlog: int = 0,
+        checkout: float = 0.0,
+        profile_out: Path | None = None,
+        profile_s: float = 0.0,
     ) -> dict[str, Any]:
         """Stop the api, publish the gap (or not), start it, let every socket resume (all at
         once, or `parallel` handshakes at a time per client process); figures."""
@@ -270,7 +317,7 @@ class Storms:
             counts = [gap_of(i) for i in range(len(self.users))]
             gap_events = sum(counts)
             self.targets = await publish_for(self.dsn, self.users, counts)
-        ready_ns = await self.api.start()
+        ready_ns = await self.api.start(backlog, checkout)
         pid = self.api.pid
         rss_before, hwm_before = self.api.status_kib("VmRSS"), self.api.status_kib("VmHWM")
         cpu0 = cpu_seconds(pid)
@@ -490,13 +537,12 @@ async def run(bench: Bench) -> Section:
                 connect_s = await storms.connect_live()
                 await storms.publish_live([WARM] * n_users)
                 for _ in range(runs):
-                    for kind in KINDS:
-                        paced = PACED if kind == "paced" else 0
-                        results[kind].append(await storms.run(gap=kind != "none", parallel=paced))
+                    for kind, (gap, parallel, backlog, checkout) in KINDS.items():
+                        results[kind].append(await storms.run(gap, parallel, backlog, checkout))
                 if bench.profile:  # an extra, unmeasured gap storm with py-spy on the new api
                     out = bench.work_dir / "storm.prof"
                     seconds = median([r["storm_s"] for r in results["gap"]]) + 1.0
-                    await storms.run(gap=True, profile_out=out, profile_s=seconds)
+                    await storms.run(True, profile_out=out, profile_s=seconds)
                     profile = profiling.summarise(out) if out.exists() else "(py-spy unavailable)"
             finally:
                 for client in clients:
@@ -556,6 +602,20 @@ def section(
         ),
         Row(
             "storm",
+            f"the same, api with backlog {somaxconn():,} (not rag-api's setting)",
+            med("backlog", "storm_s"),
+            "s",
+            runs=[r["storm_s"] for r in results["backlog"]],
+        ),
+        Row(
+            "storm",
+            f"the same, api with that backlog and a {TUNED_CHECKOUT:g} s pool checkout",
+            med("tuned", "storm_s"),
+            "s",
+            runs=[r["storm_s"] for r in results["tuned"]],
+        ),
+        Row(
+            "storm",
             "resumes closed 1011 (pool checkout timeout), all-at-once gap storm",
             med("gap", "server_errors"),
             "",
@@ -610,6 +670,9 @@ def section(
         "gap": f"gap {GAP} (1 user in {LARGE_EVERY}: {LARGE_GAP}), all at once",
         "none": "gap 0 (baseline), all at once",
         "paced": f"gap as above, {PACED} handshakes at a time per client process",
+        "backlog": f"gap as above, all at once; api with backlog {somaxconn():,}",
+        "tuned": f"gap as above, all at once; api with backlog {somaxconn():,} and a {TUNED_CHECKOUT:g} s "
+        "pool checkout",
     }
     for key, label in labels.items():
         table.append(
@@ -722,20 +785,36 @@ def storm_limits(
         f"{med('gap', 'api_core_share') * 100:.0f} % of a core over the storm, the rest of the 2 cores going "
         f"to Postgres and the clients (the busiest of the client processes used "
         f"{med('gap', 'client_cpu_max_share') * 100:.0f} % of a core, so they are not the bottleneck), and "
-        f"two things turn its backlog into retries that make the storm longer. "
-        f"(1) The accept queue: hypercorn's default `backlog` is 100 and rag_api/main.py does not set it, so "
-        f"with every socket connecting at once the kernel dropped {overflows:,.0f} SYNs per storm (TcpExt "
-        f"ListenOverflows) and the clients' TCP retransmitted after 1, 3, 7 s: the slowest handshake took "
-        f"{med('gap', 'handshake_max_s'):.1f} s. "
-        f"(2) The pool's checkout timeout: {errors:,.0f} resumes per gap storm (median) were closed with 1011 "
-        f"`database unavailable` because `Connection.serve` could not get a pool connection within "
-        f"{POOL_CHECKOUT_TIMEOUT:g} s, while Postgres itself was nearly idle (at most "
-        f"{med('gap', 'peak_pg_active'):.0f} of the api's backends active in any 50 ms sample): the "
-        f"connections are held by tasks waiting for the loop to run them, not by queries; each 1011 sends "
-        f"the client back into the storm. With the clients pacing themselves ({PACED} handshakes at a time "
+        f"two things can turn its backlog into retries that make the storm longer. "
+        + (
+            f"(1) The accept queue: hypercorn's default `backlog` is 100 and rag_api/main.py does not set it, "
+            f"so with every socket connecting at once the kernel dropped {overflows:,.0f} SYNs per storm "
+            f"(TcpExt ListenOverflows) and the clients' TCP retransmitted after 1, 3, 7 s: the slowest "
+            f"handshake took {med('gap', 'handshake_max_s'):.1f} s. "
+            if overflows
+            else "(1) The accept queue (hypercorn's default `backlog` of 100; rag_api/main.py does not set "
+            "it) did not overflow at this size. "
+        )
+        + (
+            f"(2) The pool's checkout timeout: {errors:,.0f} resumes per gap storm (median) were closed with "
+            f"1011 `database unavailable` because `Connection.serve` could not get a pool connection within "
+            f"{POOL_CHECKOUT_TIMEOUT:g} s, while Postgres itself was nearly idle (at most "
+            f"{med('gap', 'peak_pg_active'):.0f} of the api's backends active in any 50 ms sample): the "
+            f"connections are held by tasks waiting for the loop to run them, not by queries; each 1011 sends "
+            if errors
+            else f"(2) The pool's checkout timeout ({POOL_CHECKOUT_TIMEOUT:g} s) was not reached at this size; "
+            "when it is, `Connection.serve` closes the resume with 1011 and sends "
+        )
+        + f"the client back into the storm. With the clients pacing themselves ({PACED} handshakes at a time "
         f"per client process) the same gap storm took {med('paced', 'storm_s'):.1f} s with "
         f"{med('paced', 'server_errors'):,.0f} 1011 closes and {med('paced', 'listen_overflows'):,.0f} SYN "
-        f"overflows. "
+        f"overflows. The api run with the two settings changed (`python -m bench.storm serve`: rag-api "
+        f"with only hypercorn's backlog and the pool's checkout timeout replaced) shows what each is worth: "
+        f"backlog {somaxconn():,} alone, {med('backlog', 'storm_s'):.1f} s "
+        f"({med('backlog', 'listen_overflows'):,.0f} SYN overflows, {med('backlog', 'server_errors'):,.0f} "
+        f"1011 closes); with a {TUNED_CHECKOUT:g} s checkout as well, {med('tuned', 'storm_s'):.1f} s "
+        f"({med('tuned', 'server_errors'):,.0f} 1011 closes, api CPU {med('tuned', 'api_cpu_s'):.1f} s "
+        f"against {gap_cpu:.1f} s). "
         f"Postgres connections stay bounded by the pool: at most "
         f"{max(r['peak_pg'] for rs in results.values() for r in rs):.0f} backends of the api in any sample, "
         f"that is the pool's {bound} (POOL_MAX_SIZE {POOL_MAX_SIZE} + ANSWER_CONCURRENCY, rag_api/app.py) "
@@ -776,3 +855,32 @@ def storm_limits(
         "second; this bench's clients arrive at once, the worst case)."
     )
     return text
+
+
+# -- the api with the two settings changed (`python -m bench.storm serve BACKLOG CHECKOUT`) ----
+
+
+def serve(backlog: int, checkout: float) -> None:
+    """rag-api exactly as `rag-api` runs it, but with this accept backlog and, when > 0, this
+    pool checkout timeout: the two settings the storm's limits point at."""
+    import rag_api.app as api_app
+    import rag_api.main as api_main
+
+    if checkout > 0:
+        api_app.POOL_CHECKOUT_TIMEOUT = checkout  # read when the lifespan builds the pool
+    configure = api_main.hypercorn_config
+
+    def with_backlog(settings: ApiSettings) -> Any:
+        config = configure(settings)
+        config.backlog = backlog
+        return config
+
+    api_main.hypercorn_config = with_backlog
+    api_main.main()
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] == ["serve"]:
+        serve(int(sys.argv[2]), float(sys.argv[3]))
