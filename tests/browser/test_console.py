@@ -129,7 +129,7 @@ def drive(page: Page, system: System, token: str, user_id: uuid.UUID, ws_urls: l
 
     # Resume: while the page is disconnected a file is uploaded and ingested; on reconnect the
     # page asks for the events after its last id (no REST reload) and the row appears.
-    page.evaluate("disconnect(); setConnection('offline', 'paused by the test')")
+    page.evaluate("ragConsole.disconnect(); ragConsole.setConnection('offline', 'paused by the test')")
     workspace_id = page.locator("#workspace-select").input_value()
     with httpx.Client(
         base_url=system.api.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
@@ -145,7 +145,7 @@ def drive(page: Page, system: System, token: str, user_id: uuid.UUID, ws_urls: l
             assert time.monotonic() < deadline, "late.txt was not ingested in 30 s"
             time.sleep(0.1)
     expect(row(page, "late.txt")).to_have_count(0)
-    page.evaluate("connect()")
+    page.evaluate("ragConsole.connect()")
     expect(row(page, "late.txt")).to_have_attribute("data-status", "ingested")
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
     assert re.search(r"[?&]last_event_id=\d+", ws_urls[-1]), ws_urls
@@ -164,6 +164,7 @@ WATCH_STREAMING = """() => {
 # The console's delta rule on a message of its own: offsets count code points (the fish is
 # one, two UTF-16 units; the boat is two: U+26F5 and a variation selector).
 DELTA_RULE = """() => {
+  const { state, applyDelta } = window.ragConsole;
   state.messages.set("probe", { id: "probe", status: "streaming", content: "🐟", length: 1, citations: [] });
   applyDelta({ id: "probe", offset: 1, delta: "a⛵️" });
   applyDelta({ id: "probe", offset: 0, delta: "🐟a" });

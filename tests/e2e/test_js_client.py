@@ -50,3 +50,17 @@ def test_js_client_against_a_real_api(system_factory: SystemFactory) -> None:
     output = result.stdout + result.stderr
     print(output)
     assert result.returncode == 0, f"node --test failed:\n{output}\n{system.logs()}"
+
+
+def test_the_console_is_served_the_client_source_itself(system_factory: SystemFactory) -> None:
+    """One copy of the client: /rag-client.js is clients/js/src/index.js, byte for byte, as a
+    JavaScript module the console's `import` accepts."""
+    system = system_factory(workers=False)
+    served = system.http_client(system.api).get("/rag-client.js")
+    assert served.status_code == 200, served.text[:200]
+    assert served.headers["content-type"].split(";")[0] in {"text/javascript", "application/javascript"}
+    assert served.content == (CLIENT / "src" / "index.js").read_bytes()
+    page = system.http_client(system.api).get("/")
+    assert '<script type="module" src="app.js">' in page.text
+    app = system.http_client(system.api).get("/app.js").text
+    assert 'from "./rag-client.js"' in app

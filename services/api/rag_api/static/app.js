@@ -1,23 +1,21 @@
 // rag-engine console: plain JavaScript, no build step, no framework.
 //
 // REST for actions and initial state; the documents table and the conversation are then
-// driven only by the WebSocket /api/ws (docs/contract.md §5): reconnect with exponential backoff,
-// resume with last_event_id, reload over REST on resync_required.
+// driven only by the realtime stream (docs/contract.md §5) through the official client
+// (clients/js, served by the api as /rag-client.js): it reconnects with backoff, resumes with
+// last_event_id and epoch, and says when to reload over REST (a fresh start, resync_required).
 // All text from users or the server goes into the page through textContent, never innerHTML.
 //
-// One file of about 800 lines, on purpose: the page loads it as a classic script with no bundler
-// and no module loader, and its sections (helpers, sign in, workspaces, documents, jobs, upload,
-// search, conversations, realtime) share one `state`; each section is marked by a rule below.
-"use strict";
+// One module of about 750 lines, on purpose: the page loads it with no bundler, and its
+// sections (helpers, sign in, workspaces, documents, jobs, upload, search, conversations,
+// realtime) share one `state`; each section is marked by a rule below.
+import { RealtimeClient } from "./rag-client.js";
 
 const TOKEN_KEY = "rag.token";
 const WORKSPACE_KEY = "rag.workspace";
 const CONVERSATION_KEY = "rag.conversation";
 const DOC_PAGE = 200; // the api's max page size
 const DOC_MAX_ROWS = 2000; // the table stops loading pages here
-const BACKOFF_FIRST_MS = 500;
-const BACKOFF_MAX_MS = 30000;
-const SILENCE_MS = 75000; // the server pings every 25 s; nothing for this long: reconnect
 
 const state = {
   token: null,
@@ -39,14 +37,9 @@ const state = {
 };
 
 const rt = {
-  ws: null,
-  lastEventId: null, // the id of the last event received; null until the first hello
-  epoch: null, // the stream's epoch from hello: a resume names it, so ids of another stream never match
-  attempt: 0,
-  timer: null,
-  watchdog: null,
-  lastFrameAt: 0,
-  stopped: true,
+  client: null, // the RealtimeClient while connected
+  lastEventId: null, // the position of the last client, for the next one to resume from
+  epoch: null,
 };
 
 // ---------------------------------------------------------------- small helpers
@@ -188,6 +181,7 @@ function signIn(token) {
     showSignIn(`That token expired at ${new Date(claims.exp * 1000).toLocaleString()}.`);
     return;
   }
+  disconnect(); // first: it keeps the position of the connection it stops
   if (state.userId !== claims.sub) {
     rt.lastEventId = null; // another user: another event stream
     rt.epoch = null;
@@ -652,6 +646,9 @@ async function showCitation(message, citation) {
 
 // ---------------------------------------------------------------- realtime
 
+// The connection is the official client (clients/js, served as /rag-client.js): it connects,
+// resumes, dedupes, resyncs and reconnects; the console only applies what it delivers.
+
 function setConnection(kind, text) {
   const badge = $("#connection");
   badge.className = `conn conn-${kind}`;
@@ -659,72 +656,46 @@ function setConnection(kind, text) {
   badge.dataset.state = kind;
 }
 
-function wsUrl() {
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const query = new URLSearchParams({ token: state.token });
-  if (rt.lastEventId !== null) query.set("last_event_id", String(rt.lastEventId));
-  if (rt.lastEventId !== null && rt.epoch !== null) query.set("epoch", rt.epoch);
-  return `${scheme}//${location.host}/api/ws?${query}`;
+// The client's state changes, in the badge's words.
+function showConnection(clientState, info) {
+  if (clientState === "connecting") setConnection("connecting", "connecting…");
+  else if (clientState === "live") setConnection("live", info.transport === "sse" ? "live (SSE)" : "live");
+  else if (clientState === "reconnecting" && info.delayMs === undefined) {
+    setConnection("connecting", `reconnecting (attempt ${info.attempt + 1})…`);
+  } else if (clientState === "reconnecting") {
+    const why = info.code === 4408 ? "too slow (4408)" : `closed (${info.code})`;
+    setConnection("retrying", `${why}; reconnecting in ${(info.delayMs / 1000).toFixed(1)} s`);
+  } else setConnection("offline", clientState === "unauthorized" ? "token refused" : "offline");
 }
 
 function connect() {
   disconnect();
-  rt.stopped = false;
-  open();
+  if (!state.token) return;
+  rt.client = new RealtimeClient({
+    token: () => state.token, // a pasted token cannot be refreshed: at 4401 the console signs out
+    lastEventId: rt.lastEventId,
+    epoch: rt.epoch,
+    onState: showConnection,
+    onReady: reloadState, // a fresh start: everything up to hello's id comes from REST
+    // The history we lack is gone: the state comes from REST, the next event is the baseline.
+    onResync: reloadState,
+    onEvent: onEventFrame,
+    onTokenExpiring: (payload) =>
+      notice(`Your token expires at ${when(payload.expires_at)}: sign in with a new one to stay live.`),
+    onUnauthorized: () => signOut("The server refused the token on the live connection (4401): sign in again."),
+    onError: (error) => console.warn("realtime", error),
+  });
+  rt.client.start();
 }
 
+// Stops the connection; its position stays, so that connect() resumes from it.
 function disconnect() {
-  rt.stopped = true;
-  clearTimeout(rt.timer);
-  clearInterval(rt.watchdog);
-  if (rt.ws) {
-    const ws = rt.ws;
-    rt.ws = null;
-    ws.close(1000, "bye");
-  }
-}
-
-function open() {
-  if (rt.stopped || !state.token) return;
-  setConnection("connecting", rt.attempt ? `reconnecting (attempt ${rt.attempt + 1})…` : "connecting…");
-  const ws = new WebSocket(wsUrl());
-  rt.ws = ws;
-  rt.lastFrameAt = Date.now();
-  ws.onmessage = (message) => {
-    if (ws !== rt.ws) return;
-    rt.lastFrameAt = Date.now();
-    let frame;
-    try {
-      frame = JSON.parse(message.data);
-    } catch {
-      return;
-    }
-    onFrame(ws, frame);
-  };
-  ws.onclose = (event) => {
-    if (ws !== rt.ws) return; // replaced or closed on purpose
-    rt.ws = null;
-    clearInterval(rt.watchdog);
-    onClose(event);
-  };
-  clearInterval(rt.watchdog);
-  rt.watchdog = setInterval(() => {
-    if (ws === rt.ws && Date.now() - rt.lastFrameAt > SILENCE_MS) ws.close(4000, "silent");
-  }, 5000);
-}
-
-function onClose(event) {
-  if (rt.stopped) return;
-  if (event.code === 4401) {
-    signOut("The server refused the token on the WebSocket (4401): sign in again.");
-    return;
-  }
-  // 4408: this connection could not keep up (or missed heartbeats): reconnect at once and resume.
-  const delay = event.code === 4408 ? 0 : Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** rt.attempt) * (0.75 + Math.random() / 2);
-  rt.attempt += 1;
-  const why = event.code === 4408 ? "too slow (4408)" : `closed (${event.code})`;
-  setConnection("retrying", `${why}; reconnecting in ${(delay / 1000).toFixed(1)} s`);
-  rt.timer = setTimeout(open, delay);
+  const client = rt.client;
+  if (!client) return;
+  rt.client = null;
+  rt.lastEventId = client.lastEventId;
+  rt.epoch = client.epoch;
+  client.close();
 }
 
 function reloadState() {
@@ -732,52 +703,8 @@ function reloadState() {
   if (state.conversationId) selectConversation(state.conversationId);
 }
 
-function onFrame(ws, frame) {
-  switch (frame.type) {
-    case "hello": {
-      rt.attempt = 0;
-      const fresh = rt.lastEventId === null;
-      rt.epoch = frame.payload.epoch;
-      setConnection("live", "live");
-      if (fresh) {
-        // Everything after this id arrives live; REST holds the state up to it.
-        rt.lastEventId = frame.payload.last_event_id;
-        reloadState();
-      }
-      return;
-    }
-    case "ping":
-      ws.send(JSON.stringify({ type: "pong" }));
-      return;
-    case "pong":
-      return;
-    case "resync_required":
-      // The history we lack is gone: the server continues live from a position we do not
-      // know, so the next event's id becomes our baseline, and the state comes from REST.
-      rt.lastEventId = null;
-      rt.epoch = frame.payload.epoch;
-      reloadState();
-      return;
-    case "token_expiring":
-      // The console holds a pasted token it cannot refresh: say so; at expiry the server
-      // closes with 4401 and the console asks to sign in again.
-      notice(`Your token expires at ${when(frame.payload.expires_at)}: sign in with a new one to stay live.`);
-      return;
-    case "auth_ok":
-      return;
-    case "error":
-      console.warn("websocket error frame", frame.payload);
-      return;
-    default:
-      break;
-  }
-  if (typeof frame.id !== "number") return;
-  if (rt.lastEventId !== null && frame.id <= rt.lastEventId) return; // already applied
-  if (rt.lastEventId !== null && frame.id > rt.lastEventId + 1) {
-    ws.close(4000, "gap"); // ids are consecutive per user: reconnect and resume from our last id
-    return;
-  }
-  rt.lastEventId = frame.id;
+// An event, delivered once and in order by the client.
+function onEventFrame(frame) {
   const payload = frame.payload || {};
   if (onMembershipFrame(frame.type, payload)) return;
   if (payload.workspace_id !== state.workspaceId) return;
@@ -909,5 +836,8 @@ function start() {
   if (token) signIn(token);
   else showSignIn("");
 }
+
+// For the browser tests and the devtools console: a module's names are not globals.
+window.ragConsole = { state, rt, applyDelta, connect, disconnect, setConnection };
 
 start();
