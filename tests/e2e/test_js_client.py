@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 from rag_testing.pytest_plugin import SystemFactory
@@ -64,3 +66,39 @@ def test_the_console_is_served_the_client_source_itself(system_factory: SystemFa
     assert '<script type="module" src="app.js">' in page.text
     app = system.http_client(system.api).get("/app.js").text
     assert 'from "./rag-client.js"' in app
+
+
+def test_the_api_wheel_ships_the_client(tmp_path: Path) -> None:
+    """`pip wheel --no-deps ./services/api` (what the image's builder runs) puts the client in
+    the wheel as a file, not a dangling link. Built from a copy of services/api and
+    clients/js/src laid out as in the repository, so the shared tree gets no build/ output."""
+    copy = tmp_path / "repo"
+    shutil.copytree(
+        ROOT / "services" / "api",
+        copy / "services" / "api",
+        symlinks=True,
+        ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", "tests"),
+    )
+    shutil.copytree(CLIENT / "src", copy / "clients" / "js" / "src")
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--wheel-dir",
+            str(tmp_path / "out"),
+            "./services/api",
+        ],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    (wheel,) = (tmp_path / "out").glob("rag_api-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = archive.read("rag_api/static/rag-client.js")
+    assert shipped == (CLIENT / "src" / "index.js").read_bytes()
