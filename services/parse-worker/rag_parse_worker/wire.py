@@ -46,6 +46,7 @@ from rag_parse_worker.extract import (
     LimitExceeded,
     Limits,
     NoTextFound,
+    UnreadableText,
     UnsupportedFormat,
 )
 
@@ -57,7 +58,15 @@ FORMATS: frozenset[str] = frozenset(get_args(Format))
 
 ERROR_CLASSES: dict[str, type[ExtractionError]] = {
     cls.__name__: cls
-    for cls in (ExtractionError, CorruptFile, EncryptedFile, LimitExceeded, NoTextFound, UnsupportedFormat)
+    for cls in (
+        ExtractionError,
+        CorruptFile,
+        EncryptedFile,
+        LimitExceeded,
+        NoTextFound,
+        UnreadableText,
+        UnsupportedFormat,
+    )
 }
 ERROR_CODES: frozenset[str] = frozenset(
     {cls.code for cls in ERROR_CLASSES.values()} | {ExtractionTimeout.code}

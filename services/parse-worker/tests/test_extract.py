@@ -298,3 +298,12 @@ def test_text_the_api_now_accepts_is_read() -> None:
     text = "Plain words, then é and ✓."
     for data in (text.encode("utf-16-le"), text.encode("utf-16-be"), ("\ufeff" + text).encode("utf-32-be")):
         assert extract(data, "x.txt", "").text == text
+
+
+def test_every_extraction_error_can_cross_from_the_child() -> None:
+    """A class the wire does not know turns the child's clear error into "stopped unexpectedly"."""
+    from rag_parse_worker import wire
+    from rag_parse_worker.extract import ExtractionError, ExtractionTimeout
+
+    raised_in_child = {cls for cls in ExtractionError.__subclasses__() if cls is not ExtractionTimeout}
+    assert set(wire.ERROR_CLASSES.values()) == raised_in_child | {ExtractionError}

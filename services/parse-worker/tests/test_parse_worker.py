@@ -13,6 +13,7 @@ import pytest
 from rag_core.queues import INGEST_QUEUE, queue_document_job
 from rag_core.storage_keys import original_key
 from rag_devstack.procs import venv_command
+from rag_parse_worker.extract import UNREADABLE
 from rag_testing.faults import TcpProxy
 
 from .conftest import Stack, log_lines, metric_value, metrics_text
@@ -99,6 +100,7 @@ async def test_unreadable_files_fail_at_once_with_a_readable_error(stack: Stack)
         "corrupt.pdf": "The file is not a valid PDF.",
         "encrypted.pdf": "The PDF is encrypted and cannot be read. Upload a copy without a password.",
         "blank.pdf": "No text could be extracted from the file.",
+        "pdf/issue-301.pdf": UNREADABLE["pdf"],  # a garbage text layer: refused, not indexed
     }
     uploads = {name: await stack.upload_fixture(name, max_attempts=5) for name in cases}
     fake_docx = await stack.upload("report.docx", b"this is not a zip file")

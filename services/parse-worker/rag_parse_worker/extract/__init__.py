@@ -18,13 +18,28 @@ from rag_parse_worker.extract.errors import (
     ExtractionTimeout,
     LimitExceeded,
     NoTextFound,
+    UnreadableText,
     UnsupportedFormat,
 )
 from rag_parse_worker.extract.html import extract_html
 from rag_parse_worker.extract.limits import Limits, check_text_size
 from rag_parse_worker.extract.normalize import PAGE_SEPARATOR, has_text, normalize_text
 from rag_parse_worker.extract.pdf import extract_pdf
+from rag_parse_worker.extract.quality import measure
 from rag_parse_worker.extract.txt import decode_text, extract_txt
+
+_NOT_TEXT = "its characters do not form readable text in any encoding that could be recognised"
+# What a user reads when the extracted text is garbage (quality.py), by format.
+UNREADABLE: dict[Format, str] = {
+    "pdf": (
+        "The PDF's text layer is garbled (its fonts do not map to real characters, or the hidden "
+        "text of a scan is damaged), so nothing was indexed."
+    ),
+    "docx": "The Word document's text is garbled, so nothing was indexed.",
+    "txt": f"The file's text could not be decoded: {_NOT_TEXT}.",
+    "md": f"The file's text could not be decoded: {_NOT_TEXT}.",
+    "html": f"The page's text could not be decoded: {_NOT_TEXT}.",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +82,9 @@ def extract(
         text = extract_txt(data, limits)
     if not has_text(text):
         raise NoTextFound()
+    problem = measure(text).problem()
+    if problem is not None:
+        raise UnreadableText(UNREADABLE[fmt])
     check_text_size(text, limits)
     return Extracted(text=text, format=fmt, page_count=page_count)
 
@@ -81,6 +99,7 @@ __all__ = [
     "LimitExceeded",
     "Limits",
     "NoTextFound",
+    "UnreadableText",
     "UnsupportedFormat",
     "decode_text",
     "detect_format",

@@ -42,5 +42,11 @@ class NoTextFound(ExtractionError):
         super().__init__(message)
 
 
+class UnreadableText(ExtractionError):
+    """Text came out, but it is garbage (quality.py): indexing it would only mislead search."""
+
+    code = "unreadable_text"
+
+
 class ExtractionTimeout(ExtractionError):
     code = "timeout"
