@@ -72,13 +72,14 @@ export function consecutive(ids) {
 
 /**
  * A TCP proxy to the api on 127.0.0.1. `cut()` resets every connection and refuses new ones,
- * `restore()` listens again on the same port. `refuseUpgrade`: a connection whose request asks
+ * `restore()` listens again on the same port, `freeze()` silences the open connections. `refuseUpgrade`: a connection whose request asks
  * for a WebSocket is answered 501 and closed (a proxy that cannot pass WebSockets). `rewrite(text)`: applied to
  * what the client sends (latin1 text), e.g. to resume from an older id than the client asked.
  */
 export async function startProxy({ refuseUpgrade = false, rewrite = null } = {}) {
   const target = new URL(API_URL);
   const sockets = new Set();
+  const frozen = new WeakSet(); // connections that pass nothing any more, in either direction
   let server = null;
   let port = 0;
   const track = (socket) => {
@@ -92,8 +93,11 @@ export async function startProxy({ refuseUpgrade = false, rewrite = null } = {})
     track(upstream);
     upstream.on("close", () => client.destroy());
     client.on("close", () => upstream.destroy());
-    upstream.on("data", (data) => client.write(data));
+    upstream.on("data", (data) => {
+      if (!frozen.has(client)) client.write(data);
+    });
     client.on("data", (data) => {
+      if (frozen.has(client)) return;
       let text = data.toString("latin1");
       if (refuseUpgrade && /^upgrade:\s*websocket/im.test(text)) {
         // What a proxy that cannot pass WebSockets answers.
@@ -126,6 +130,11 @@ export async function startProxy({ refuseUpgrade = false, rewrite = null } = {})
       if (server) server.close();
       server = null;
       for (const socket of sockets) socket.resetAndDestroy ? socket.resetAndDestroy() : socket.destroy();
+    },
+    /** The open connections stay open but pass nothing more: a peer that vanished without a
+     * FIN (a closed laptop, an expired NAT entry). New connections work. */
+    freeze() {
+      for (const socket of sockets) frozen.add(socket);
     },
     async restore() {
       if (!server) await listen();
