@@ -12,17 +12,26 @@ import zipfile
 import pytest
 
 from rag_core.formats import (
+    ENCRYPTED_PRESENTATION,
     ENCRYPTED_WORD,
+    ENCRYPTED_WORKBOOK,
     HEAD_BYTES,
     LEGACY_DOC,
+    LEGACY_PPT,
+    LEGACY_XLS,
     MIME_TYPES,
+    NOT_A_PRESENTATION,
     NOT_A_WORD_DOCUMENT,
+    NOT_A_WORKBOOK,
+    NOT_AN_EMAIL,
     SUPPORTED,
     Format,
+    OoxmlScanner,
     Unsupported,
     WordScanner,
     detect,
     format_of_content_type,
+    scanner_for,
     sniff,
 )
 
@@ -34,10 +43,17 @@ def not_text(ext: str) -> str:
 
 
 def unsupported(shown: str) -> str:
-    return f"Unsupported file type ({shown}); supported: .txt, .md, .html, .htm, .pdf, .docx, .docm, .dotx, .dotm."
+    return f"Unsupported file type ({shown}); supported: {ALL_EXTENSIONS}."
+
+
+ALL_EXTENSIONS = (
+    ".txt, .md, .html, .htm, .pdf, .docx, .docm, .dotx, .dotm, .pptx, .pptm, .potx, .potm, "
+    ".xlsx, .xlsm, .xltx, .xltm, .csv, .tsv, .eml"
+)
 
 
 def docx_bytes(member: str = "word/document.xml") -> bytes:
+    """A zip naming `member` (the Word part by default; the other Office formats' parts too)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("[Content_Types].xml", "<Types/>")
@@ -45,6 +61,8 @@ def docx_bytes(member: str = "word/document.xml") -> bytes:
     return buffer.getvalue()
 
 
+PPTX = docx_bytes("ppt/presentation.xml")
+XLSX = docx_bytes("xl/workbook.xml")
 UTF16_TEXT = "Plain words, then é and ✓.\r\n" * 20
 CFB = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 512
 
@@ -77,6 +95,19 @@ ACCEPTED: list[tuple[str, bytes, Format]] = [
     # was: refused by both; BOM-less UTF-32 is now recognised by its NULs, as UTF-16 is.
     ("utf32le-no-bom.txt", UTF16_TEXT.encode("utf-32-le"), "txt"),
     ("utf32be-no-bom.md", UTF16_TEXT.encode("utf-32-be"), "md"),
+    # The formats of issue 15: presentations, workbooks, tables as text, e-mail.
+    ("deck.pptx", PPTX, "pptx"),
+    ("macro-deck.pptm", PPTX, "pptx"),
+    ("template.potx", PPTX, "pptx"),
+    ("book.xlsx", XLSX, "xlsx"),
+    ("macro-book.XLSM", XLSX, "xlsx"),
+    ("template.xltx", XLSX, "xlsx"),
+    ("table.csv", b"Region,Sales\nNorth,1200\n", "csv"),
+    ("semicolons.csv", "Région;Ventes\nNord;1 200\n".encode("cp1252"), "csv"),
+    ("tabs.tsv", b"Region\tSales\nNorth\t1200\n", "csv"),
+    ("mail.eml", b"From: Ada <ada@example.org>\r\nSubject: Hi\r\n\r\nBody\r\n", "eml"),
+    ("mbox-export.eml", b"From ada@example.org Mon Jan  1 00:00:00 2024\nSubject: Hi\n\nBody\n", "eml"),
+    ("folded.eml", b"\r\nReceived: from x\r\n\tby y; Mon, 1 Jan 2024\r\nFrom: a@b\r\n\r\nBody", "eml"),
 ]
 
 REFUSED: list[tuple[str, bytes, str]] = [
@@ -115,6 +146,33 @@ REFUSED: list[tuple[str, bytes, str]] = [
     ("page.xhtml", b"<html/>", unsupported(".xhtml")),
     # was: "Unsupported file type (.doc)"; now the sentence that tells the user what to do.
     ("old.doc", CFB, LEGACY_DOC),
+    ("old.ppt", CFB, LEGACY_PPT),
+    ("old.xls", CFB, LEGACY_XLS),
+    ("old.pptx", CFB, LEGACY_PPT),
+    ("old.xlsx", CFB, LEGACY_XLS),
+    ("locked.pptx", CFB + "EncryptionInfo".encode("utf-16-le"), ENCRYPTED_PRESENTATION),
+    (
+        "locked.xlsm",
+        CFB + b"\x00" * HEAD_BYTES * 2 + "EncryptionInfo".encode("utf-16-le"),
+        ENCRYPTED_WORKBOOK,
+    ),
+    ("fake.pptx", b"just some text", NOT_A_PRESENTATION),
+    ("fake.xlsx", b"just some text", NOT_A_WORKBOOK),
+    # Each package names its own main part: a workbook renamed .pptx is not a presentation.
+    ("book.pptx", XLSX, NOT_A_PRESENTATION),
+    ("deck.xlsx", PPTX, NOT_A_WORKBOOK),
+    ("letter.xlsx", docx_bytes(), NOT_A_WORKBOOK),
+    ("deck.docx", PPTX, NOT_A_WORD_DOCUMENT),
+    # A zip or a spreadsheet's binary under a text name is not text.
+    ("book.csv", XLSX, not_text(".csv")),
+    ("old.csv", CFB, not_text(".csv")),
+    ("data.csv", bytes(range(1, 32)) * 20 + "caf\xe9".encode("latin-1"), not_text(".csv")),
+    ("image.eml", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, not_text(".eml")),
+    # Text, but no message: it must start with header lines.
+    ("notes.eml", b"Dear Ada,\n\nsee you: soon.\n", NOT_AN_EMAIL),
+    ("spaced.eml", b"Subject line: hi\n\nBody", NOT_AN_EMAIL),
+    ("empty-name.eml", b": no name\n\nBody", NOT_AN_EMAIL),
+    ("program.xls.exe", b"MZ\x90\x00", unsupported(".exe")),
 ]
 
 
@@ -160,6 +218,10 @@ def test_the_stored_content_type_names_the_format() -> None:
         "html": "text/html",
         "pdf": "application/pdf",
         "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "csv": "text/csv",
+        "eml": "message/rfc822",
     }
     for fmt, mime in MIME_TYPES.items():
         assert format_of_content_type(mime) == fmt
@@ -169,4 +231,25 @@ def test_the_stored_content_type_names_the_format() -> None:
     assert format_of_content_type("application/xhtml+xml") is None
     assert format_of_content_type("image/png") is None
     assert format_of_content_type("") is None
-    assert SUPPORTED == ".txt, .md, .html, .htm, .pdf, .docx, .docm, .dotx, .dotm"
+    assert SUPPORTED == ALL_EXTENSIONS
+
+
+def test_one_scanner_for_every_office_format_as_the_api_streams_it() -> None:
+    """`scanner_for` picks it by name; the main part's name may straddle two chunks."""
+    assert scanner_for("a.txt") is None and scanner_for("a.csv") is None and scanner_for("a.eml") is None
+    for name, member in (
+        ("a.docx", b"word/document.xml"),
+        ("b.PPTM", b"ppt/presentation.xml"),
+        ("c.xltx", b"xl/workbook.xml"),
+    ):
+        scanner = scanner_for(name)
+        assert isinstance(scanner, OoxmlScanner)
+        scanner.feed(b"PK\x03\x04" + b"\x00" * 100)
+        assert scanner.refusal() is not None
+        scanner.feed(member[:7])
+        scanner.feed(member[7:])
+        assert scanner.refusal() is None, name
+    # The old name still builds the Word scanner (rag_api.intake uses it).
+    word = WordScanner()
+    word.feed(b"PK\x03\x04ppt/presentation.xml")
+    assert word.refusal() == Unsupported(NOT_A_WORD_DOCUMENT)
