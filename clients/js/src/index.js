@@ -250,6 +250,7 @@ export class RealtimeClient {
     this._token = null; // the token of the current connection
     this._attempt = 0; // reconnects since the last hello
     this._wsFailures = 0; // WebSocket connections in a row that ended before a hello
+    this._reauthenticating = false; // connecting with the provider's answer to a 4401, no hello yet
     this._timer = null;
     this._watchdog = null;
     this._lastLifeAt = 0;
@@ -260,6 +261,7 @@ export class RealtimeClient {
     if (!this._stopped) return this;
     this._stopped = false;
     this._attempt = 0;
+    this._reauthenticating = false;
     this._connect();
     return this;
   }
@@ -440,6 +442,7 @@ export class RealtimeClient {
       case "hello": {
         const payload = frame.payload || {};
         conn.helloSeen = true;
+        this._reauthenticating = false;
         this._attempt = 0;
         this._wsFailures = 0;
         this.epoch = payload.epoch ?? this.epoch;
@@ -570,8 +573,14 @@ export class RealtimeClient {
     this._timer = setTimeout(() => this._connect(), delayMs);
   }
 
-  // 4401: one more token from the provider; a different one reconnects, the same one stops.
+  // 4401: one more token from the provider; a different one reconnects, the same one stops,
+  // and so does a refusal of that new token before its hello (a provider that keeps minting
+  // tokens the server refuses must not become a reconnect loop).
   async _reauthenticate(reason) {
+    if (this._reauthenticating) {
+      this._unauthorized(reason);
+      return;
+    }
     const refused = this._token;
     let token = null;
     try {
@@ -580,8 +589,10 @@ export class RealtimeClient {
       this._report(err);
     }
     if (this._stopped) return;
-    if (token && token !== refused) this._connect(token);
-    else this._unauthorized(reason);
+    if (token && token !== refused) {
+      this._reauthenticating = true;
+      this._connect(token);
+    } else this._unauthorized(reason);
   }
 
   _unauthorized(reason) {

@@ -208,3 +208,46 @@ test("a gap (an intermediary skipped events): the client resumes from its last i
   assert.equal(received[2], 6, "the skipping resume's first event, which was not delivered");
   assert.equal(log.frames.filter((f) => f.type === "hello").length, 3, "first, skipped resume, real resume");
 });
+
+for (const transport of ["websocket", "sse"]) {
+  test(`${transport}: a provider that keeps minting refused tokens stops the client, no loop`, async (t) => {
+    const user = newUser();
+    let calls = 0;
+    const { client, log } = recorded({
+      token: () => {
+        calls += 1;
+        return mintToken(user.id, 3600, `wrong-secret-${randomUUID()}`); // a new, invalid token each time
+      },
+      transport,
+    });
+    t.after(() => client.close());
+    client.start();
+    await waitFor(() => log.unauthorized.length === 1, "unauthorized");
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.equal(calls, 2, "the first token, and one more after its 4401");
+    assert.equal(client.state, "unauthorized");
+    assert.equal(log.frames.length, 0);
+  });
+}
+
+test("4401 mid-connection with a provider that has a fresh token: reconnect and resume", async (t) => {
+  const user = newUser();
+  const workspace = await user.rest.createWorkspace("reauth");
+  // The first token expires in 3 s; the provider only has the fresh one from its third call on
+  // (connect, token_expiring: the same short token, so no auth frame; after the 4401: fresh).
+  const short = mintToken(user.id, 3);
+  const fresh = mintToken(user.id, 3600);
+  let calls = 0;
+  const { client, log, ids } = recorded({ token: () => (++calls >= 3 ? fresh : short), transport: "websocket" });
+  t.after(() => client.close());
+  client.start();
+  await waitFor(() => client.state === "live", "live");
+  await uploadOne(user.rest, workspace.id);
+  await waitFor(() => log.frames.filter((f) => f.type === "hello").length === 2, "the reconnect after the 4401", 20000);
+  await waitFor(() => client.state === "live", "live again");
+  await uploadOne(user.rest, workspace.id);
+  await waitFor(() => log.events.length === 4, "events before and after");
+  assert.deepEqual(ids(), [2, 3, 4, 5]);
+  assert.equal(log.unauthorized.length, 0);
+  assert.equal(log.ready.length, 1, "resumed with the new token, not restarted");
+});
