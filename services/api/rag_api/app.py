@@ -23,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 
 from rag_api.answering.kind import AnswerKind
 from rag_api.answering.providers import build_provider
+from rag_api.api_docs import docs_routes
 from rag_api.conversations import create_conversation, list_conversations, list_messages, post_message
 from rag_api.documents import delete_document, document_jobs, get_document, list_documents, reprocess_document
 from rag_api.errors import ApiError, error_response
@@ -81,6 +82,8 @@ def routes() -> list[BaseRoute]:
         Route("/api/events", events_endpoint, methods=["GET"]),
         Route("/api/events/stream", event_stream_endpoint, methods=["GET"]),
         WebSocketRoute("/api/ws", websocket_endpoint),
+        # GET /openapi.json and the Swagger UI page /docs, its assets served from the wheel.
+        *docs_routes(),
         # The console page (static, no build step); last, so that every route above wins.
         Mount("/", app=StaticFiles(directory=STATIC_DIR, html=True), name="console"),
     ]
