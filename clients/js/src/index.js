@@ -242,7 +242,8 @@ export class RealtimeClient {
     /** The stream's epoch from the last hello or resync_required. */
     this.epoch = options.epoch ?? null;
     /** "websocket" or "sse": what the current (or next) connection uses. */
-    this.transport = this._mode === "sse" ? "sse" : "websocket";
+    // Without any WebSocket implementation (Node 20 without the flag), "auto" starts on SSE.
+    this.transport = this._mode === "sse" || (this._mode === "auto" && !this._WebSocket) ? "sse" : "websocket";
     this.state = "idle";
     this._stopped = true;
     this._generation = 0; // bumped for every connection: callbacks of an older one are ignored
@@ -546,7 +547,7 @@ export class RealtimeClient {
         this._schedule(0, code, reason);
         return;
       }
-    } else if (failedToOpen && this._mode === "auto") {
+    } else if (failedToOpen && this._mode === "auto" && this._WebSocket) {
       // SSE failed too: the api is unreachable (down, restarting), not only its WebSocket.
       // Back to the WebSocket, the first choice, so that a server that comes back is not
       // held on SSE for good: tries go WebSocket, WebSocket, SSE, ... until one says hello.
