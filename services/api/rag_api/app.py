@@ -85,7 +85,8 @@ def routes() -> list[BaseRoute]:
         # GET /openapi.json and the Swagger UI page /docs, its assets served from the wheel.
         *docs_routes(),
         # The console page (static, no build step); last, so that every route above wins.
-        Mount("/", app=StaticFiles(directory=STATIC_DIR, html=True), name="console"),
+        # follow_symlink: static/rag-client.js is a symlink to clients/js/src/index.js (one copy).
+        Mount("/", app=StaticFiles(directory=STATIC_DIR, html=True, follow_symlink=True), name="console"),
     ]
 
 
