@@ -5,7 +5,7 @@ own EventSource on /api/events/stream, and the client library forced onto SSE.
   and started again on the same port; a document uploaded through a second api while the
   first was down appears in the table once the badge is live again.
 - A page that uses the native `EventSource` directly (token in the query) through a
-  `TcpProxy` whose connections are dropped twice during a burst of events: EventSource
+  `TcpProxy` whose connections are dropped twice during a paced burst of 100 events: EventSource
   reconnects by itself with the `Last-Event-ID` header, and the page ends with every id of
   the burst exactly once, in order.
 - The client module the api serves (/rag-client.js), in Chromium with `transport: "sse"`,
@@ -136,7 +136,8 @@ def test_native_eventsource_resumes_with_last_event_id_after_cuts(
     token = system.token(user)
     rest = system.http_client(system.api, token)
     workspace_id = rest.post("/api/workspaces", json={"name": "burst"}).json()["id"]  # event 1
-    uploads = 30  # 60 events: ids 2..61
+    uploads = 50  # 100 events: ids 2..101
+    pace = 0.15  # seconds between uploads: the burst outlasts EventSource's reconnect delay (1-4 s)
     with watched_page(launch_browser()) as (page, errors):
         streams: list[Request] = []
         page.on("request", lambda r: streams.append(r) if "/api/events/stream" in r.url else None)
@@ -154,16 +155,20 @@ def test_native_eventsource_resumes_with_last_event_id_after_cuts(
                     ) as api:
                         for i in range(uploads):
                             upload(api, workspace_id, f"burst-{i}.txt")
+                            time.sleep(pace)
                 except BaseException as exc:  # reported by the test thread
                     failures.append(exc)
 
             sender = threading.Thread(target=burst)
             sender.start()
-            for received in (10, 30):  # two cuts, each in the middle of the burst
+            mid_burst: list[bool] = []
+            for received in (10, 40):  # two cuts, each in the middle of the burst
                 page.wait_for_function(f"window.__ids.length >= {received}")
+                mid_burst.append(sender.is_alive())
                 proxy.cut()
                 proxy.restore()
             sender.join(120)
+            assert mid_burst == [True, True], "the burst was over before a cut"
             assert not failures, failures
             page.wait_for_function(f"window.__ids.length >= {2 * uploads}")
             time.sleep(1)  # anything sent twice would arrive now
