@@ -49,6 +49,7 @@ from rag_parse_worker.extract import (
     UnreadableText,
     UnsupportedFormat,
 )
+from rag_parse_worker.extract.limits import max_page_count
 
 PREFIX = struct.Struct(">II")
 MAX_HEADER_BYTES = 64 * 1024
@@ -246,7 +247,7 @@ def decode_reply(raw: bytes, body: bytes, limits: Limits) -> Reply:
         if fmt not in FORMATS:
             raise ProtocolViolation("an unknown format")
         if pages is not None and (
-            not isinstance(pages, int) or isinstance(pages, bool) or not 0 <= pages <= limits.max_pdf_pages
+            not isinstance(pages, int) or isinstance(pages, bool) or not 0 <= pages <= max_page_count(limits)
         ):
             raise ProtocolViolation("a page count that is not a count")
         if (

@@ -1,4 +1,4 @@
-"""Build real test files byte by byte: PDFs (plain and RC4-encrypted) and .docx zips.
+"""Build real test files byte by byte: PDFs (plain and RC4-encrypted), .docx, .pptx and .xlsx zips, e-mails.
 
 `python services/parse-worker/tests/builders.py` rewrites tests/fixtures/; the committed
 fixtures are its output, and `test_extract.py` checks they still match it.
@@ -235,6 +235,267 @@ SAMPLE_DOCX_BODY = document_xml(
     + para("After the table & done.")
 )
 
+
+def make_zip(members: list[tuple[str, str | bytes]], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """A zip of `members` in that order, with fixed timestamps (the same input, the same bytes)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as zf:
+        for name, data in members:
+            zf.writestr(
+                zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), data, compress_type=compression
+            )
+    return buffer.getvalue()
+
+
+def rels(relationships: list[tuple[str, str, str]]) -> str:
+    """A .rels part of (id, type's last segment, target)."""
+    body = "".join(
+        f'<Relationship Id="{rid}" Type="{REL_TYPE_BASE}{kind}" Target="{escape(target)}"/>'
+        for rid, kind, target in relationships
+    )
+    return f'<Relationships xmlns="{RELS_NS}">{body}</Relationships>'
+
+
+# ------------------------------------------------------------------------- PPTX
+
+P = "http://schemas.openxmlformats.org/presentationml/2006/main"
+A = "http://schemas.openxmlformats.org/drawingml/2006/main"
+R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+
+
+def shape(*paragraphs: str, placeholder: str | None = None) -> str:
+    """A p:sp text shape; each paragraph's "\n" is an a:br line break."""
+    ph = f'<p:nvPr><p:ph type="{placeholder}"/></p:nvPr>' if placeholder else "<p:nvPr/>"
+    body = "".join(
+        "<a:p>"
+        + "<a:br/>".join(f"<a:r><a:rPr/><a:t>{escape(line)}</a:t></a:r>" for line in text.split("\n"))
+        + "</a:p>"
+        for text in paragraphs
+    )
+    return (
+        f'<p:sp><p:nvSpPr><p:cNvPr id="2" name="s"/><p:cNvSpPr/>{ph}</p:nvSpPr><p:spPr/>'
+        f"<p:txBody><a:bodyPr/>{body}</p:txBody></p:sp>"
+    )
+
+
+def group(*shapes: str) -> str:
+    return f'<p:grpSp><p:nvGrpSpPr><p:cNvPr id="9" name="g"/></p:nvGrpSpPr><p:grpSpPr/>{"".join(shapes)}</p:grpSp>'
+
+
+def slide_table(rows: list[list[str]]) -> str:
+    cells = "".join(
+        "<a:tr>"
+        + "".join(
+            f"<a:tc><a:txBody><a:bodyPr/><a:p><a:r><a:t>{escape(c)}</a:t></a:r></a:p></a:txBody></a:tc>"
+            for c in row
+        )
+        + "</a:tr>"
+        for row in rows
+    )
+    return f"<p:graphicFrame><a:graphic><a:graphicData><a:tbl>{cells}</a:tbl></a:graphicData></a:graphic></p:graphicFrame>"
+
+
+def slide_xml(*shapes: str, root: str = "sld") -> str:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><p:{root} xmlns:p="{P}" xmlns:a="{A}" xmlns:r="{R}">'
+        f"<p:cSld><p:spTree>{''.join(shapes)}</p:spTree></p:cSld></p:{root}>"
+    )
+
+
+def make_pptx(
+    slides: list[tuple[str, str | None]],
+    *,
+    compression: int = zipfile.ZIP_DEFLATED,
+    order: list[int] | None = None,
+) -> bytes:
+    """A .pptx of (slide XML, notes XML or None); `order` lists the slides' files in show order."""
+    ids = "".join(
+        f'<p:sldId id="{256 + i}" r:id="rId{i + 10}"/>'
+        for i in (order if order is not None else range(len(slides)))
+    )
+    members: list[tuple[str, str | bytes]] = [
+        ("[Content_Types].xml", "<Types/>"),
+        ("_rels/.rels", rels([("rId1", "officeDocument", "ppt/presentation.xml")])),
+        (
+            "ppt/presentation.xml",
+            f'<p:presentation xmlns:p="{P}" xmlns:r="{R}"><p:sldIdLst>{ids}</p:sldIdLst></p:presentation>',
+        ),
+        (
+            "ppt/_rels/presentation.xml.rels",
+            rels([(f"rId{i + 10}", "slide", f"slides/slide{i + 1}.xml") for i in range(len(slides))]),
+        ),
+    ]
+    for i, (slide, notes) in enumerate(slides, 1):
+        members.append((f"ppt/slides/slide{i}.xml", slide))
+        if notes is not None:
+            members.append(
+                (
+                    f"ppt/slides/_rels/slide{i}.xml.rels",
+                    rels([("rId1", "notesSlide", f"../notesSlides/notesSlide{i}.xml")]),
+                )
+            )
+            members.append((f"ppt/notesSlides/notesSlide{i}.xml", notes))
+    return make_zip(members, compression)
+
+
+SAMPLE_PPTX_SLIDES: list[tuple[str, str | None]] = [
+    (
+        slide_xml(
+            shape("Quarterly review", placeholder="title"),
+            shape("Revenue grew in every region", "Costs fell\nagain"),
+            shape("12", placeholder="sldNum"),
+        ),
+        slide_xml(shape("", placeholder="sldImg"), shape("Mention the new office in Lyon."), root="notes"),
+    ),
+    (
+        slide_xml(
+            shape("Regions", placeholder="title"),
+            slide_table([["Region", "Sales"], ["North", "1,200"]]),
+            group(shape("Grouped caption"), group(shape("Deeply grouped note"))),
+        ),
+        None,
+    ),
+]
+
+
+# ------------------------------------------------------------------------- XLSX
+
+S = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+
+XlsxCell = str | int | float | tuple[str, str]  # text (shared), number, or (xml attributes, inner xml)
+
+
+def _col(i: int) -> str:
+    letters = ""
+    i += 1
+    while i:
+        i, rest = divmod(i - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+def sheet_xml(rows: list[list[XlsxCell | None]], strings: list[str]) -> str:
+    """A worksheet; str cells go to the shared strings `strings`, (attrs, inner) are written raw."""
+    out = []
+    for r, row in enumerate(rows, 1):
+        cells = []
+        for c, value in enumerate(row):
+            ref = f"{_col(c)}{r}"
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                cells.append(f'<c r="{ref}" {value[0]}>{value[1]}</c>')
+            elif isinstance(value, str):
+                if value not in strings:
+                    strings.append(value)
+                cells.append(f'<c r="{ref}" t="s"><v>{strings.index(value)}</v></c>')
+            else:
+                cells.append(f'<c r="{ref}"><v>{value}</v></c>')
+        out.append(f'<row r="{r}">{"".join(cells)}</row>')
+    return f'<worksheet xmlns="{S}"><sheetData>{"".join(out)}</sheetData></worksheet>'
+
+
+XLSX_STYLES = (
+    f'<styleSheet xmlns="{S}"><numFmts count="2"><numFmt numFmtId="164" formatCode="yyyy\\-mm\\-dd"/>'
+    '<numFmt numFmtId="165" formatCode="&quot;at&quot; h:mm"/></numFmts>'
+    '<cellStyleXfs count="1"><xf numFmtId="14"/></cellStyleXfs>'
+    '<cellXfs count="5"><xf numFmtId="0"/><xf numFmtId="14"/><xf numFmtId="164"/><xf numFmtId="165"/>'
+    '<xf numFmtId="9"/></cellXfs></styleSheet>'
+)
+
+
+def make_xlsx(
+    sheets: list[tuple[str, list[list[XlsxCell | None]]]],
+    *,
+    raw_sheets: dict[int, str | bytes] | None = None,
+    date1904: bool = False,
+    compression: int = zipfile.ZIP_DEFLATED,
+) -> bytes:
+    """A workbook of (name, rows) sheets; `raw_sheets` replaces sheet i's XML (0-based)."""
+    strings: list[str] = []
+    sheet_parts = [sheet_xml(rows, strings) for _, rows in sheets]
+    for i, raw in (raw_sheets or {}).items():
+        sheet_parts[i] = raw  # type: ignore[call-overload]
+    listed = "".join(
+        f'<sheet name="{escape(name)}" sheetId="{i + 1}" r:id="rId{i + 10}"/>'
+        for i, (name, _) in enumerate(sheets)
+    )
+    pr = '<workbookPr date1904="1"/>' if date1904 else "<workbookPr/>"
+    sst = "".join(f'<si><t xml:space="preserve">{escape(t)}</t></si>' for t in strings)
+    members: list[tuple[str, str | bytes]] = [
+        ("[Content_Types].xml", "<Types/>"),
+        ("_rels/.rels", rels([("rId1", "officeDocument", "xl/workbook.xml")])),
+        ("xl/workbook.xml", f'<workbook xmlns="{S}" xmlns:r="{R}">{pr}<sheets>{listed}</sheets></workbook>'),
+        (
+            "xl/_rels/workbook.xml.rels",
+            rels(
+                [(f"rId{i + 10}", "worksheet", f"worksheets/sheet{i + 1}.xml") for i in range(len(sheets))]
+                + [("rId1", "sharedStrings", "sharedStrings.xml"), ("rId2", "styles", "styles.xml")]
+            ),
+        ),
+        ("xl/sharedStrings.xml", f'<sst xmlns="{S}">{sst}</sst>'),
+        ("xl/styles.xml", XLSX_STYLES),
+    ]
+    members += [(f"xl/worksheets/sheet{i + 1}.xml", part) for i, part in enumerate(sheet_parts)]
+    return make_zip(members, compression)
+
+
+SAMPLE_XLSX_SHEETS: list[tuple[str, list[list[XlsxCell | None]]]] = [
+    (
+        "Sales",
+        [
+            ["Region", "Sales", "Growth", "Closed"],
+            ["North", 1200, ('s="4"', "<v>0.05</v>"), ('s="1"', "<v>45382</v>")],
+            ["S\u00fcd", 900.5, None, ('s="2"', "<v>45383</v>")],
+            [
+                ('t="inlineStr"', "<is><t>Inline</t></is>"),
+                ('t="str"', "<f>A1&amp;B1</f><v>RegionSales</v>"),
+                ('t="b"', "<v>1</v>"),
+                ('t="e"', "<v>#DIV/0!</v>"),
+            ],
+        ],
+    ),
+    ("Figures", [[1, 2, 3], [4, 5, 6.25]]),
+]
+
+
+# -------------------------------------------------------------------------- EML
+
+
+def make_eml(
+    body: str,
+    *,
+    subject: str = "Quarterly figures",
+    html: str | None = None,
+    attachments: list[tuple[str, str, bytes]] | None = None,
+    charset: str = "utf-8",
+) -> bytes:
+    """A MIME message: a text/plain body (or only `html` when body is ""), attachments of (name, mime, bytes)."""
+    from email.message import EmailMessage
+    from email.policy import default
+
+    message = EmailMessage(policy=default)
+    message["From"] = "Ada Lovelace <ada@example.org>"
+    message["To"] = "Charles Babbage <charles@example.org>"
+    message["Date"] = "Mon, 01 Jan 2024 09:30:00 +0000"
+    message["Subject"] = subject
+    if body:
+        message.set_content(body, charset=charset)
+        if html is not None:
+            message.add_alternative(html, subtype="html")
+    elif html is not None:
+        message.set_content(html, subtype="html")
+    for name, mime, data in attachments or []:
+        maintype, subtype = mime.split("/", 1)
+        if mime == "message/rfc822":
+            from email import message_from_bytes
+
+            message.add_attachment(message_from_bytes(data, policy=default), filename=name)
+        else:
+            message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    return message.as_bytes(policy=default.clone(linesep="\r\n"))
+
+
 SAMPLE_HTML = """<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -276,6 +537,8 @@ def fixture_files() -> dict[str, bytes]:
         "utf16-bom.txt": codecs.BOM_UTF16_LE + UTF16_TEXT.encode("utf-16-le"),
         "latin1.txt": LATIN1_TEXT.encode("latin-1"),
         "notes.md": b"# Notes\n\nSome *markdown* text.\n\n- item one\n- item two\n",
+        "review.pptx": make_pptx(SAMPLE_PPTX_SLIDES),
+        "sales.xlsx": make_xlsx(SAMPLE_XLSX_SHEETS),
     }
 
 

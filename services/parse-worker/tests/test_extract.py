@@ -289,7 +289,8 @@ def test_without_a_stored_type_the_upload_rule_decides() -> None:
     with pytest.raises(UnsupportedFormat) as png:
         detect_format(b"\x89PNG\r\n", "image.png", "image/png")
     assert png.value.message == (
-        "Unsupported file type (.png); supported: .txt, .md, .html, .htm, .pdf, .docx, .docm, .dotx, .dotm."
+        "Unsupported file type (.png); supported: .txt, .md, .html, .htm, .pdf, .docx, .docm, .dotx, .dotm, "
+        ".pptx, .pptm, .potx, .potm, .xlsx, .xlsm, .xltx, .xltm, .csv, .tsv, .eml."
     )
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rag_core.formats import Format, Unsupported, detect, format_of_content_type
+from rag_core.formats import Format, Unsupported, detect, extension, format_of_content_type
+from rag_parse_worker.extract.csv import extract_csv
 from rag_parse_worker.extract.docx import extract_docx
+from rag_parse_worker.extract.eml import extract_eml
 from rag_parse_worker.extract.errors import (
     CorruptFile,
     EncryptedFile,
@@ -25,8 +27,10 @@ from rag_parse_worker.extract.html import extract_html
 from rag_parse_worker.extract.limits import Limits, check_text_size
 from rag_parse_worker.extract.normalize import PAGE_SEPARATOR, has_text, normalize_text
 from rag_parse_worker.extract.pdf import extract_pdf
+from rag_parse_worker.extract.pptx import extract_pptx
 from rag_parse_worker.extract.quality import measure
 from rag_parse_worker.extract.txt import decode_text, extract_txt
+from rag_parse_worker.extract.xlsx import extract_xlsx
 
 _NOT_TEXT = "its characters do not form readable text in any encoding that could be recognised"
 # What a user reads when the extracted text is garbage (quality.py), by format.
@@ -39,6 +43,10 @@ UNREADABLE: dict[Format, str] = {
     "txt": f"The file's text could not be decoded: {_NOT_TEXT}.",
     "md": f"The file's text could not be decoded: {_NOT_TEXT}.",
     "html": f"The page's text could not be decoded: {_NOT_TEXT}.",
+    "pptx": "The presentation's text is garbled, so nothing was indexed.",
+    "xlsx": "The workbook's cells do not hold readable text, so nothing was indexed.",
+    "csv": f"The table's text could not be decoded: {_NOT_TEXT}.",
+    "eml": f"The e-mail's text could not be decoded: {_NOT_TEXT}.",
 }
 
 
@@ -46,7 +54,7 @@ UNREADABLE: dict[Format, str] = {
 class Extracted:
     text: str
     format: Format
-    page_count: int | None  # PDFs only: pages are separated by PAGE_SEPARATOR in `text`
+    page_count: int | None  # PDFs and presentations: pages (slides) are separated by PAGE_SEPARATOR
 
 
 def detect_format(data: bytes, filename: str = "", content_type: str = "") -> Format:
@@ -71,15 +79,7 @@ def extract(
     """Extract and normalise; raise an ExtractionError when no usable text comes out."""
     limits = limits or Limits()
     fmt = detect_format(data, filename, content_type)
-    page_count: int | None = None
-    if fmt == "pdf":
-        text, page_count = extract_pdf(data, limits)
-    elif fmt == "docx":
-        text = extract_docx(data, limits)
-    elif fmt == "html":
-        text = extract_html(data, limits)
-    else:
-        text = extract_txt(data, limits)
+    text, page_count = read(fmt, data, filename, limits)
     if not has_text(text):
         raise NoTextFound()
     problem = measure(text).problem()
@@ -87,6 +87,29 @@ def extract(
         raise UnreadableText(UNREADABLE[fmt])
     check_text_size(text, limits)
     return Extracted(text=text, format=fmt, page_count=page_count)
+
+
+def read(fmt: Format, data: bytes, filename: str, limits: Limits) -> tuple[str, int | None]:
+    """(text, page count) by the format's extractor; an e-mail reads its attachments with this too."""
+    if fmt == "pdf":
+        return extract_pdf(data, limits)
+    if fmt == "pptx":
+        return extract_pptx(data, limits)
+    if fmt == "docx":
+        return extract_docx(data, limits), None
+    if fmt == "xlsx":
+        return extract_xlsx(data, limits), None
+    if fmt == "html":
+        return extract_html(data, limits), None
+    if fmt == "csv":
+        return extract_csv(data, limits, tab_first=extension(filename) == ".tsv"), None
+    if fmt == "eml":
+
+        def attachment(kind: Format, content: bytes, name: str) -> str:
+            return read(kind, content, name, limits)[0]
+
+        return extract_eml(data, limits, attachment), None
+    return extract_txt(data, limits), None
 
 
 __all__ = [

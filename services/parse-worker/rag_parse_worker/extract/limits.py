@@ -19,9 +19,20 @@ class Limits:
 
     max_text_bytes: int = 20 * MB  # extracted text, UTF-8
     max_pdf_pages: int = 2000
-    max_docx_xml_bytes: int = 256 * MB  # uncompressed main part of a .docx
-    max_docx_ratio: float = 200.0  # uncompressed / compressed, checked above the floor below
+    # Every Office Open XML package (.docx, .pptx, .xlsx; named for the first of them):
+    max_docx_xml_bytes: int = 256 * MB  # uncompressed XML of all the parts read, together
+    max_docx_ratio: float = 200.0  # uncompressed / compressed per part, checked above the floor below
     docx_ratio_floor_bytes: int = 8 * MB
+    max_slides: int = 2000  # a presentation's slides (its pages)
+    # Spreadsheets (.xlsx sheets and .csv files): past the first two, LimitExceeded; a longer
+    # cell is cut at max_cell_chars and ends with "…" (a long note must not cost the workbook).
+    max_sheet_rows: int = 100_000  # non-empty rows per sheet
+    max_row_cells: int = 1000  # non-empty cells per row
+    max_cell_chars: int = 10_000
+    # E-mail (.eml): more attachments than this is LimitExceeded; an attached message is read
+    # down to this depth (1: a message attached to the message), deeper ones are only named.
+    max_email_attachments: int = 100
+    max_email_depth: int = 1
 
 
 class TextBudget:
@@ -40,6 +51,11 @@ class TextBudget:
         self.used += n
         if self.used > self.limit:
             raise too_much_text(self.limit)
+
+
+def max_page_count(limits: Limits) -> int:
+    """The most pages an extraction may report: PDF pages or slides."""
+    return max(limits.max_pdf_pages, limits.max_slides)
 
 
 def too_much_text(limit: int) -> LimitExceeded:
