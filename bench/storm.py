@@ -731,7 +731,13 @@ def section(
         f"is sampled every {SAMPLE_SECONDS * 1000:.0f} ms from the bench process for the api's backends "
         f"(its DATABASE_URL carries application_name={APP_NAME}). RSS from /proc: VmRSS of the old api "
         f"holding the sockets, of the new one at ready, its VmHWM (peak) and VmRSS after. The stream-position "
-        f"query is measured on its own after the storms, on the same database."
+        f"query is measured on its own after the storms, on the same database. Three more gap storms per "
+        f"run, interleaved with the others: the clients pacing themselves ({PACED} handshakes in flight per "
+        f"client process; the bound covers the handshake, not the hello and replay after it), and the api "
+        f"run by `python -m bench.storm serve`, which is rag-api with only hypercorn's accept backlog set "
+        f"to the kernel's somaxconn ({somaxconn():,}; rag-api leaves hypercorn's 100), then also the pool's "
+        f"checkout timeout at {TUNED_CHECKOUT:g} s (rag-api: {POOL_CHECKOUT_TIMEOUT:g} s). SYN overflows are "
+        f"the machine's TcpExt ListenOverflows counter over the storm."
     )
     limits = storm_limits(results, costs, share, bound, closes, shutdown, sockets)
     return Section(
@@ -769,27 +775,28 @@ def storm_limits(
     med = functools.partial(median_of, results)
     gap_cpu, base_cpu = med("gap", "api_cpu_s"), med("none", "api_cpu_s")
     frames = med("gap", "frames_expected")
-    per_frame_us = (gap_cpu - base_cpu) / frames * 1e6 if frames else float("nan")
     errors = med("gap", "server_errors")
     overflows = med("gap", "listen_overflows")
     text = (
         f"{sockets:,} sockets resumed with their gap in {med('gap', 'storm_s'):.1f} s against "
         f"{med('none', 'storm_s'):.1f} s with nothing to replay ({med('gap', 'storm_s') / med('none', 'storm_s'):.2f}x), "
         f"and the api spent {gap_cpu:.1f} s of CPU against {base_cpu:.1f} s ({gap_cpu / base_cpu:.2f}x) to "
-        f"replay {frames:,.0f} frames; no id was lost, repeated or out of order in any storm. So the replay "
-        f"is the cheap part (about {per_frame_us:.0f} µs of api CPU per replayed frame); the reconnect "
-        f"itself is not: {base_cpu / sockets * 1000:.1f} ms of api CPU per socket in the baseline, retries "
-        f"included, where the py-spy table shows the upgrade (hypercorn's handshake, Starlette and our "
-        f"middleware, `websocket_endpoint`, the token check) and the closes dominating rather than "
-        f"`EventLog`. The bound is the api's one event loop: the api used "
-        f"{med('gap', 'api_core_share') * 100:.0f} % of a core over the storm, the rest of the 2 cores going "
-        f"to Postgres and the clients (the busiest of the client processes used "
-        f"{med('gap', 'client_cpu_max_share') * 100:.0f} % of a core, so they are not the bottleneck), and "
-        f"two things can turn its backlog into retries that make the storm longer. "
+        f"replay {frames:,.0f} frames; no id was lost, repeated or out of order in any storm. The difference "
+        f"is partly the replay and partly the retries a longer storm provokes: {med('gap', 'server_errors'):,.0f} "
+        f"1011 closes per gap storm against {med('none', 'server_errors'):,.0f} in the baseline (medians). "
+        f"Without retries (the tuned api below) the same gap storm took {med('tuned', 'storm_s'):.1f} s on "
+        f"{med('tuned', 'api_cpu_s'):.1f} s of api CPU, {med('tuned', 'api_cpu_s') / sockets * 1000:.1f} ms per "
+        f"socket with its {frames / sockets:.0f} frames; the baseline spent {base_cpu / sockets * 1000:.1f} ms "
+        f"per socket with none, retries included (where the api's time goes: the py-spy table). The bound is the api's one event loop on a shared machine: the api "
+        f"used {med('gap', 'api_core_share') * 100:.0f} % of a core over the gap storm, the rest of the 2 "
+        f"cores going to Postgres, the clients (the busiest client process used "
+        f"{med('gap', 'client_cpu_max_share') * 100:.0f} % of a core, so they are not the bottleneck) and "
+        f"whatever else runs on the machine, and two things can turn its backlog into retries that make the storm longer. "
         + (
             f"(1) The accept queue: hypercorn's default `backlog` is 100 and rag_api/main.py does not set it, "
             f"so with every socket connecting at once the kernel dropped {overflows:,.0f} SYNs per storm "
-            f"(TcpExt ListenOverflows) and the clients' TCP retransmitted after 1, 3, 7 s: the slowest "
+            f"(TcpExt ListenOverflows) and the clients' TCP retransmitted each dropped SYN after 1 s, then 2, "
+            f"4, 8 ... s more: the slowest "
             f"handshake took {med('gap', 'handshake_max_s'):.1f} s. "
             if overflows
             else "(1) The accept queue (hypercorn's default `backlog` of 100; rag_api/main.py does not set "
@@ -834,8 +841,8 @@ def storm_limits(
         + ("assigns" if costs["stream_assigns_xid"] else "does not assign")
         + f" a transaction id, so the commit is not a WAL flush. The epoch computed on every call "
         f"(`eventbus_lineage()` + sha256) costs about as much, {costs['epoch_server_us']:.1f} µs. A gap "
-        f"storm makes about {share['calls']:,.0f} such calls (two per resume: the hello's position, then "
-        f"`read_after`), {share['stream_s'] * 1000:.0f} ms of Postgres time in all, of which a read-only "
+        f"storm makes at most {share['calls']:,.0f} such calls (two per connection made, retries included: "
+        f"the hello's position, then `read_after`), {share['stream_s'] * 1000:.0f} ms of Postgres time in all, of which a read-only "
         f"variant would save {share['saved_s'] * 1000:.0f} ms, "
         f"{share['saved_s'] / share['storm_s'] * 100:.1f} % of the storm's {share['storm_s']:.1f} s: "
     )
