@@ -50,6 +50,10 @@ UNREADABLE: dict[Format, str] = {
 }
 
 
+# Formats whose text is (or may hold) table rows, see Quality.problem.
+TABULAR: frozenset[Format] = frozenset({"xlsx", "csv", "eml"})
+
+
 @dataclass(frozen=True, slots=True)
 class Extracted:
     text: str
@@ -82,7 +86,7 @@ def extract(
     text, page_count = read(fmt, data, filename, limits)
     if not has_text(text):
         raise NoTextFound()
-    problem = measure(text).problem()
+    problem = measure(text).problem(tabular=fmt in TABULAR)
     if problem is not None:
         raise UnreadableText(UNREADABLE[fmt])
     check_text_size(text, limits)

@@ -172,7 +172,7 @@ class _Reader:
             _check_headers(nested)
             return self.nested(nested, depth)
         text = self.read_attachment(verdict, data, name)
-        if measure(text).problem() is not None:
+        if measure(text).problem(tabular=verdict in ("xlsx", "csv")) is not None:
             raise ExtractionError("its text is garbled")
         return text
 

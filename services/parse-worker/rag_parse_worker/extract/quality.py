@@ -52,8 +52,13 @@ class Quality:
     private_use: float
     glyph_names: float
 
-    def problem(self) -> str | None:
-        """Why this is not text (a short reason for logs and tests), or None when it is."""
+    def problem(self, tabular: bool = False) -> str | None:
+        """Why this is not text (a short reason for logs and tests), or None when it is.
+
+        `tabular`: rows of a table (a spreadsheet, a CSV, an e-mail that may carry them),
+        whose column names and codes (Q1, ID, kg, EUR) are letters outside words by nature;
+        the words rule, made for PDF glyph soup, does not apply to them.
+        """
         if self.visible < MIN_VISIBLE:
             return None
         if self.replacement > MAX_REPLACEMENT:
@@ -65,7 +70,7 @@ class Quality:
         if self.alnum + self.math < MIN_ALNUM:
             return "few letters or digits"
         # A table of figures has no letters, a formula no words: neither is garbage.
-        if self.letters >= MIN_VISIBLE and self.math < MATH and self.in_words < MIN_IN_WORDS:
+        if not tabular and self.letters >= MIN_VISIBLE and self.math < MATH and self.in_words < MIN_IN_WORDS:
             return "letters outside words"
         return None
 
