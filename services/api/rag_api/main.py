@@ -25,6 +25,7 @@ def hypercorn_config(settings: ApiSettings) -> Config:
     config = Config()
     host = f"[{settings.api_host}]" if ":" in settings.api_host else settings.api_host
     config.bind = [f"{host}:{settings.api_port}"]
+    config.backlog = settings.api_listen_backlog
     config.accesslog = None  # the app logs each request with its request id
     # hypercorn's own lines go through stdlib logging (configured by configure_logging).
     config.errorlog = logging.getLogger("hypercorn.error")

@@ -18,6 +18,11 @@ class ApiSettings(DatabaseSettings, S3Settings, EmbeddingSettings, EventRetentio
     jwt_audience: str | None = None
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
+    # Connections the kernel queues before hypercorn accepts them. hypercorn's default (100)
+    # drops SYNs when thousands of clients reconnect at once (a replica restart): each
+    # dropped one retries after 1, 2, 4... s (docs/benchmarks.md, reconnect storm). Linux
+    # caps it at net.core.somaxconn (4096 by default since 5.4).
+    api_listen_backlog: int = Field(default=4096, ge=1, le=65535)
     max_upload_bytes: int = Field(default=52_428_800, ge=1)
     ws_send_queue_max: int = Field(default=1000, ge=1)
     answer_concurrency: int = Field(default=4, ge=1)

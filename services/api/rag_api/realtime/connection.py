@@ -70,6 +70,13 @@ CONTROL_MAX = 100  # pongs/errors waiting to be written; more means the client d
 CLOSE_TIMEOUT = 5.0  # seconds to hand the close frame to a socket that may not drain
 RETRY_DELAY = 1.0  # seconds before reading the log again after a database error
 TOKEN_EXPIRING_NOTICE = 60.0  # seconds before the token's exp that token_expiring is sent
+# How long a new connection waits for a pool connection to read its position (hello). In
+# a reconnect storm (a replica restarted, thousands of resumes at once) the pool is busy
+# for tens of seconds although Postgres is idle: the connections are held by coroutines
+# waiting for the event loop. Closing with 1011 after the pool's usual 5 s only made each
+# of them come back and add to the storm (docs/benchmarks.md, reconnect storm); the client
+# is waiting for its hello anyway.
+HELLO_CHECKOUT_SECONDS = 60.0
 
 Verifier = Callable[[str], TokenClaims]  # raises AuthError for a token that is not valid
 
@@ -198,7 +205,7 @@ class Connection:
         tasks: list[asyncio.Task[Any]] = []
         try:
             try:
-                async with self._pool.connection() as conn:
+                async with self._pool.connection(timeout=HELLO_CHECKOUT_SECONDS) as conn:
                     position = await EventLog(conn).stream_position(self.user_id)
                     self._redaction = await Redaction.load(conn, self.user_id, as_of=position.last_id)
             except Exception as exc:

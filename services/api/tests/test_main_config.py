@@ -1,0 +1,16 @@
+"""How rag-api configures hypercorn (rag_api.main.hypercorn_config)."""
+
+from __future__ import annotations
+
+from rag_api.main import hypercorn_config
+from rag_api.settings import ApiSettings
+
+
+def settings(**overrides: object) -> ApiSettings:
+    return ApiSettings(database_url="postgresql://x/y", s3_bucket="b", jwt_secret="s" * 32, **overrides)  # type: ignore[arg-type]
+
+
+def test_the_listen_backlog_holds_a_replica_of_reconnecting_clients() -> None:
+    """hypercorn's own default (100) made the kernel drop SYNs in a reconnect storm."""
+    assert hypercorn_config(settings()).backlog == 4096
+    assert hypercorn_config(settings(api_listen_backlog=512)).backlog == 512
