@@ -178,11 +178,33 @@ def test_deeply_nested_multiparts_and_giant_headers_are_refused_before_parsing()
     with pytest.raises(LimitExceeded) as info:
         extract(nested, "nest.eml", "")
     assert "more than 200 nested parts" in info.value.message
-    long_header = b"From: a@example.org\r\nSubject: " + b"x" * 100_000 + b"\r\n\r\nBody\r\n"
+    long_header = (
+        b"From: a@example.org\r\nContent-Type: text/plain; x=" + b"x" * 100_000 + b"\r\n\r\nBody\r\n"
+    )
     with pytest.raises(LimitExceeded) as header:
         extract(long_header, "h.eml", "")
-    assert header.value.message == "The e-mail has a header line longer than 64 KB, so it was not processed."
+    assert (
+        header.value.message == "The e-mail has a Content- header longer than 16 KB, so it was not processed."
+    )
+    parts = b'From: a@b\r\nContent-Type: multipart/mixed; boundary="q"\r\n\r\n' + b"--q\r\n\r\nx\r\n" * 20_000
+    with pytest.raises(LimitExceeded) as many:
+        extract(parts, "parts.eml", "")
+    assert many.value.message == "The e-mail has more than 10000 MIME parts, so it was not processed."
     assert time.process_time() - started < 10
+
+
+def test_a_mailing_list_sized_to_header_is_cut_not_refused() -> None:
+    recipients = ", ".join(f"user{i}@example.org" for i in range(20_000))
+    raw = f"From: a@example.org\r\nTo: {recipients}\r\nSubject: News\r\n\r\nHello list.\r\n".encode()
+    started = time.process_time()
+    text = extract(raw, "list.eml", "").text
+    assert time.process_time() - started < 10
+    to_line = text.split("\n")[1]
+    assert to_line.startswith("To: user0@example.org, user1@example.org") and to_line.endswith(
+        "@example.org …"
+    )
+    assert len(to_line) < 4200
+    assert text.endswith("Subject: News\n\nHello list.")
 
 
 def test_a_garbage_attachment_is_named_not_indexed() -> None:

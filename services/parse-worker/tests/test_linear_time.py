@@ -18,15 +18,29 @@ from html.parser import HTMLParser
 
 import pytest
 
-from rag_parse_worker.extract import LimitExceeded, Limits
+from rag_parse_worker.extract import LimitExceeded, Limits, read
+from rag_parse_worker.extract.csv import extract_csv
 from rag_parse_worker.extract.docx import extract_docx
 from rag_parse_worker.extract.html import _VisibleText, decode_html, extract_html, meta_charset
 from rag_parse_worker.extract.limits import TextBudget
 from rag_parse_worker.extract.normalize import normalize_text
+from rag_parse_worker.extract.pptx import extract_pptx
 from rag_parse_worker.extract.txt import extract_txt
+from rag_parse_worker.extract.xlsx import extract_xlsx
 from rag_testing.linear_time import MB, assert_linear, cpu_seconds
 
-from .builders import document_xml, make_docx, para
+from .builders import (
+    S,
+    document_xml,
+    make_docx,
+    make_eml,
+    make_pptx,
+    make_xlsx,
+    para,
+    shape,
+    slide_table,
+    slide_xml,
+)
 
 LIMITS = Limits()
 
@@ -220,3 +234,112 @@ def test_one_giant_xml_token_is_refused_before_it_costs_seconds() -> None:
     # A text run as long streams as it is parsed: it is read, not refused.
     text = extract_docx(_docx(f"<w:p><w:r><w:t>{noise}</w:t></w:r></w:p>"), LIMITS)
     assert text == noise
+
+
+def refusal_or_text(fn: Callable[[bytes], object]) -> Callable[[bytes], object]:
+    """A refusal is fine; only the time matters here."""
+
+    def run(data: bytes) -> object:
+        try:
+            return fn(data)
+        except Exception as exc:
+            return exc
+
+    return run
+
+
+def _pptx(*shapes: str) -> bytes:
+    return make_pptx([(slide_xml(*shapes), None)])
+
+
+def _sheet(body: str) -> bytes:
+    sheet = f'<worksheet xmlns="{S}"><sheetData>{body}</sheetData></worksheet>'
+    return make_xlsx([("S", [])], raw_sheets={0: sheet})
+
+
+PPTX_SHAPES: dict[str, Callable[[int], bytes]] = {
+    "many-slides": lambda n: make_pptx([(slide_xml(shape("t")), None)] * min(n // 600, 1999)),
+    "many-shapes": lambda n: _pptx(*[shape("word")] * (n // 200)),
+    "tiny-paragraphs": lambda n: _pptx(
+        "<p:sp><p:txBody>" + "<a:p><a:r><a:t>a</a:t></a:r></a:p>" * (n // 36) + "</p:txBody></p:sp>"
+    ),
+    "one-long-text": lambda n: _pptx(shape("y" * n)),
+    "line-breaks": lambda n: _pptx(
+        "<p:sp><p:txBody><a:p>" + "<a:br/>" * (n // 7) + "</a:p></p:txBody></p:sp>"
+    ),
+    "nested-groups": lambda n: _pptx("<p:grpSp>" * (n // 20) + shape("deep") + "</p:grpSp>" * (n // 20)),
+    "table-cells": lambda n: _pptx(slide_table([["c"] * 50] * (n // 2500))),
+    "nested-tables": lambda n: _pptx(
+        "<a:tbl><a:tr><a:tc>" * (n // 30) + "</a:tc></a:tr></a:tbl>" * (n // 30)
+    ),
+    "furniture": lambda n: _pptx(*[shape("12", placeholder="sldNum")] * (n // 200)),
+}
+
+
+@pytest.mark.parametrize("shape_name", list(PPTX_SHAPES))
+def test_pptx_extraction_is_linear_on_each_hostile_shape(shape_name: str) -> None:
+    assert_linear(refusal_or_text(lambda data: extract_pptx(data, LIMITS)), PPTX_SHAPES[shape_name])
+
+
+XLSX_SHAPES: dict[str, Callable[[int], bytes]] = {
+    "many-rows": lambda n: _sheet(
+        '<row><c t="inlineStr"><is><t>x</t></is></c><c><v>1</v></c></row>' * (n // 60)
+    ),
+    "wide-rows": lambda n: _sheet(("<row>" + "<c><v>1</v></c>" * 900 + "</row>") * max(n // 13_000, 1)),
+    "empty-styled-cells": lambda n: _sheet("<row>" + '<c s="1"/>' * (n // 10) + "</row>"),
+    "one-long-cell": lambda n: _sheet('<row><c t="inlineStr"><is><t>' + "y" * n + "</t></is></c></row>"),
+    "shared-strings": lambda n: make_xlsx([("S", [[f"s{i}" for i in range(20)]] * (n // 200))]),
+    "many-shared-strings": lambda n: make_xlsx([("S", [[f"s{i}"] for i in range(n // 40)])]),
+    "dates": lambda n: _sheet('<row><c s="1"><v>45382.5</v></c></row>' * (n // 40)),
+    "nested-rows": lambda n: _sheet("<row>" * (n // 5) + "</row>" * (n // 6)),
+}
+
+
+@pytest.mark.parametrize("shape_name", list(XLSX_SHAPES))
+def test_xlsx_extraction_is_linear_on_each_hostile_shape(shape_name: str) -> None:
+    assert_linear(refusal_or_text(lambda data: extract_xlsx(data, LIMITS)), XLSX_SHAPES[shape_name])
+
+
+CSV_SHAPES: dict[str, Callable[[int], bytes]] = {
+    "rows": repeat("a,b,c\n"),
+    "one-long-line": repeat("x"),
+    "one-long-quoted-field": lambda n: b'"' + b"y" * n + b'"',
+    "quotes": repeat('"'),
+    "commas": repeat(","),
+    "semicolons-and-quotes": repeat(';"'),
+    "newlines": repeat("\n"),
+    "numbers": repeat("1,200.5;"),
+    "cp1252-cells": lambda n: ("Région;Ventes\n" * (n // 14)).encode("cp1252"),
+}
+
+
+@pytest.mark.parametrize("shape_name", list(CSV_SHAPES))
+def test_csv_extraction_is_linear_on_each_hostile_shape(shape_name: str) -> None:
+    assert_linear(refusal_or_text(lambda data: extract_csv(data, LIMITS)), CSV_SHAPES[shape_name])
+
+
+def _eml_with(header: str = "", body: str = "x") -> bytes:
+    return ("From: a@example.org\r\n" + header + "Subject: s\r\n\r\n" + body).encode()
+
+
+EML_SHAPES: dict[str, Callable[[int], bytes]] = {
+    "long-body": lambda n: _eml_with(body="word " * (n // 5)),
+    "many-headers": lambda n: _eml_with(header="X-A: b\r\n" * (n // 8)),
+    "folded-header": lambda n: _eml_with(header="X-A: b" + "\r\n c" * (n // 4) + "\r\n"),
+    "addresses": lambda n: _eml_with(header="To: " + "a@b, " * (n // 5) + "\r\n"),
+    "encoded-words": lambda n: _eml_with(header="Subject: " + "=?utf-8?q?a?= " * (n // 14) + "\r\n"),
+    "attachments": lambda n: make_eml(
+        "b", attachments=[(f"{i}.txt", "text/plain", b"t " * (n // 200)) for i in range(90)]
+    ),
+    "boundaries": lambda n: (
+        'From: a@b\r\nContent-Type: multipart/mixed; boundary="q"\r\n\r\n' + "--q\r\n\r\nx\r\n" * (n // 12)
+    ).encode(),
+    "base64-body": lambda n: (
+        "From: a@b\r\nContent-Transfer-Encoding: base64\r\n\r\n" + "d29yZCB3b3Jk\r\n" * (n // 14)
+    ).encode(),
+}
+
+
+@pytest.mark.parametrize("shape_name", list(EML_SHAPES))
+def test_eml_extraction_is_linear_on_each_hostile_shape(shape_name: str) -> None:
+    assert_linear(refusal_or_text(lambda data: read("eml", data, "m.eml", LIMITS)), EML_SHAPES[shape_name])
