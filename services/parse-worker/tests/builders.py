@@ -456,7 +456,15 @@ SAMPLE_XLSX_SHEETS: list[tuple[str, list[list[XlsxCell | None]]]] = [
         ],
     ),
     ("Figures", [[1, 2, 3], [4, 5, 6.25]]),
+    ("Shipping", [["Cargo", "Port"], ["Copper kettles shipped by freighter", "Reykjavik"]]),
 ]
+
+INVENTORY_CSV = (
+    "Item;Warehouse;Count\r\nOak barrels aged in the Bordeaux cellar;Bordeaux;48\r\n"
+    "Clay amphorae;Marseille;12\r\n"
+).encode("cp1252")
+
+SAMPLE_EML_BODY = "Charles,\n\nthe orchard harvest of quinces doubled this autumn.\n\nAda\n"
 
 
 # -------------------------------------------------------------------------- EML
@@ -493,6 +501,9 @@ def make_eml(
             message.add_attachment(message_from_bytes(data, policy=default), filename=name)
         else:
             message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    if message.is_multipart():  # a boundary of the content, not random: the same input, the same bytes
+        digest = hashlib.sha256(f"{subject}\0{body}\0{html}\0{len(attachments or [])}".encode()).hexdigest()
+        message.set_boundary(f"==rag-{digest[:24]}==")
     return message.as_bytes(policy=default.clone(linesep="\r\n"))
 
 
@@ -539,6 +550,15 @@ def fixture_files() -> dict[str, bytes]:
         "notes.md": b"# Notes\n\nSome *markdown* text.\n\n- item one\n- item two\n",
         "review.pptx": make_pptx(SAMPLE_PPTX_SLIDES),
         "sales.xlsx": make_xlsx(SAMPLE_XLSX_SHEETS),
+        "inventory.csv": INVENTORY_CSV,
+        "memo.eml": make_eml(
+            SAMPLE_EML_BODY,
+            subject="Harvest",
+            attachments=[
+                ("inventory.csv", "text/csv", INVENTORY_CSV),
+                ("logo.png", "image/png", b"\x89PNG\r\n"),
+            ],
+        ),
     }
 
 

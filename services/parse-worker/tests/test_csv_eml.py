@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,8 @@ from rag_core.formats import MIME_TYPES
 from rag_parse_worker.extract import LimitExceeded, Limits, UnreadableText, extract
 
 from .builders import SAMPLE_XLSX_SHEETS, document_xml, make_docx, make_eml, make_xlsx, para
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 # ------------------------------------------------------------------------- csv
 
@@ -76,6 +79,24 @@ def test_a_long_cell_is_cut_and_rows_are_bounded() -> None:
 
 # ------------------------------------------------------------------------- eml
 
+
+def test_the_committed_csv_and_eml_fixtures() -> None:
+    assert extract((FIXTURES / "inventory.csv").read_bytes(), "inventory.csv", "").text == (
+        "columns: Item; Warehouse; Count\n"
+        "row 2: Item: Oak barrels aged in the Bordeaux cellar; Warehouse: Bordeaux; Count: 48\n"
+        "row 3: Item: Clay amphorae; Warehouse: Marseille; Count: 12"
+    )
+    memo = extract((FIXTURES / "memo.eml").read_bytes(), "memo.eml", "").text
+    assert memo == (
+        HEADERS.replace("Quarterly figures", "Harvest")
+        + "\n\nCharles,\n\nthe orchard harvest of quinces doubled this autumn.\n\nAda"
+        + "\n\nAttachment: inventory.csv\n\ncolumns: Item; Warehouse; Count\n"
+        + "row 2: Item: Oak barrels aged in the Bordeaux cellar; Warehouse: Bordeaux; Count: 48\n"
+        + "row 3: Item: Clay amphorae; Warehouse: Marseille; Count: 12"
+        + "\n\nAttachment: logo.png (not read: .png is not a supported type)"
+    )
+
+
 HEADERS = (
     "From: Ada Lovelace <ada@example.org>\nTo: Charles Babbage <charles@example.org>\n"
     "Date: Mon, 01 Jan 2024 09:30:00 +0000\nSubject: Quarterly figures"
@@ -112,7 +133,7 @@ def test_attachments_of_supported_types_are_read_and_the_others_named() -> None:
         "See the attachments.",
         attachments=[
             ("report.docx", "application/octet-stream", docx),
-            ("sales.xlsx", "application/vnd.ms-excel", make_xlsx(SAMPLE_XLSX_SHEETS[1:])),
+            ("sales.xlsx", "application/vnd.ms-excel", make_xlsx(SAMPLE_XLSX_SHEETS[1:2])),
             ("table.csv", "text/csv", b"City,People\nLyon,500000\n"),
             ("photo.png", "image/png", b"\x89PNG\r\n\x1a\n" + b"\0" * 64),
             ("broken.docx", "application/octet-stream", b"PK\x03\x04 broken word/document.xml"),

@@ -123,7 +123,9 @@ def test_workbook_rows_repeat_their_header() -> None:
         "Sales · row 3: Region: Süd; Sales: 900.5; Closed: 2024-04-01\n"
         "Sales · row 4: Region: Inline; Sales: RegionSales; Growth: TRUE; Closed: #DIV/0!\n\n"
         "Figures · row 1: 1; 2; 3\n"
-        "Figures · row 2: 4; 5; 6.25"
+        "Figures · row 2: 4; 5; 6.25\n\n"
+        "Shipping · columns: Cargo; Port\n"
+        "Shipping · row 2: Cargo: Copper kettles shipped by freighter; Port: Reykjavik"
     )
 
 
