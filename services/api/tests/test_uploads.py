@@ -30,6 +30,19 @@ DOCUMENT_KEYS = {
 Multipart = Callable[..., tuple[bytes, str]]
 
 
+def package_bytes(main_part: str) -> bytes:
+    """A zip naming an Office format's main part (ppt/presentation.xml, xl/workbook.xml)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr(main_part, "<x/>")
+    return buffer.getvalue()
+
+
+PPTX_TYPE = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
 def docx_bytes(text: str = "Hello from Word") -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -124,6 +137,13 @@ def test_upload_one_file_stores_rows_object_events_and_rings_parse_jobs(shared_a
         ("utf32.md", "\ufeff# héllo".encode("utf-32-be"), "text/markdown"),
         ("accents.txt", "héllo wörld ✓".encode(), "text/plain"),
         ("latin1.txt", "caf\xe9 cr\xe8me br\xfbl\xe9e\r\n".encode("latin-1"), "text/plain"),  # 8-bit text
+        ("deck.pptx", package_bytes("ppt/presentation.xml"), PPTX_TYPE),
+        ("macro-deck.pptm", package_bytes("ppt/presentation.xml"), PPTX_TYPE),
+        ("book.xlsx", package_bytes("xl/workbook.xml"), XLSX_TYPE),
+        ("template.xltx", package_bytes("xl/workbook.xml"), XLSX_TYPE),
+        ("table.csv", "Région;Ventes\nNord;1 200\n".encode("cp1252"), "text/csv"),
+        ("tabs.tsv", b"Region\tSales\nNorth\t1200\n", "text/csv"),
+        ("mail.eml", b"From: Ada <ada@example.org>\r\nSubject: Hi\r\n\r\nBody\r\n", "message/rfc822"),
     ],
 )
 def test_supported_types_are_sniffed(shared_api: Any, name: str, data: bytes, content_type: str) -> None:
@@ -146,6 +166,13 @@ def test_supported_types_are_sniffed(shared_api: Any, name: str, data: bytes, co
         ("zip.docx", b"PK\x03\x04" + b"\x00" * 100),  # a zip without word/document.xml
         ("program.exe", b"MZ\x90\x00"),
         ("noextension", b"hello"),
+        ("fake.pptx", b"just some text"),
+        ("fake.xlsx", b"just some text"),
+        ("book.csv", package_bytes("xl/workbook.xml")),  # a workbook renamed .csv is not text
+        ("image.eml", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64),
+        ("letter.eml", b"Dear Ada,\n\nsee you: soon.\n"),  # text, but no header lines
+        ("old.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 512),
+        ("old.ppt", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 512),
     ],
 )
 def test_unsupported_media_type_leaves_nothing(shared_api: Any, name: str, data: bytes) -> None:
@@ -183,6 +210,63 @@ CFB = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 20_000
     ],
 )
 def test_word_refusals_say_why(shared_api: Any, name: str, data: bytes, message: str) -> None:
+    owner = shared_api.user()
+    ws = owner.create_workspace()
+    response = owner.upload(ws["id"], [(name, data)])
+    assert response.status_code == 415, response.text
+    assert response.json()["error"]["message"] == message
+    assert_nothing_stored(shared_api, ws["id"])
+
+
+# What a sniff of the name and the head decides (rag_core.formats.sniff) for the new Office formats.
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        (
+            "old.xls",
+            CFB,
+            "This is an old Excel (.xls) file, which is not supported. Save it as .xlsx and upload it again.",
+        ),
+        (
+            "old.ppt",
+            CFB,
+            "This is an old PowerPoint (.ppt) file, which is not supported. Save it as .pptx and upload it again.",
+        ),
+        ("fake.xlsx", b"just some text", "The file is not an Excel workbook."),
+        ("fake.pptx", b"just some text", "The file is not a PowerPoint presentation."),
+    ],
+)
+def test_office_refusals_say_why(shared_api: Any, name: str, data: bytes, message: str) -> None:
+    owner = shared_api.user()
+    ws = owner.create_workspace()
+    response = owner.upload(ws["id"], [(name, data)])
+    assert response.status_code == 415, response.text
+    assert response.json()["error"]["message"] == message
+    assert_nothing_stored(shared_api, ws["id"])
+
+
+# What needs the whole-file scan: rag_api.intake runs it for Word only (WordScanner) until it
+# uses rag_core.formats.scanner_for(filename); strict, so these fail loudly once it does.
+@pytest.mark.xfail(strict=True, reason="rag_api.intake scans Word files only: needs scanner_for (lead)")
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("zip.pptx", b"PK\x03\x04" + b"\x00" * 100, "The file is not a PowerPoint presentation."),
+        ("deck.xlsx", package_bytes("ppt/presentation.xml"), "The file is not an Excel workbook."),
+        (
+            "old.xlsx",
+            CFB,
+            "This is an old Excel (.xls) file, which is not supported. Save it as .xlsx and upload it again.",
+        ),
+        (
+            "locked.pptx",
+            CFB + "EncryptionInfo".encode("utf-16-le") + b"\x00" * 100,
+            "The PowerPoint presentation is password-protected and cannot be read. "
+            "Remove the password and upload it again.",
+        ),
+    ],
+)
+def test_office_packages_are_scanned_whole(shared_api: Any, name: str, data: bytes, message: str) -> None:
     owner = shared_api.user()
     ws = owner.create_workspace()
     response = owner.upload(ws["id"], [(name, data)])
