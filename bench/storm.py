@@ -6,7 +6,9 @@ the api is stopped with SIGTERM (it closes every socket with 1001), events are p
 for those users while it is down, a new api process starts on the same port, and every
 socket resumes with `last_event_id` + `epoch` at once. The same storm with nothing
 published while the api was down (a gap of 0) is the baseline, measured in the same run,
-so that the cost of the gap reads as a ratio.
+so that the cost of the gap reads as a ratio. The same gap storm against the api as it was
+before the storm fixes of 2ca27b9 (hypercorn's backlog of 100, the hello's position read
+given up after the pool's 5 s) is the comparison that says what the fixes changed.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import asyncio
 import contextlib
 import functools
 import json
+import os
 import signal
+import subprocess
 import time
 import uuid
 from collections import Counter
@@ -42,6 +46,7 @@ from bench.common import (
 )
 from bench.stack import make_users, s3
 from rag_api.app import POOL_CHECKOUT_TIMEOUT, POOL_MAX_SIZE
+from rag_api.realtime.connection import HELLO_CHECKOUT_SECONDS
 from rag_api.settings import ApiSettings
 from rag_core.events import DocumentStatusUpdated, Event
 from rag_devstack.postgres import free_port
@@ -60,18 +65,19 @@ SAMPLE_SECONDS = 0.05  # pg_stat_activity sampling period
 PUBLISH_BATCH = 500  # events per publishing transaction
 STORM_TIMEOUT = 300.0
 PACED = 50  # handshakes in flight per client process in the paced variant
-TUNED_CHECKOUT = 60.0  # seconds: the pool checkout timeout of the "tuned" variant
+# The api before 2ca27b9: hypercorn's own backlog, and the hello's position read given up
+# (1011) after the pool's checkout timeout, as every other checkout still is.
+BEFORE_BACKLOG = 100
+BEFORE_HELLO_CHECKOUT = POOL_CHECKOUT_TIMEOUT
 # One storm of each per run, interleaved: (gap published?, handshakes at a time per client
-# process (0: all at once), the api's accept backlog (0: as rag-api sets it), its pool
-# checkout timeout (0: as rag-api sets it)). `backlog` and `tuned` run the api through
-# `python -m bench.storm serve`, which changes only those two settings: they show what the
-# fixes named in the section would give, without changing the api.
-KINDS: dict[str, tuple[bool, int, int, float]] = {
-    "gap": (True, 0, 0, 0.0),
-    "none": (False, 0, 0, 0.0),
-    "paced": (True, PACED, 0, 0.0),
-    "backlog": (True, 0, -1, 0.0),  # -1: the kernel's somaxconn
-    "tuned": (True, 0, -1, TUNED_CHECKOUT),
+# process (0: all at once), the api as it was before the fixes?). `before` runs the api
+# through `python -m bench.storm serve` (below), rag-api with only those two settings put
+# back, so that what the fixes changed is measured in the same run, on the same machine.
+KINDS: dict[str, tuple[bool, int, bool]] = {
+    "gap": (True, 0, False),
+    "none": (False, 0, False),
+    "paced": (True, PACED, False),
+    "before": (True, 0, True),
 }
 
 # The read-only variant of eventbus_stream() for a stream row that exists (a production
@@ -121,24 +127,18 @@ class Api:
         assert self.proc is not None
         return self.proc.pid
 
-    async def start(self, backlog: int = 0, checkout: float = 0.0) -> int:
+    async def start(self, before: bool = False) -> int:
         """Start and wait for /readyz 200; the wall clock (ns) at which it first answered.
 
-        `backlog` / `checkout` other than 0: the api with that accept backlog (-1: the
-        kernel's somaxconn) and pool checkout timeout (`serve` below)."""
+        `before`: the api as it was before the storm fixes (`serve` below)."""
         self.starts += 1
         log = self.log_dir / f"api-{self.starts}.log"
         argv = [venv_command("rag-api")]
-        if backlog or checkout:
-            argv = [
-                PYTHON,
-                "-m",
-                "bench.storm",
-                "serve",
-                str(somaxconn() if backlog < 0 else backlog),
-                str(checkout),
-            ]
-        self.proc = ServiceProcess(argv, self.env, log).start()
+        env = self.env
+        if before:
+            argv = [PYTHON, "-m", "bench.storm", "serve"]
+            env = {**env, "API_LISTEN_BACKLOG": str(BEFORE_BACKLOG)}
+        self.proc = ServiceProcess(argv, env, log).start()
         url = f"http://127.0.0.1:{self.port}/readyz"
         deadline = time.monotonic() + 120
         async with httpx.AsyncClient(timeout=2) as client:
@@ -160,6 +160,14 @@ class Api:
         assert self.proc.proc is not None
         await asyncio.to_thread(self.proc.proc.wait, 60)
         return time.monotonic() - started
+
+    def listen_backlog(self) -> int:
+        """The accept backlog of the api's listening socket, as the kernel holds it (ss's
+        Send-Q of a listener): proof of which api a storm ran against."""
+        out = subprocess.run(
+            ["ss", "-ltnH", f"sport = :{self.port}"], capture_output=True, text=True, check=False
+        ).stdout.split()
+        return int(out[2]) if len(out) > 2 else -1
 
     def status_kib(self, field_name: str) -> int:
         """VmRSS (resident now) or VmHWM (its peak) of the current process."""
@@ -242,6 +250,11 @@ def somaxconn() -> int:
     return int(Path("/proc/sys/net/core/somaxconn").read_text())
 
 
+def shipped_backlog() -> int:
+    """The backlog rag-api asks for (API_LISTEN_BACKLOG's default), as the kernel caps it."""
+    return min(int(ApiSettings.model_fields["api_listen_backlog"].default), somaxconn())
+
+
 def listen_overflows() -> int:
     """TcpExt ListenOverflows of the machine: SYNs dropped because an accept queue was full."""
     with open("/proc/net/netstat") as f:
@@ -294,13 +307,14 @@ class Storms:
         self,
         gap: bool,
         parallel: int = 0,
-        backlog: int = 0,
-        checkout: float = 0.0,
+        before: bool = False,
         profile_out: Path | None = None,
         profile_s: float = 0.0,
     ) -> dict[str, Any]:
-        """Stop the api, publish the gap (or not), start it, let every socket resume (all at
-        once, or `parallel` handshakes at a time per client process); figures."""
+        """Stop the api, publish the gap (or not), start it (as shipped, or as it was
+        `before` the storm fixes), let every socket resume (all at once, or `parallel`
+        handshakes at a time per client process); figures."""
+        load = os.getloadavg()[0]
         rss_old = self.api.status_kib("VmRSS")
         self.send_all({"t": "parked", "timeout": 60})
         await self.gather("armed", 30)
@@ -311,14 +325,15 @@ class Storms:
             shutdown_closes.update(p["closes"])
         if sum(p["count"] for p in parked) != self.sockets:
             raise RuntimeError(f"not every socket was closed by the shutdown: {parked}")
-        before = dict(self.targets)
+        reached = dict(self.targets)  # what every socket held at the shutdown
         gap_events = 0
         if gap:
             counts = [gap_of(i) for i in range(len(self.users))]
             gap_events = sum(counts)
             self.targets = await publish_for(self.dsn, self.users, counts)
-        ready_ns = await self.api.start(backlog, checkout)
+        ready_ns = await self.api.start(before)
         pid = self.api.pid
+        backlog = self.api.listen_backlog()
         rss_before, hwm_before = self.api.status_kib("VmRSS"), self.api.status_kib("VmHWM")
         cpu0 = cpu_seconds(pid)
         overflows0 = listen_overflows()
@@ -354,7 +369,7 @@ class Storms:
             closes.update(d["closes"])
         storm_s = (last_done - ready_ns) / 1e9
         expected = sum(
-            (self.targets[u] - before.get(u, 0)) * SOCKETS_PER_USER for u in range(len(self.users))
+            (self.targets[u] - reached.get(u, 0)) * SOCKETS_PER_USER for u in range(len(self.users))
         )
         return {
             "gap_events": float(gap_events),
@@ -369,13 +384,13 @@ class Storms:
             "handshake_max_s": max(handshakes, default=float("nan")),
             "incomplete": float(sum(d["incomplete"] for d in done)),
             "violations": float(sum(d["violations"] for d in done)),
-            "examples": [e for d in done for e in d["examples"]][:5],  # type: ignore[dict-item]
+            "examples": [e for d in done for e in d["examples"]][:5],
             "resyncs": float(sum(d["resyncs"] for d in done)),
             "epoch_changes": float(sum(d["epoch_changes"] for d in done)),
             "attempts": float(sum(d["attempts"] for d in done)),
             "reconnects": float(sum(d["reconnects"] for d in done)),
-            "closes": dict(closes),  # type: ignore[dict-item]
-            "shutdown_closes": dict(shutdown_closes),  # type: ignore[dict-item]
+            "closes": dict(closes),
+            "shutdown_closes": dict(shutdown_closes),
             "shutdown_s": shutdown_s,
             "peak_pg": float(peak_conns),
             "peak_pg_active": float(peak_active),
@@ -392,6 +407,9 @@ class Storms:
             "rss_after_mib": rss_after / 1024,
             "hwm_after_mib": hwm_after / 1024,
             "listen_overflows": float(overflows1 - overflows0),
+            "listen_backlog": float(backlog),
+            "load_1m": load,
+            "load_1m_after": os.getloadavg()[0],
         }
 
 
@@ -500,6 +518,51 @@ async def _one(conn: psycopg.AsyncConnection[Any], query: str, params: Any = Non
 # -- the benchmark ------------------------------------------------------------------------------
 
 
+# Where a busy sample of the api went, first match wins: (label, frames that place it there).
+PROFILE_PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Postgres client (psycopg, the pool)", ("psycopg/", "psycopg_pool/")),
+    ("replaying and sending events (`Connection` write loop, fill, catch-up)", ("realtime/connection.py",)),
+    ("the WebSocket protocol (wsproto, permessage-deflate)", ("wsproto/",)),
+    (
+        "HTTP and the handshake (hypercorn, h11, the app's middleware and routing)",
+        ("hypercorn/", "h11/", "starlette/", "rag_api/"),
+    ),
+    ("the event loop itself (asyncio)", ("asyncio/",)),
+)
+
+
+def profile_of(raw: Path, storm_s: float) -> dict[str, Any]:
+    """The py-spy summary tables of the profiled storm and its busy samples by PROFILE_PARTS."""
+    if not raw.exists():
+        return {"table": "(py-spy unavailable)", "storm_s": storm_s}
+    parts: Counter[str] = Counter()
+    total = idle = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        if frames[-1].split(" (")[0].endswith(("select", "poll")) and "selectors" in frames[-1]:
+            idle += n
+            continue
+        for label, needles in PROFILE_PARTS:
+            if any(needle in frame for frame in frames for needle in needles):
+                parts[label] += n
+                break
+        else:
+            parts["other"] += n
+    busy = max(total - idle, 1)
+    return {
+        "table": profiling.summarise(raw),
+        "storm_s": storm_s,
+        "samples": total,
+        "idle_share": idle / max(total, 1),
+        "parts": {label: n / busy for label, n in parts.most_common()},
+    }
+
+
 def client_files(bench: Bench, users: list[dict[str, str]], processes: int) -> Iterator[Path]:
     """The sockets, dealt round robin over the client processes (a user's sockets spread out)."""
     sockets = [{"user": u["user"], "u": i} for i, u in enumerate(users) for _ in range(SOCKETS_PER_USER)]
@@ -516,7 +579,7 @@ async def run(bench: Bench) -> Section:
     dsn = bench.database("storm")
     api_dsn = make_conninfo(dsn, application_name=APP_NAME)
     results: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
-    profile = ""
+    profile: dict[str, Any] = {}
     clients: list[Child] = []
     try:
         users = make_users(dsn, n_users)
@@ -537,13 +600,13 @@ async def run(bench: Bench) -> Section:
                 connect_s = await storms.connect_live()
                 await storms.publish_live([WARM] * n_users)
                 for _ in range(runs):
-                    for kind, (gap, parallel, backlog, checkout) in KINDS.items():
-                        results[kind].append(await storms.run(gap, parallel, backlog, checkout))
+                    for kind, (gap, parallel, before) in KINDS.items():
+                        results[kind].append(await storms.run(gap, parallel, before))
                 if bench.profile:  # an extra, unmeasured gap storm with py-spy on the new api
                     out = bench.work_dir / "storm.prof"
                     seconds = median([r["storm_s"] for r in results["gap"]]) + 1.0
-                    await storms.run(True, profile_out=out, profile_s=seconds)
-                    profile = profiling.summarise(out) if out.exists() else "(py-spy unavailable)"
+                    profiled = await storms.run(True, profile_out=out, profile_s=seconds)
+                    profile = profile_of(out, profiled["storm_s"])
             finally:
                 for client in clients:
                     await client.stop(timeout=60)
@@ -560,23 +623,23 @@ async def run(bench: Bench) -> Section:
     ]
     if failures:
         raise RuntimeError("storm: events lost, duplicated or out of order: " + "; ".join(failures))
-    return section(bench, results, costs, profile, connect_s, n_users, processes, runs)
+    return section(results, costs, profile, connect_s, n_users, processes, runs)
 
 
 def section(
-    bench: Bench,
     results: dict[str, list[dict[str, Any]]],
     costs: dict[str, float],
-    profile: str,
+    profile: dict[str, Any],
     connect_s: float,
     n_users: int,
     processes: int,
     runs: int,
 ) -> Section:
+    """The section from the figures alone (so that it can be rewritten from a --json file)."""
     med = functools.partial(median_of, results)
     sockets = n_users * SOCKETS_PER_USER
     bound = POOL_MAX_SIZE + ApiSettings.model_fields["answer_concurrency"].default
-    gap, base = med("gap", "storm_s"), med("none", "storm_s")
+    gap, base, before = med("gap", "storm_s"), med("none", "storm_s"), med("before", "storm_s")
     rows = [
         Row(
             "storm",
@@ -595,6 +658,14 @@ def section(
         Row("storm", "gap storm / baseline", gap / base if base else float("nan"), "x"),
         Row(
             "storm",
+            "the same gap storm, api before 2ca27b9 (backlog 100, 5 s hello checkout)",
+            before,
+            "s",
+            runs=[r["storm_s"] for r in results["before"]],
+        ),
+        Row("storm", "gap storm before / after the fixes", before / gap if gap else float("nan"), "x"),
+        Row(
+            "storm",
             f"{sockets:,} resumes with a gap, {PACED} handshakes at a time per client",
             med("paced", "storm_s"),
             "s",
@@ -602,26 +673,41 @@ def section(
         ),
         Row(
             "storm",
-            f"the same, api with backlog {somaxconn():,} (not rag-api's setting)",
-            med("backlog", "storm_s"),
-            "s",
-            runs=[r["storm_s"] for r in results["backlog"]],
-        ),
-        Row(
-            "storm",
-            f"the same, api with that backlog and a {TUNED_CHECKOUT:g} s pool checkout",
-            med("tuned", "storm_s"),
-            "s",
-            runs=[r["storm_s"] for r in results["tuned"]],
-        ),
-        Row(
-            "storm",
-            "resumes closed 1011 (pool checkout timeout), all-at-once gap storm",
+            "resumes closed 1011 in the gap storm",
             med("gap", "server_errors"),
             "",
             "0",
-            med("gap", "server_errors") == 0,
+            max(r["server_errors"] for r in results["gap"]) == 0,
             [r["server_errors"] for r in results["gap"]],
+        ),
+        Row(
+            "storm",
+            "SYNs dropped (ListenOverflows) in the gap storm",
+            med("gap", "listen_overflows"),
+            "",
+            "0",
+            max(r["listen_overflows"] for r in results["gap"]) == 0,
+            [r["listen_overflows"] for r in results["gap"]],
+        ),
+        Row(
+            "storm",
+            "the same two before the fixes: 1011 closes",
+            med("before", "server_errors"),
+            "",
+            runs=[r["server_errors"] for r in results["before"]],
+        ),
+        Row(
+            "storm",
+            "the same two before the fixes: SYNs dropped",
+            med("before", "listen_overflows"),
+            "",
+            runs=[r["listen_overflows"] for r in results["before"]],
+        ),
+        Row(
+            "storm",
+            "api CPU per gap storm, before / after the fixes",
+            med("before", "api_cpu_s") / med("gap", "api_cpu_s"),
+            "x",
         ),
         Row(
             "storm",
@@ -661,22 +747,21 @@ def section(
         ),
     ]
     table = [
-        "| storm | frames replayed | all resumed | p50 / p99 socket | last hello | handshake p50 / max |"
-        " SYN overflows | 1011 closes (retried) | peak PG conns (active, LISTEN) | api CPU |"
-        " busiest client | api RSS: old → ready → peak → after |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| storm | api's backlog | frames replayed | all resumed | p50 / p99 socket | last hello |"
+        " handshake p50 / max | SYN overflows | 1011 closes (retried) | peak PG conns (active, LISTEN) |"
+        " api CPU | busiest client | api RSS: old → ready → peak → after | load (1 min) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     labels = {
         "gap": f"gap {GAP} (1 user in {LARGE_EVERY}: {LARGE_GAP}), all at once",
         "none": "gap 0 (baseline), all at once",
         "paced": f"gap as above, {PACED} handshakes at a time per client process",
-        "backlog": f"gap as above, all at once; api with backlog {somaxconn():,}",
-        "tuned": f"gap as above, all at once; api with backlog {somaxconn():,} and a {TUNED_CHECKOUT:g} s "
-        "pool checkout",
+        "before": f"gap as above, all at once; the api before 2ca27b9 ({BEFORE_HELLO_CHECKOUT:g} s hello checkout)",
     }
     for key, label in labels.items():
         table.append(
-            f"| {label} | {med(key, 'frames_expected'):,.0f} | {med(key, 'storm_s'):.1f} s |"
+            f"| {label} | {med(key, 'listen_backlog'):,.0f} | {med(key, 'frames_expected'):,.0f} |"
+            f" {med(key, 'storm_s'):.1f} s |"
             f" {med(key, 'p50_s'):.1f} / {med(key, 'p99_s'):.1f} s | {med(key, 'hello_last_s'):.1f} s |"
             f" {med(key, 'handshake_p50_s'):.2f} / {med(key, 'handshake_max_s'):.1f} s |"
             f" {med(key, 'listen_overflows'):,.0f} | {med(key, 'server_errors'):,.0f} |"
@@ -684,15 +769,8 @@ def section(
             f" {med(key, 'api_cpu_s'):.1f} s, {med(key, 'api_core_share') * 100:.0f} % of a core |"
             f" {med(key, 'client_cpu_max_share') * 100:.0f} % of a core |"
             f" {med(key, 'rss_old_mib'):.0f} → {med(key, 'rss_before_mib'):.0f} → {med(key, 'hwm_after_mib'):.0f}"
-            f" → {med(key, 'rss_after_mib'):.0f} MiB |"
+            f" → {med(key, 'rss_after_mib'):.0f} MiB | {med(key, 'load_1m'):.1f} |"
         )
-    closes: Counter[str] = Counter()
-    shutdown: Counter[str] = Counter()
-    for rs in results.values():
-        for r in rs:
-            closes.update(r["closes"])
-            shutdown.update(r["shutdown_closes"])
-    share = _stream_share(results, costs)
     table += [
         "",
         "The stream-position query, measured on its own in the same run (one connection like the pool's: "
@@ -711,13 +789,27 @@ def section(
         f"| of which in every position read: the epoch (`eventbus_lineage()` + sha256) | |"
         f" {costs['epoch_server_us']:.1f} µs | |",
     ]
-    if profile:
-        table += ["", "py-spy on the new api process during an extra gap storm:", "", profile]
+    if profile.get("table"):
+        table += [
+            "",
+            "py-spy on the api as shipped during an extra gap storm (made after the measured ones, "
+            f"{profile['storm_s']:.1f} s):",
+            "",
+            profile["table"],
+        ]
+    if profile.get("parts"):
+        table += [
+            "",
+            "| where the busy samples of that storm went (a sample counts once, first match) | share |",
+        ]
+        table += ["|---|---|"]
+        table += [f"| {name} | {share * 100:.0f} % |" for name, share in profile["parts"].items()]
+    loads = [r["load_1m"] for rs in results.values() for r in rs]
     method = (
         f"{n_users:,} users, each the only member of a workspace of its own, {SOCKETS_PER_USER} WebSockets "
         f"each ({sockets:,} sockets), held by {processes} client processes (`bench.stormclients`, the "
         f"`websockets` library, permessage-deflate offered as browsers do) so that the api process is "
-        f"measured alone. One `rag-api` process on a fixed port. The sockets connect live ({connect_s:.0f} s, "
+        f"measured alone. One api process at a time on a fixed port. The sockets connect live ({connect_s:.0f} s, "
         f"100 handshakes at a time per process) and receive {WARM} events each. Then, {runs} times each, "
         f"interleaved: the api is stopped with SIGTERM (it closes every socket with 1001; the clients park), "
         f"events are published with `rag_eventbus.publish` while it is down ({GAP} per user, {LARGE_GAP} for "
@@ -727,19 +819,25 @@ def section(
         f"last socket holding every id up to its user's last (for gap 0: its hello). Every socket checks "
         f"that each event id is its last + 1 and that it ends at its user's last id; any gap, duplicate, "
         f"out-of-order id, `resync_required` or error frame fails the bench. A socket closed or refused "
-        f"during the storm retries after 0.2-1 s with its last id (counted as retries). pg_stat_activity "
-        f"is sampled every {SAMPLE_SECONDS * 1000:.0f} ms from the bench process for the api's backends "
-        f"(its DATABASE_URL carries application_name={APP_NAME}). RSS from /proc: VmRSS of the old api "
-        f"holding the sockets, of the new one at ready, its VmHWM (peak) and VmRSS after. The stream-position "
-        f"query is measured on its own after the storms, on the same database. Three more gap storms per "
-        f"run, interleaved with the others: the clients pacing themselves ({PACED} handshakes in flight per "
-        f"client process; the bound covers the handshake, not the hello and replay after it), and the api "
-        f"run by `python -m bench.storm serve`, which is rag-api with only hypercorn's accept backlog set "
-        f"to the kernel's somaxconn ({somaxconn():,}; rag-api leaves hypercorn's 100), then also the pool's "
-        f"checkout timeout at {TUNED_CHECKOUT:g} s (rag-api: {POOL_CHECKOUT_TIMEOUT:g} s). SYN overflows are "
-        f"the machine's TcpExt ListenOverflows counter over the storm."
+        f"during the storm retries after 0.2-1 s with its last id (counted as retries). The storms: the gap "
+        f"storm and the baseline against `rag-api` as shipped (API_LISTEN_BACKLOG {shipped_backlog():,}, "
+        f"a new connection waits up to {HELLO_CHECKOUT_SECONDS:g} s for the pool connection that reads its "
+        f"hello position); the gap storm with the clients pacing themselves ({PACED} handshakes in flight "
+        f"per client process; the bound covers the handshake, not the hello and replay after it); and the "
+        f"gap storm against the api as it was before 2ca27b9, run by `python -m bench.storm serve`: rag-api "
+        f"with API_LISTEN_BACKLOG={BEFORE_BACKLOG} (hypercorn's own default, which rag-api used) and "
+        f"`rag_api.realtime.connection.HELLO_CHECKOUT_SECONDS` set to {BEFORE_HELLO_CHECKOUT:g} s (the "
+        f"pool's checkout timeout, POOL_CHECKOUT_TIMEOUT, which the hello used before), nothing else. The "
+        f"api's backlog column is the listening socket's as the kernel holds it (`ss -ltn`), read at each "
+        f"start. SYN overflows are the machine's TcpExt ListenOverflows counter over the storm. "
+        f"pg_stat_activity is sampled every {SAMPLE_SECONDS * 1000:.0f} ms from the bench process for the "
+        f"api's backends (its DATABASE_URL carries application_name={APP_NAME}). RSS from /proc: VmRSS of "
+        f"the old api holding the sockets, of the new one at ready, its VmHWM (peak) and VmRSS after. The "
+        f"stream-position query is measured on its own after the storms, on the same database. The load "
+        f"column is the machine's 1-minute load average as each storm began (other sessions share the "
+        f"machine): {min(loads, default=0):.1f} to {max(loads, default=0):.1f} over this run's storms."
     )
-    limits = storm_limits(results, costs, share, bound, closes, shutdown, sockets)
+    limits = storm_limits(results, costs, profile, bound, sockets)
     return Section(
         "storm",
         "8. Reconnect storm",
@@ -747,7 +845,15 @@ def section(
         method,
         limits=limits,
         extra="\n".join(table),
-        details={"runs": results, "stream_costs": costs, "connect_s": connect_s},
+        details={
+            "runs": results,
+            "stream_costs": costs,
+            "connect_s": connect_s,
+            "profile": profile,
+            "n_users": n_users,
+            "processes": processes,
+            "runs_per_kind": runs,
+        },
     )
 
 
@@ -766,62 +872,74 @@ def _stream_share(results: dict[str, list[dict[str, Any]]], costs: dict[str, flo
 def storm_limits(
     results: dict[str, list[dict[str, Any]]],
     costs: dict[str, float],
-    share: dict[str, float],
+    profile: dict[str, Any],
     bound: int,
-    closes: Counter[str],
-    shutdown: Counter[str],
     sockets: int,
 ) -> str:
+    """The prose: what the fixes changed, what bounds the storm now, what is left."""
     med = functools.partial(median_of, results)
-    gap_cpu, base_cpu = med("gap", "api_cpu_s"), med("none", "api_cpu_s")
+    closes: Counter[str] = Counter()
+    shutdown: Counter[str] = Counter()
+    for rs in results.values():
+        for r in rs:
+            closes.update(r["closes"])
+            shutdown.update(r["shutdown_closes"])
+    share = _stream_share(results, costs)
+    gap, base, before, paced = (med(k, "storm_s") for k in ("gap", "none", "before", "paced"))
+    gap_cpu, base_cpu, before_cpu = (med(k, "api_cpu_s") for k in ("gap", "none", "before"))
     frames = med("gap", "frames_expected")
-    errors = med("gap", "server_errors")
-    overflows = med("gap", "listen_overflows")
+    errors_after = sum(r["server_errors"] for k in ("gap", "none", "paced") for r in results[k])
+    overflows_after = sum(r["listen_overflows"] for k in ("gap", "none", "paced") for r in results[k])
+    hello_last = med("gap", "hello_last_s")
     text = (
-        f"{sockets:,} sockets resumed with their gap in {med('gap', 'storm_s'):.1f} s against "
-        f"{med('none', 'storm_s'):.1f} s with nothing to replay ({med('gap', 'storm_s') / med('none', 'storm_s'):.2f}x), "
-        f"and the api spent {gap_cpu:.1f} s of CPU against {base_cpu:.1f} s ({gap_cpu / base_cpu:.2f}x) to "
-        f"replay {frames:,.0f} frames; no id was lost, repeated or out of order in any storm. The difference "
-        f"is partly the replay and partly the retries a longer storm provokes: {med('gap', 'server_errors'):,.0f} "
-        f"1011 closes per gap storm against {med('none', 'server_errors'):,.0f} in the baseline (medians). "
-        f"Without retries (the tuned api below) the same gap storm took {med('tuned', 'storm_s'):.1f} s on "
-        f"{med('tuned', 'api_cpu_s'):.1f} s of api CPU, {med('tuned', 'api_cpu_s') / sockets * 1000:.1f} ms per "
-        f"socket with its {frames / sockets:.0f} frames; the baseline spent {base_cpu / sockets * 1000:.1f} ms "
-        f"per socket with none, retries included (where the api's time goes: the py-spy table). The bound is the api's one event loop on a shared machine: the api "
-        f"used {med('gap', 'api_core_share') * 100:.0f} % of a core over the gap storm, the rest of the 2 "
-        f"cores going to Postgres, the clients (the busiest client process used "
-        f"{med('gap', 'client_cpu_max_share') * 100:.0f} % of a core, so they are not the bottleneck) and "
-        f"whatever else runs on the machine, and two things can turn its backlog into retries that make the storm longer. "
-        + (
-            f"(1) The accept queue: hypercorn's default `backlog` is 100 and rag_api/main.py does not set it, "
-            f"so with every socket connecting at once the kernel dropped {overflows:,.0f} SYNs per storm "
-            f"(TcpExt ListenOverflows) and the clients' TCP retransmitted each dropped SYN after 1 s, then 2, "
-            f"4, 8 ... s more: the slowest "
-            f"handshake took {med('gap', 'handshake_max_s'):.1f} s. "
-            if overflows
-            else "(1) The accept queue (hypercorn's default `backlog` of 100; rag_api/main.py does not set "
-            "it) did not overflow at this size. "
+        f"What the fixes changed, measured in this run: the same gap storm ({sockets:,} sockets, "
+        f"{frames:,.0f} frames to replay) took {before:.1f} s against the api as it was before 2ca27b9 and "
+        f"{gap:.1f} s against the api as shipped ({before / gap:.1f}x faster, medians of "
+        f"{len(results['gap'])}); the kernel dropped {med('before', 'listen_overflows'):,.0f} SYNs per storm "
+        f"on the old backlog of {BEFORE_BACKLOG} and {med('gap', 'listen_overflows'):,.0f} on "
+        f"{shipped_backlog():,} (slowest handshake {med('before', 'handshake_max_s'):.1f} s against "
+        f"{med('gap', 'handshake_max_s'):.1f} s: a dropped SYN is retransmitted after 1 s, then 2, 4 ... s "
+        f"more); {med('before', 'server_errors'):,.0f} resumes per storm were closed with 1011 because the "
+        f"hello's position read gave up after {BEFORE_HELLO_CHECKOUT:g} s against "
+        f"{med('gap', 'server_errors'):,.0f} now (in all of this run's storms on the shipped api: "
+        f"{errors_after:,.0f} 1011 closes and {overflows_after:,.0f} dropped SYNs); and the api spent "
+        f"{gap_cpu:.1f} s of CPU on the storm against {before_cpu:.1f} s ({before_cpu / gap_cpu:.1f}x "
+        f"less), since a connection closed with 1011 was paid for twice or more, handshake and all. "
+        f"No id was lost, repeated or out of order in any storm. Against the baseline (the same storm "
+        f"with nothing to replay, {base:.1f} s, {base_cpu:.1f} s of api CPU) the gap storm is "
+        f"{gap / base:.2f}x the time and {gap_cpu / base_cpu:.2f}x the CPU: {gap_cpu / sockets * 1000:.1f} ms "
+        f"of api CPU per socket with its {frames / sockets:.0f} frames, {base_cpu / sockets * 1000:.1f} ms "
+        f"with none. "
+    )
+    text += (
+        f"What bounds it now is the api's one event loop: it was busy {med('gap', 'api_core_share') * 100:.0f} "
+        f"% of the storm (api CPU over storm time; the rest of the 2 cores went to Postgres, the clients, "
+        f"whose busiest process used {med('gap', 'client_cpu_max_share') * 100:.0f} % of a core, and the "
+        f"other sessions on the machine), while Postgres was nearly idle (at most "
+        f"{med('gap', 'peak_pg_active'):.0f} of the api's backends active in any 50 ms sample). "
+        f"The last hello came {hello_last:.1f} s after ready: the hellos queue on the pool "
+        f"({POOL_MAX_SIZE} connections) behind a loop that also runs the handshakes and the replays, "
+        f"and now wait there instead of being closed. "
+    )
+    if profile.get("parts"):
+        parts = profile["parts"]
+        top = ", ".join(f"{name} {value * 100:.0f} %" for name, value in list(parts.items())[:4])
+        text += (
+            f"py-spy on the api during an extra gap storm ({profile['samples']:,} samples, "
+            f"{profile['idle_share'] * 100:.0f} % idle in select) puts the busy samples in: {top} "
+            f"(the tables above). "
         )
+    text += (
+        f"Client-side pacing ({PACED} handshakes at a time per client process) "
         + (
-            f"(2) The pool's checkout timeout: {errors:,.0f} resumes per gap storm (median) were closed with "
-            f"1011 `database unavailable` because `Connection.serve` could not get a pool connection within "
-            f"{POOL_CHECKOUT_TIMEOUT:g} s, while Postgres itself was nearly idle (at most "
-            f"{med('gap', 'peak_pg_active'):.0f} of the api's backends active in any 50 ms sample): the "
-            f"connections are held by tasks waiting for the loop to run them, not by queries; each 1011 sends "
-            if errors
-            else f"(2) The pool's checkout timeout ({POOL_CHECKOUT_TIMEOUT:g} s) was not reached at this size; "
-            "when it is, `Connection.serve` closes the resume with 1011 and sends "
+            f"no longer helps: {paced:.1f} s against {gap:.1f} s all at once, "
+            if paced >= gap * 0.9
+            else f"still shortens it: {paced:.1f} s against {gap:.1f} s all at once, "
         )
-        + f"the client back into the storm. With the clients pacing themselves ({PACED} handshakes at a time "
-        f"per client process) the same gap storm took {med('paced', 'storm_s'):.1f} s with "
-        f"{med('paced', 'server_errors'):,.0f} 1011 closes and {med('paced', 'listen_overflows'):,.0f} SYN "
-        f"overflows. The api run with the two settings changed (`python -m bench.storm serve`: rag-api "
-        f"with only hypercorn's backlog and the pool's checkout timeout replaced) shows what each is worth: "
-        f"backlog {somaxconn():,} alone, {med('backlog', 'storm_s'):.1f} s "
-        f"({med('backlog', 'listen_overflows'):,.0f} SYN overflows, {med('backlog', 'server_errors'):,.0f} "
-        f"1011 closes); with a {TUNED_CHECKOUT:g} s checkout as well, {med('tuned', 'storm_s'):.1f} s "
-        f"({med('tuned', 'server_errors'):,.0f} 1011 closes, api CPU {med('tuned', 'api_cpu_s'):.1f} s "
-        f"against {gap_cpu:.1f} s). "
+        + f"{med('paced', 'server_errors'):,.0f} 1011 closes and {med('paced', 'listen_overflows'):,.0f} "
+        f"dropped SYNs (before the fixes it was the cheapest way to avoid the retries). "
+    )
+    text += (
         f"Postgres connections stay bounded by the pool: at most "
         f"{max(r['peak_pg'] for rs in results.values() for r in rs):.0f} backends of the api in any sample, "
         f"that is the pool's {bound} (POOL_MAX_SIZE {POOL_MAX_SIZE} + ANSWER_CONCURRENCY, rag_api/app.py) "
@@ -831,58 +949,54 @@ def storm_limits(
         f"{dict(shutdown)} (the old api took {med('gap', 'shutdown_s'):.1f} s to close its sockets and exit). "
         f"RSS: the new api went from {med('gap', 'rss_before_mib'):.0f} MiB at ready to a peak of "
         f"{med('gap', 'hwm_after_mib'):.0f} MiB in the gap storm ({med('none', 'hwm_after_mib'):.0f} MiB "
-        f"in the baseline), about what the old process held the same sockets in "
-        f"({med('gap', 'rss_old_mib'):.0f} MiB): the storm adds no peak of its own over the sockets' "
-        f"steady cost (section 4). "
+        f"in the baseline, {med('before', 'hwm_after_mib'):.0f} MiB before the fixes), about what the old "
+        f"process held the same sockets in ({med('gap', 'rss_old_mib'):.0f} MiB). "
         f"`eventbus_stream()` costs {costs['stream_server_us']:.1f} µs of server time per call against "
         f"{costs['read_only_server_us']:.1f} µs for the same function without the INSERT "
-        f"({costs['stream_server_us'] / costs['read_only_server_us']:.2f}x); its INSERT ... ON CONFLICT DO "
-        f"NOTHING on an existing row writes {costs['stream_wal_bytes']:.0f} B of WAL and "
+        f"({costs['stream_server_us'] / costs['read_only_server_us']:.2f}x; it writes "
+        f"{costs['stream_wal_bytes']:.0f} B of WAL and "
         + ("assigns" if costs["stream_assigns_xid"] else "does not assign")
-        + f" a transaction id, so the commit is not a WAL flush. The epoch computed on every call "
-        f"(`eventbus_lineage()` + sha256) costs about as much, {costs['epoch_server_us']:.1f} µs. A gap "
-        f"storm makes at most {share['calls']:,.0f} such calls (two per connection made, retries included: "
-        f"the hello's position, then `read_after`), {share['stream_s'] * 1000:.0f} ms of Postgres time in all, of which a read-only "
-        f"variant would save {share['saved_s'] * 1000:.0f} ms, "
-        f"{share['saved_s'] / share['storm_s'] * 100:.1f} % of the storm's {share['storm_s']:.1f} s: "
+        + f" a transaction id); a gap storm makes about {share['calls']:,.0f} such calls, "
+        f"{share['stream_s'] * 1000:.0f} ms of Postgres time in all, of which a read-only variant would save "
+        f"{share['saved_s'] * 1000:.0f} ms, {share['saved_s'] / share['storm_s'] * 100:.1f} % of the storm: "
     )
     text += (
-        "it would not matter for the storm. "
+        "not worth doing for storms. "
         if share["saved_s"] / share["storm_s"] < 0.05
-        else "it would matter for the storm. "
+        else "worth doing for storms. "
     )
     text += (
-        "Fixes, biggest first (none made here): a backlog of the kernel's somaxconn in hypercorn's Config; "
-        "no 1011 for a resume that merely waited for the pool (a longer checkout for the hello's position, "
-        "or a bound on handshakes in progress so that the pool's queue stays shorter than its timeout); "
-        "reading the positions of many resuming sockets in one query (`SELECT_STREAMS`, as the hub's "
-        "catch-up does) instead of one checkout each; and a wider first reconnect "
+        "What is left (not done): reading the positions of many resuming sockets in one query "
+        "(`SELECT_STREAMS`, as the hub's catch-up does) instead of one pool checkout each, which would "
+        f"shorten the hellos' queue on the pool; the {HELLO_CHECKOUT_SECONDS:g} s hello wait itself is a bound: "
+        f"at this machine's rate (the last of {sockets:,} hellos {hello_last:.1f} s after ready) a replica "
+        f"would need roughly {sockets * HELLO_CHECKOUT_SECONDS / hello_last:,.0f} sockets resuming at once "
+        "(a linear extrapolation, not measured) before 1011 closes came back; and a wider first reconnect "
         "window after a 1001 in the bundled clients (the JavaScript client's first retry falls between "
-        "250 and 500 ms, equal jitter on 500 ms, so a replica's sockets still arrive within a quarter of a "
-        "second; this bench's clients arrive at once, the worst case)."
+        "250 and 500 ms, so a replica's sockets still arrive within a quarter of a second; this bench's "
+        "clients arrive at once, the worst case). "
+    )
+    loads = [r["load_1m"] for rs in results.values() for r in rs]
+    text += (
+        f"**Conditions of this run.** Other sessions shared the 2 cores: the 1-minute load average was "
+        f"{min(loads):.1f} to {max(loads):.1f} as the storms began (median {median(loads):.1f}; each storm's "
+        f"in the table), so the all-at-once figures swing between runs (the runs are in the Results "
+        f"table); the interleaving keeps the variants comparable within the run."
     )
     return text
 
 
-# -- the api with the two settings changed (`python -m bench.storm serve BACKLOG CHECKOUT`) ----
+# -- the api as it was before the storm fixes (`python -m bench.storm serve`) --------------
 
 
-def serve(backlog: int, checkout: float) -> None:
-    """rag-api exactly as `rag-api` runs it, but with this accept backlog and, when > 0, this
-    pool checkout timeout: the two settings the storm's limits point at."""
-    import rag_api.app as api_app
+def serve() -> None:
+    """rag-api exactly as `rag-api` runs it, but with the hello's position read given up
+    after the pool's 5 s as before 2ca27b9; the caller sets API_LISTEN_BACKLOG=100, the
+    other half of the old behaviour, which needs no code."""
     import rag_api.main as api_main
+    import rag_api.realtime.connection as connection
 
-    if checkout > 0:
-        api_app.POOL_CHECKOUT_TIMEOUT = checkout  # read when the lifespan builds the pool
-    configure = api_main.hypercorn_config
-
-    def with_backlog(settings: ApiSettings) -> Any:
-        config = configure(settings)
-        config.backlog = backlog
-        return config
-
-    api_main.hypercorn_config = with_backlog
+    connection.HELLO_CHECKOUT_SECONDS = BEFORE_HELLO_CHECKOUT  # read by every Connection.serve
     api_main.main()
 
 
@@ -890,4 +1004,4 @@ if __name__ == "__main__":
     import sys
 
     if sys.argv[1:2] == ["serve"]:
-        serve(int(sys.argv[2]), float(sys.argv[3]))
+        serve()
