@@ -12,6 +12,9 @@ STAMP := $(VENV)/.installed
 # The AsyncAPI parser that make lint runs on docs/asyncapi.yaml (Node, pinned by its lock file).
 ASYNCAPI := tools/asyncapi
 ASYNCAPI_STAMP := $(ASYNCAPI)/node_modules/.installed
+# The JavaScript client's hand-written types, checked by TypeScript (pinned by its lock file).
+JSCLIENT := clients/js
+JSCLIENT_STAMP := $(JSCLIENT)/node_modules/.installed
 
 .PHONY: install test test-fast browser lint dev bench k8s-check images constraints clean
 
@@ -44,17 +47,23 @@ test-fast: install
 browser:
 	tools/ensure-chromium.sh
 
-lint: install $(ASYNCAPI_STAMP)
+lint: install $(ASYNCAPI_STAMP) $(JSCLIENT_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	node $(ASYNCAPI)/validate.mjs docs/asyncapi.yaml
+	npm run --silent --prefix $(JSCLIENT) check
 
 # Reinstalled only when the lock changes; no install scripts (the parser needs none).
 $(ASYNCAPI_STAMP): $(ASYNCAPI)/package-lock.json
 	@command -v node >/dev/null && command -v npm >/dev/null || { echo "error: node and npm not found; make lint validates docs/asyncapi.yaml with Node 20+ (install nodejs and npm)" >&2; exit 1; }
 	npm ci --prefix $(ASYNCAPI) --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(JSCLIENT_STAMP): $(JSCLIENT)/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "error: node and npm not found; make lint type-checks clients/js with Node 20+ (install nodejs and npm)" >&2; exit 1; }
+	npm ci --prefix $(JSCLIENT) --ignore-scripts --no-audit --no-fund --loglevel=error
 	@touch $@
 
 dev: install
@@ -73,4 +82,4 @@ images:
 	docker build -f services/ingest-worker/Dockerfile -t rag-engine/ingest-worker .
 
 clean:
-	rm -rf $(VENV) .dev .mypy_cache .ruff_cache .pytest_cache $(ASYNCAPI)/node_modules
+	rm -rf $(VENV) .dev .mypy_cache .ruff_cache .pytest_cache $(ASYNCAPI)/node_modules $(JSCLIENT)/node_modules

@@ -18,7 +18,10 @@ from tools.k8s_check.report import Report, run
 # python:3.11.<patch>-slim[-<debian>][@sha256:<digest>]
 BASE_IMAGE_RE = re.compile(r"^python:3\.11\.\d+-slim(-[a-z]+)?(@sha256:[0-9a-f]{64})?$")
 # What the build context may contain (.dockerignore is an allow-list starting with `*`).
-DOCKERIGNORE_ALLOWED = {"constraints.txt", "libs/", "services/"}
+DOCKERIGNORE_ALLOWED = {"constraints.txt", "libs/", "services/", "clients/js/src/"}
+# Sources a service's package links to outside its own directory: the console's client module
+# (rag_api/static/rag-client.js is a symlink to clients/js/src/index.js, the one copy).
+EXTRA_SOURCES: dict[str, set[str]] = {"rag-api": {"clients/js/src"}}
 DOCKERIGNORE_REQUIRED_EXCLUDES = {"libs/devstack/", "libs/testing/", "**/tests/"}
 
 
@@ -86,7 +89,7 @@ def check_dockerfile(root: Path, service_dir: Path, packages: dict[str, Package]
                 where, f"{own.name} depends on {name}, dev/test-only code the build context excludes"
             )
     allowed_dirs = {packages[n].directory for n in needed}
-    allowed = allowed_dirs | {"constraints.txt"}
+    allowed = allowed_dirs | {"constraints.txt"} | EXTRA_SOURCES.get(own.name, set())
     copied: set[str] = set()
     stages: set[str] = set()
     froms = 0
