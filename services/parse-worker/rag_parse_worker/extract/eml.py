@@ -16,7 +16,8 @@ A body part is decoded with the charset its Content-Type declares when the bytes
 else by charset.py's detection. An attachment is read when rag_core.formats would accept it
 as an upload of its filename (its bytes decide, as at upload); an attached message
 (message/rfc822 or a .eml file) is read as an e-mail down to Limits.max_email_depth levels.
-An attachment that cannot be read (unsupported, damaged, a bomb, garbage text) is named
+A multipart attachment (a digest) is read part by part. An attachment that cannot be
+read (unsupported, damaged, a bomb, garbage text of 1000 visible characters or more) is named
 with the reason and does not fail the message: the message's own text is still worth
 indexing.
 
@@ -48,6 +49,15 @@ from rag_parse_worker.extract.normalize import normalize_text
 from rag_parse_worker.extract.quality import measure
 
 SHOWN_HEADERS = ("From", "To", "Cc", "Date", "Subject")
+UNNAMED_EXTENSIONS = {
+    "message/rfc822": ".eml",
+    "text/plain": ".txt",
+    "text/html": ".html",
+    "text/markdown": ".md",
+    "text/csv": ".csv",
+    "application/pdf": ".pdf",
+}
+MIN_JUDGED = 1000  # visible characters of an attachment for it to be judged alone (quality.py)
 MAX_CONTAINERS = 200
 MAX_BOUNDARY_LINES = 10_000
 MAX_CONTENT_HEADER_CHARS = 16 * 1024
@@ -130,9 +140,10 @@ def _name_of(part: Message, index: int) -> str:
     name = part.get_filename()
     if name:
         return " ".join(str(name).split())
-    if part.get_content_type() == "message/rfc822":
-        return f"message {index}.eml"
-    return f"attachment {index}"
+    # An unnamed part is named by its type, so that a text part is read as text.
+    return f"{'message' if part.get_content_type() == 'message/rfc822' else 'attachment'} {index}" + (
+        UNNAMED_EXTENSIONS.get(part.get_content_type(), "")
+    )
 
 
 class _Reader:
@@ -166,6 +177,12 @@ class _Reader:
         return "\n\n".join(blocks)
 
     def attachment(self, part: Message, name: str, depth: int) -> str:
+        if (
+            part.is_multipart()
+            and isinstance(part, EmailMessage)
+            and part.get_content_maintype() == "multipart"
+        ):
+            return self.message(part, depth)  # a container (a digest): its parts, at the same depth
         if part.get_content_type() == "message/rfc822":
             inner = part.get_payload()
             if isinstance(inner, list) and inner and isinstance(inner[0], EmailMessage):
@@ -186,7 +203,10 @@ class _Reader:
             _check_headers(nested)
             return self.nested(nested, depth)
         text = self.read_attachment(verdict, data, name)
-        if measure(text).problem(tabular=verdict in ("xlsx", "csv")) is not None:
+        quality = measure(text)
+        # Judged alone only when large enough to matter: a short footer of underscores is
+        # not garbage worth a warning, and the whole message is judged again in the end.
+        if quality.visible >= MIN_JUDGED and quality.problem(tabular=verdict in ("xlsx", "csv")) is not None:
             raise ExtractionError("its text is garbled")
         return text
 

@@ -10,7 +10,7 @@ Text model, as a reader of the slide sees it:
   groups, at any depth) is a block: its paragraphs on lines, a blank line after the block;
   `a:br` is a line break;
 - a table (`a:tbl`): cells separated by tabs, rows on lines (paragraphs inside a cell are
-  joined by spaces);
+  joined by spaces); empty cells at the end of a row are dropped, and rows left empty;
 - the date, slide-number, footer and header placeholders are furniture and skipped, as are
   the notes page's slide image; `mc:Fallback` duplicates `mc:Choice` and is skipped;
 - the speaker notes follow the slide's own text on the same page, after a blank line.
@@ -23,6 +23,8 @@ before any slide is read.
 """
 
 from __future__ import annotations
+
+import re
 
 from rag_parse_worker.extract.errors import LimitExceeded
 from rag_parse_worker.extract.limits import Limits, TextBudget
@@ -51,6 +53,8 @@ MC_FALLBACK = "http://schemas.openxmlformats.org/markup-compatibility/2006 Fallb
 DEFAULT_MAIN_PART = "ppt/presentation.xml"
 # Placeholder types that repeat on every slide or only show the slide itself.
 FURNITURE = frozenset({"dt", "sldNum", "ftr", "hdr", "sldImg"})
+# Empty cells at the end of a table row (the lookbehind keeps it linear on a run of tabs).
+_TRAILING_EMPTY_CELLS = re.compile(r"(?<!\t)\t+(?=\n|\Z)")
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -170,7 +174,7 @@ def _slide_parts(package: Package, main: str) -> list[str]:
 def _text_of(package: Package, part: str, budget: TextBudget) -> str:
     handler = _SlideText(budget)
     package.parse(part, handler.start, handler.end, handler.data)
-    return normalize_text("".join(handler.parts))
+    return normalize_text(_TRAILING_EMPTY_CELLS.sub("", normalize_text("".join(handler.parts))))
 
 
 def extract_pptx(data: bytes, limits: Limits) -> tuple[str, int]:
