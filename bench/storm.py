@@ -518,17 +518,38 @@ async def _one(conn: psycopg.AsyncConnection[Any], query: str, params: Any = Non
 # -- the benchmark ------------------------------------------------------------------------------
 
 
-# Where a busy sample of the api went, first match wins: (label, frames that place it there).
+# Where a busy sample of the api went, first match over the whole stack wins: (label, frames
+# that place it there). A pool checkout's frames are only the checkout (the body of
+# `async with pool.connection()` runs in its caller's frame), so they come first.
 PROFILE_PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Postgres client (psycopg, the pool)", ("psycopg/", "psycopg_pool/")),
-    ("replaying and sending events (`Connection` write loop, fill, catch-up)", ("realtime/connection.py",)),
-    ("the WebSocket protocol (wsproto, permessage-deflate)", ("wsproto/",)),
     (
-        "HTTP and the handshake (hypercorn, h11, the app's middleware and routing)",
+        "pool checkouts: waiting in the pool's queue, the check_connection round trip, the return",
+        ("psycopg_pool/",),
+    ),
+    (
+        "the hello's position read (`EventLog.stream_position`, `Redaction.load`)",
+        ("stream_position (", "Redaction.load ("),
+    ),
+    ("the replay's log reads (`EventLog.read_after`)", ("read_after (",)),
+    ("writing events and frames (`Connection`'s write loop, fill, catch-up)", ("realtime/connection.py",)),
+    ("the WebSocket protocol (wsproto: framing, permessage-deflate)", ("wsproto/",)),
+    (
+        "HTTP and the handshake (hypercorn, h11, the app's middleware and endpoint)",
         ("hypercorn/", "h11/", "starlette/", "rag_api/"),
     ),
-    ("the event loop itself (asyncio)", ("asyncio/",)),
+    ("the event loop itself (asyncio callbacks and timers)", ("asyncio/",)),
+    ("psycopg in a stack py-spy cut short (the query unknown)", ("psycopg/",)),
 )
+
+
+# A sample under Connection.serve with one of these frames is the hello's checkout or read.
+HELLO_FRAMES = ("psycopg_pool/", "stream_position (", "Redaction.load (")
+
+
+def _rough(value: float) -> str:
+    """Two significant figures: an extrapolation is not worth more."""
+    digits = max(len(str(int(value))) - 2, 0)
+    return f"{round(value, -digits):,.0f}"
 
 
 def profile_of(raw: Path, storm_s: float) -> dict[str, Any]:
@@ -536,7 +557,7 @@ def profile_of(raw: Path, storm_s: float) -> dict[str, Any]:
     if not raw.exists():
         return {"table": "(py-spy unavailable)", "storm_s": storm_s}
     parts: Counter[str] = Counter()
-    total = idle = 0
+    total = idle = checks = hellos = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not count.isdigit():
@@ -547,6 +568,12 @@ def profile_of(raw: Path, storm_s: float) -> dict[str, Any]:
         if frames[-1].split(" (")[0].endswith(("select", "poll")) and "selectors" in frames[-1]:
             idle += n
             continue
+        if any("check_connection (" in frame for frame in frames):
+            checks += n
+        if any("Connection.serve (" in frame for frame in frames) and any(
+            needle in frame for frame in frames for needle in HELLO_FRAMES
+        ):
+            hellos += n
         for label, needles in PROFILE_PARTS:
             if any(needle in frame for frame in frames for needle in needles):
                 parts[label] += n
@@ -559,6 +586,8 @@ def profile_of(raw: Path, storm_s: float) -> dict[str, Any]:
         "storm_s": storm_s,
         "samples": total,
         "idle_share": idle / max(total, 1),
+        "check_share": checks / busy,  # the pool's check of each connection it hands out
+        "hello_share": hellos / busy,  # the hello's checkout and position read
         "parts": {label: n / busy for label, n in parts.most_common()},
     }
 
@@ -691,14 +720,14 @@ def section(
         ),
         Row(
             "storm",
-            "the same two before the fixes: 1011 closes",
+            "1011 closes in the same gap storm, api before the fixes",
             med("before", "server_errors"),
             "",
             runs=[r["server_errors"] for r in results["before"]],
         ),
         Row(
             "storm",
-            "the same two before the fixes: SYNs dropped",
+            "SYNs dropped in the same gap storm, api before the fixes",
             med("before", "listen_overflows"),
             "",
             runs=[r["listen_overflows"] for r in results["before"]],
@@ -894,7 +923,7 @@ def storm_limits(
     text = (
         f"What the fixes changed, measured in this run: the same gap storm ({sockets:,} sockets, "
         f"{frames:,.0f} frames to replay) took {before:.1f} s against the api as it was before 2ca27b9 and "
-        f"{gap:.1f} s against the api as shipped ({before / gap:.1f}x faster, medians of "
+        f"{gap:.1f} s against the api as shipped ({before / gap:.1f}x, medians of "
         f"{len(results['gap'])}); the kernel dropped {med('before', 'listen_overflows'):,.0f} SYNs per storm "
         f"on the old backlog of {BEFORE_BACKLOG} and {med('gap', 'listen_overflows'):,.0f} on "
         f"{shipped_backlog():,} (slowest handshake {med('before', 'handshake_max_s'):.1f} s against "
@@ -903,9 +932,13 @@ def storm_limits(
         f"hello's position read gave up after {BEFORE_HELLO_CHECKOUT:g} s against "
         f"{med('gap', 'server_errors'):,.0f} now (in all of this run's storms on the shipped api: "
         f"{errors_after:,.0f} 1011 closes and {overflows_after:,.0f} dropped SYNs); and the api spent "
-        f"{gap_cpu:.1f} s of CPU on the storm against {before_cpu:.1f} s ({before_cpu / gap_cpu:.1f}x "
-        f"less), since a connection closed with 1011 was paid for twice or more, handshake and all. "
-        f"No id was lost, repeated or out of order in any storm. Against the baseline (the same storm "
+        f"{gap_cpu:.1f} s of CPU on the storm against {before_cpu:.1f} s before ({before_cpu / gap_cpu:.2f}x)"
+        + (
+            ": a resume closed with 1011 was paid for twice or more, handshake, hello and all. "
+            if med("before", "server_errors")
+            else ". "
+        )
+        + "No id was lost, repeated or out of order in any storm. Against the baseline (the same storm "
         f"with nothing to replay, {base:.1f} s, {base_cpu:.1f} s of api CPU) the gap storm is "
         f"{gap / base:.2f}x the time and {gap_cpu / base_cpu:.2f}x the CPU: {gap_cpu / sockets * 1000:.1f} ms "
         f"of api CPU per socket with its {frames / sockets:.0f} frames, {base_cpu / sockets * 1000:.1f} ms "
@@ -918,16 +951,27 @@ def storm_limits(
         f"other sessions on the machine), while Postgres was nearly idle (at most "
         f"{med('gap', 'peak_pg_active'):.0f} of the api's backends active in any 50 ms sample). "
         f"The last hello came {hello_last:.1f} s after ready: the hellos queue on the pool "
-        f"({POOL_MAX_SIZE} connections) behind a loop that also runs the handshakes and the replays, "
+        f"(at most {bound} connections) behind a loop that also runs the handshakes and the replays, "
         f"and now wait there instead of being closed. "
     )
+    hello_part = 0.0
     if profile.get("parts"):
         parts = profile["parts"]
-        top = ", ".join(f"{name} {value * 100:.0f} %" for name, value in list(parts.items())[:4])
+        top = "; ".join(f"{name}, {value * 100:.0f} %" for name, value in list(parts.items())[:4])
+        hello_part = profile.get("hello_share", 0.0)
         text += (
             f"py-spy on the api during an extra gap storm ({profile['samples']:,} samples, "
-            f"{profile['idle_share'] * 100:.0f} % idle in select) puts the busy samples in: {top} "
-            f"(the tables above). "
+            f"{profile['idle_share'] * 100:.0f} % idle in select"
+            + (": the loop had next to no spare time" if profile["idle_share"] < 0.1 else "")
+            + ") puts its busy "
+            f"samples, biggest first, in: {top} (the tables above). "
+        )
+        first, first_share = next(iter(parts.items()))
+        text += (
+            "No one part dominates: the storm is the sum of each connection's handshake, hello and "
+            "replay on one core. "
+            if first_share < 0.4
+            else f"The first dominates ({first}). "
         )
     text += (
         f"Client-side pacing ({PACED} handshakes at a time per client process) "
@@ -937,7 +981,7 @@ def storm_limits(
             else f"still shortens it: {paced:.1f} s against {gap:.1f} s all at once, "
         )
         + f"{med('paced', 'server_errors'):,.0f} 1011 closes and {med('paced', 'listen_overflows'):,.0f} "
-        f"dropped SYNs (before the fixes it was the cheapest way to avoid the retries). "
+        "dropped SYNs. "
     )
     text += (
         f"Postgres connections stay bounded by the pool: at most "
@@ -966,15 +1010,30 @@ def storm_limits(
         else "worth doing for storms. "
     )
     text += (
-        "What is left (not done): reading the positions of many resuming sockets in one query "
-        "(`SELECT_STREAMS`, as the hub's catch-up does) instead of one pool checkout each, which would "
-        f"shorten the hellos' queue on the pool; the {HELLO_CHECKOUT_SECONDS:g} s hello wait itself is a bound: "
-        f"at this machine's rate (the last of {sockets:,} hellos {hello_last:.1f} s after ready) a replica "
-        f"would need roughly {sockets * HELLO_CHECKOUT_SECONDS / hello_last:,.0f} sockets resuming at once "
-        "(a linear extrapolation, not measured) before 1011 closes came back; and a wider first reconnect "
-        "window after a 1001 in the bundled clients (the JavaScript client's first retry falls between "
-        "250 and 500 ms, so a replica's sockets still arrive within a quarter of a second; this bench's "
-        "clients arrive at once, the worst case). "
+        "What is left (not done). Reading the positions of many resuming sockets in one query "
+        "(`SELECT_STREAMS`, as the hub's catch-up does) instead of one pool checkout and two queries each: "
+        + (
+            f"the hello's pool checkout and position read (`Connection.serve` up to its first frame) were "
+            f"{hello_part * 100:.0f} % of the api's busy samples in the profiled storm, the most such "
+            "batching could save of the api's time. "
+            if hello_part
+            else "not profiled in this run. "
+        )
+        + (
+            f"The pool checks every connection it hands out (`check=AsyncConnectionPool.check_connection` "
+            f"in rag_api/app.py: an empty query, one more round trip per checkout), "
+            f"{profile['check_share'] * 100:.0f} % of the busy samples; checking only connections that "
+            "sat idle would keep the restart-of-Postgres case it is there for. "
+            if profile.get("check_share")
+            else ""
+        )
+        + f"The {HELLO_CHECKOUT_SECONDS:g} s hello wait is itself a bound: at this machine's rate (the last "
+        f"of {sockets:,} hellos {hello_last:.1f} s after ready) roughly "
+        f"{_rough(sockets * HELLO_CHECKOUT_SECONDS / hello_last)} sockets resuming at once on one replica "
+        "(a linear extrapolation, not measured) would bring the 1011 closes back. Nor was the bundled "
+        "clients' first reconnect window after a 1001 widened (the JavaScript client's first retry falls "
+        "between 250 and 500 ms, so a replica's sockets still arrive within a quarter of a second; this "
+        "bench's clients arrive at once, the worst case). "
     )
     loads = [r["load_1m"] for rs in results.values() for r in rs]
     text += (
