@@ -22,6 +22,12 @@ class ParseWorkerSettings(WorkerServiceSettings):
     max_pdf_pages: int = Field(default=2000, ge=1)
     max_parsed_text_bytes: int = Field(default=20 * MB, ge=1)
     max_docx_xml_bytes: int = Field(default=256 * MB, ge=1)
+    max_slides: int = Field(default=2000, ge=1)
+    max_sheet_rows: int = Field(default=100_000, ge=1)
+    max_row_cells: int = Field(default=1000, ge=1)
+    max_cell_chars: int = Field(default=10_000, ge=1)
+    max_email_attachments: int = Field(default=100, ge=0)
+    max_email_depth: int = Field(default=1, ge=0)
     # Address-space cap of each extraction process (0: none); past it the file fails with a clear error.
     parse_memory_limit_mb: int = Field(default=2048, ge=0)
 
@@ -30,4 +36,10 @@ class ParseWorkerSettings(WorkerServiceSettings):
             max_text_bytes=self.max_parsed_text_bytes,
             max_pdf_pages=self.max_pdf_pages,
             max_docx_xml_bytes=self.max_docx_xml_bytes,
+            max_slides=self.max_slides,
+            max_sheet_rows=self.max_sheet_rows,
+            max_row_cells=self.max_row_cells,
+            max_cell_chars=self.max_cell_chars,
+            max_email_attachments=self.max_email_attachments,
+            max_email_depth=self.max_email_depth,
         )

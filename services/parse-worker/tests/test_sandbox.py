@@ -236,3 +236,36 @@ async def test_a_child_flooding_stderr_is_drained_but_not_logged_past_a_cap(tmp_
         assert output[0]["line"] == "line 0 of a flood"
     finally:
         await pool.close()
+
+
+# -- the new formats through the child ------------------------------------------
+
+
+async def test_the_new_formats_and_their_limits_cross_to_the_child_and_back() -> None:
+    """A presentation's slides are its page count (even past the PDF page limit); the table
+    and e-mail limits reach the child; their errors come back as the same permanent errors."""
+    from rag_core.formats import MIME_TYPES
+    from rag_parse_worker.extract import LimitExceeded
+
+    from .builders import make_eml, make_pptx, make_xlsx, shape, slide_xml
+
+    limits = Limits(max_pdf_pages=2, max_slides=3, max_sheet_rows=2, max_email_attachments=1)
+    header, body = wire.encode_reply(wire.Ok(Extracted(text="a\fb\fc", format="pptx", page_count=3), 0.1))
+    assert wire.decode_reply(wire.orjson.dumps(header), body, limits).result.page_count == 3  # type: ignore[union-attr]
+    assert wire.decode_limits(wire.limits_header(limits)) == limits
+    pool = ExtractionPool(size=1, limits=limits, timeout=30.0)
+    await pool.start()
+    try:
+        deck = make_pptx([(slide_xml(shape(f"Slide {i}")), None) for i in range(3)])
+        done = await pool.extract(deck, "d.pptx", MIME_TYPES["pptx"])
+        assert done.result.page_count == 3 and done.result.text == "Slide 0\fSlide 1\fSlide 2"
+        rows: list[list[object]] = [["n"], [1], [2], [3]]
+        with pytest.raises(LimitExceeded, match='The sheet "S" has more than 2 rows'):
+            await pool.extract(make_xlsx([("S", rows)]), "s.xlsx", MIME_TYPES["xlsx"])  # type: ignore[list-item]
+        two = make_eml("Hi.", attachments=[("a.txt", "text/plain", b"one"), ("b.txt", "text/plain", b"two")])
+        with pytest.raises(LimitExceeded, match="more than 1 attachments"):
+            await pool.extract(two, "m.eml", MIME_TYPES["eml"])
+        csv = await pool.extract(b"a;b\n1;2\n", "t.csv", MIME_TYPES["csv"])
+        assert csv.result.text == "columns: a; b\nrow 2: a: 1; b: 2"
+    finally:
+        await pool.close()
