@@ -46,7 +46,7 @@ from bench.common import (
 )
 from bench.stack import make_users, s3
 from rag_api.app import POOL_CHECKOUT_TIMEOUT, POOL_MAX_SIZE
-from rag_api.realtime.connection import HELLO_CHECKOUT_SECONDS
+from rag_api.realtime.connection import HELLO_CHECKOUT_SECONDS, RETRY_DELAY
 from rag_api.settings import ApiSettings
 from rag_core.events import DocumentStatusUpdated, Event
 from rag_devstack.postgres import free_port
@@ -101,6 +101,8 @@ END;
 $$
 """
 READ_ONLY_FUNCTION = "SELECT last_id, oldest_id, epoch FROM pg_temp.stream_read_only(%s)"
+# The api's warnings for a pool checkout it gave up and will retry (rag_api/realtime/connection.py).
+GAVE_UP_EVENTS = ("realtime_fill_failed", "realtime_position_failed")
 SELECT_MEMBERSHIPS = "SELECT workspace_id FROM workspace_members WHERE user_id = %s"
 
 
@@ -160,6 +162,16 @@ class Api:
         assert self.proc.proc is not None
         await asyncio.to_thread(self.proc.proc.wait, 60)
         return time.monotonic() - started
+
+    def log_events(self, *names: str) -> Counter[str]:
+        """How many times the current process logged each of these events (its JSON log)."""
+        counts: Counter[str] = Counter()
+        assert self.proc is not None
+        for line in self.proc.log_text().splitlines():
+            for name in names:
+                if f'"event": "{name}"' in line:
+                    counts[name] += 1
+        return counts
 
     def listen_backlog(self) -> int:
         """The accept backlog of the api's listening socket, as the kernel holds it (ss's
@@ -356,6 +368,10 @@ class Storms:
         cpu1 = cpu_seconds(pid)
         overflows1 = listen_overflows()
         rss_after, hwm_after = self.api.status_kib("VmRSS"), self.api.status_kib("VmHWM")
+        # Pool checkouts the api gave up: the replay's log read (`_fill`, after the pool's 5 s:
+        # it sleeps 1 s and retries, the socket stays open) and the position read (the hello's
+        # closes 1011, a later re-read retries).
+        gave_up = self.api.log_events(*GAVE_UP_EVENTS)
         if sampling is not None:
             await sampling
         last_done = max(max(d["done_ns"]) for d in done)
@@ -410,6 +426,8 @@ class Storms:
             "listen_backlog": float(backlog),
             "load_1m": load,
             "load_1m_after": os.getloadavg()[0],
+            "fill_failed": float(gave_up["realtime_fill_failed"]),
+            "position_failed": float(gave_up["realtime_position_failed"]),
         }
 
 
@@ -734,6 +752,20 @@ def section(
         ),
         Row(
             "storm",
+            "replay log reads given up after the pool's 5 s (retried), gap storm",
+            med("gap", "fill_failed"),
+            "",
+            runs=[r["fill_failed"] for r in results["gap"]],
+        ),
+        Row(
+            "storm",
+            "the same, api before the fixes",
+            med("before", "fill_failed"),
+            "",
+            runs=[r["fill_failed"] for r in results["before"]],
+        ),
+        Row(
+            "storm",
             "api CPU per gap storm, before / after the fixes",
             med("before", "api_cpu_s") / med("gap", "api_cpu_s"),
             "x",
@@ -777,9 +809,10 @@ def section(
     ]
     table = [
         "| storm | api's backlog | frames replayed | all resumed | p50 / p99 socket | last hello |"
-        " handshake p50 / max | SYN overflows | 1011 closes (retried) | peak PG conns (active, LISTEN) |"
+        " handshake p50 / max | SYN overflows | 1011 closes (retried) | replay reads given up (retried) |"
+        " peak PG conns (active, LISTEN) |"
         " api CPU | busiest client | api RSS: old → ready → peak → after | load (1 min) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     labels = {
         "gap": f"gap {GAP} (1 user in {LARGE_EVERY}: {LARGE_GAP}), all at once",
@@ -794,6 +827,7 @@ def section(
             f" {med(key, 'p50_s'):.1f} / {med(key, 'p99_s'):.1f} s | {med(key, 'hello_last_s'):.1f} s |"
             f" {med(key, 'handshake_p50_s'):.2f} / {med(key, 'handshake_max_s'):.1f} s |"
             f" {med(key, 'listen_overflows'):,.0f} | {med(key, 'server_errors'):,.0f} |"
+            f" {med(key, 'fill_failed'):,.0f} |"
             f" {med(key, 'peak_pg'):.0f} ({med(key, 'peak_pg_active'):.0f}, {med(key, 'pg_listening'):.0f}) |"
             f" {med(key, 'api_cpu_s'):.1f} s, {med(key, 'api_core_share') * 100:.0f} % of a core |"
             f" {med(key, 'client_cpu_max_share') * 100:.0f} % of a core |"
@@ -1009,8 +1043,27 @@ def storm_limits(
         if share["saved_s"] / share["storm_s"] < 0.05
         else "worth doing for storms. "
     )
+    fills, fills_before = med("gap", "fill_failed"), med("before", "fill_failed")
     text += (
-        "What is left (not done). Reading the positions of many resuming sockets in one query "
+        (
+            f"The fixes moved the pool's timeout rather than removing it: the hello now waits up to "
+            f"{HELLO_CHECKOUT_SECONDS:g} s, but the replay's log read that follows it (`Connection._fill`) "
+            f"still checks out with the pool's {POOL_CHECKOUT_TIMEOUT:g} s, and {fills:,.0f} of those per "
+            f"gap storm gave up (`realtime_fill_failed` in the api's log), slept {RETRY_DELAY:g} s and "
+            f"tried again ({fills_before:,.0f} before the fixes, when more of the sockets were closed "
+            "before they got that far). Nothing is lost (the socket stays open and its gap known), but "
+            "each is one more waiter in the pool's queue and a replay a second later or more. "
+            if fills
+            else f"No replay log read (`Connection._fill`, still on the pool's {POOL_CHECKOUT_TIMEOUT:g} s) "
+            "gave up in the gap storm. "
+        )
+        + "What is left (not done). "
+        + (
+            f"The replay's checkout waiting as long as the hello's ({HELLO_CHECKOUT_SECONDS:g} s). "
+            if fills
+            else ""
+        )
+        + "Reading the positions of many resuming sockets in one query "
         "(`SELECT_STREAMS`, as the hub's catch-up does) instead of one pool checkout and two queries each: "
         + (
             f"the hello's pool checkout and position read (`Connection.serve` up to its first frame) were "
