@@ -19,9 +19,11 @@ import orjson
 import yaml
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
+
+from rag_api.resources import resource
 
 OPENAPI_RESOURCE = "openapi.yaml"
 ASSETS_PATH = "/docs/assets"
@@ -82,8 +84,8 @@ async def docs_init(request: Request) -> Response:
 def docs_routes() -> list[BaseRoute]:
     """The description, the page, its script and the Swagger UI assets (no auth: nothing private)."""
     return [
-        Route("/openapi.json", openapi_json, methods=["GET"]),
-        Route("/docs", docs_page, methods=["GET"]),
-        Route("/docs/init.js", docs_init, methods=["GET"]),
+        resource("/openapi.json", GET=openapi_json),
+        resource("/docs", GET=docs_page),
+        resource("/docs/init.js", GET=docs_init),
         Mount(ASSETS_PATH, app=StaticFiles(directory=Path(str(swagger_ui_path))), name="docs-assets"),
     ]

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from rag_api.answering.kind import AnswerKind
@@ -31,6 +31,7 @@ from rag_api.limits import database_timeout, too_many_uploads
 from rag_api.middleware import RequestContextMiddleware
 from rag_api.probes import healthz, metrics, readyz
 from rag_api.realtime import RealtimeHub, event_stream_endpoint, events_endpoint, websocket_endpoint
+from rag_api.resources import no_route_under, resource
 from rag_api.search import search_endpoint
 from rag_api.settings import ApiSettings
 from rag_api.sweeper import run_sweeper_of
@@ -60,28 +61,26 @@ class StartupError(Exception):
 
 
 def routes() -> list[BaseRoute]:
+    """One `resource` per path (rag_api.resources: a 405 lists exactly the path's methods)."""
     return [
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-        Route("/api/workspaces", create_workspace, methods=["POST"]),
-        Route("/api/workspaces", list_workspaces, methods=["GET"]),
-        Route(f"/api/workspaces/{WS_ID}/members", add_member, methods=["POST"]),
-        Route(f"/api/workspaces/{WS_ID}/members/{{user_id:uuid}}", remove_member, methods=["DELETE"]),
-        Route(f"/api/workspaces/{WS_ID}/documents/upload", upload_documents, methods=["POST"]),
-        Route(f"/api/workspaces/{WS_ID}/documents", list_documents, methods=["GET"]),
-        Route(f"/api/documents/{DOC_ID}", get_document, methods=["GET"]),
-        Route(f"/api/documents/{DOC_ID}", delete_document, methods=["DELETE"]),
-        Route(f"/api/documents/{DOC_ID}/jobs", document_jobs, methods=["GET"]),
-        Route(f"/api/documents/{DOC_ID}/reprocess", reprocess_document, methods=["POST"]),
-        Route(f"/api/workspaces/{WS_ID}/search", search_endpoint, methods=["GET"]),
-        Route(f"/api/workspaces/{WS_ID}/conversations", create_conversation, methods=["POST"]),
-        Route(f"/api/workspaces/{WS_ID}/conversations", list_conversations, methods=["GET"]),
-        Route(f"/api/conversations/{CONVERSATION_ID}/messages", list_messages, methods=["GET"]),
-        Route(f"/api/conversations/{CONVERSATION_ID}/messages", post_message, methods=["POST"]),
-        Route("/api/events", events_endpoint, methods=["GET"]),
-        Route("/api/events/stream", event_stream_endpoint, methods=["GET"]),
+        resource("/healthz", GET=healthz),
+        resource("/readyz", GET=readyz),
+        resource("/metrics", GET=metrics),
+        resource("/api/workspaces", GET=list_workspaces, POST=create_workspace),
+        resource(f"/api/workspaces/{WS_ID}/members", POST=add_member),
+        resource(f"/api/workspaces/{WS_ID}/members/{{user_id:uuid}}", DELETE=remove_member),
+        resource(f"/api/workspaces/{WS_ID}/documents/upload", POST=upload_documents),
+        resource(f"/api/workspaces/{WS_ID}/documents", GET=list_documents),
+        resource(f"/api/documents/{DOC_ID}", GET=get_document, DELETE=delete_document),
+        resource(f"/api/documents/{DOC_ID}/jobs", GET=document_jobs),
+        resource(f"/api/documents/{DOC_ID}/reprocess", POST=reprocess_document),
+        resource(f"/api/workspaces/{WS_ID}/search", GET=search_endpoint),
+        resource(f"/api/workspaces/{WS_ID}/conversations", GET=list_conversations, POST=create_conversation),
+        resource(f"/api/conversations/{CONVERSATION_ID}/messages", GET=list_messages, POST=post_message),
+        resource("/api/events", GET=events_endpoint),
+        resource("/api/events/stream", GET=event_stream_endpoint),
         WebSocketRoute("/api/ws", websocket_endpoint),
+        no_route_under("/api"),  # any other /api path: 404 for every method, never the console's 405
         # GET /openapi.json and the Swagger UI page /docs, its assets served from the wheel.
         *docs_routes(),
         # The console page (static, no build step); last, so that every route above wins.

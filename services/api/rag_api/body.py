@@ -5,10 +5,10 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, StringConstraints, ValidationError
 from starlette.requests import Request
 
 from rag_api.errors import ApiError
@@ -16,6 +16,20 @@ from rag_api.errors import ApiError
 JSON_BODY_LIMIT = 64 * 1024
 
 M = TypeVar("M", bound=BaseModel)
+NAME_MAX_CHARS = 200
+
+
+def not_blank(value: str) -> str:
+    """The value without surrounding whitespace; refused when nothing else is left."""
+    stripped = value.strip()
+    if not stripped:
+        raise ValueError("must not be blank")
+    return stripped
+
+
+# A workspace name or conversation title. The length is that of the text as sent, so that the
+# described `maxLength` (rag_api/openapi.yaml) is exactly what is accepted; it is stored stripped.
+Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX_CHARS), AfterValidator(not_blank)]
 
 
 async def read_json(request: Request, limit: int = JSON_BODY_LIMIT) -> Any:

@@ -14,17 +14,17 @@ question leaves the window) writes nothing.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import Response
 
 from rag_api.access import require_member
-from rag_api.body import read_model
+from rag_api.body import Name, read_model
 from rag_api.deps import pool_of, require_user, settings_of
 from rag_api.errors import ApiError, not_found
 from rag_api.limits import invalid_content, rate_limited
@@ -70,12 +70,10 @@ ORDER BY created_at DESC
 LIMIT %(limit)s
 """
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-
 
 class NewConversation(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    title: Title
+    title: Name
 
 
 class NewMessage(BaseModel):
@@ -172,9 +170,12 @@ async def post_message(request: Request) -> Response:
 
 
 def question_text(raw: str, max_chars: int) -> str:
-    """The question without surrounding whitespace; 400 invalid_content if empty, blank or too long."""
+    """The question without surrounding whitespace; 400 invalid_content if empty, blank or too long.
+
+    The length is that of the text as sent: what the described `maxLength` says is accepted.
+    """
     content = raw.strip()
-    if not content or len(content) > max_chars:
+    if not content or len(raw) > max_chars:
         raise invalid_content(max_chars)
     return content
 

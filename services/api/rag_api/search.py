@@ -124,10 +124,12 @@ async def rank_chunks(
 
 def parse_search_params(request: Request) -> tuple[str, int]:
     """(q, k) of a search; 400 `invalid_query` for an empty, too long or NUL-holding `q`."""
-    query = request.query_params.get("q", "").strip()
+    raw = request.query_params.get("q", "")
+    query = raw.strip()
     if not query:
         raise ApiError(400, "invalid_query", "The search query `q` must not be empty.")
-    if len(query) > MAX_QUERY_CHARS:
+    # The length as sent (not stripped): exactly the described `maxLength`.
+    if len(raw) > MAX_QUERY_CHARS:
         raise ApiError(400, "invalid_query", f"The search query is longer than {MAX_QUERY_CHARS} characters.")
     if has_nul(query):
         raise ApiError(400, "invalid_query", "The search query `q` must not contain NUL characters.")

@@ -22,17 +22,17 @@ publishes before it deletes the row, so that the removed user is still a recipie
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 from uuid import UUID
 
 import psycopg
 from psycopg.rows import dict_row
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import Response
 
 from rag_api.access import require_member, require_owner
-from rag_api.body import read_model
+from rag_api.body import Name, read_model
 from rag_api.deps import pool_of, require_user, settings_of
 from rag_api.errors import ApiError, not_found
 from rag_api.limits import too_many_members, too_many_workspaces
@@ -70,12 +70,10 @@ SELECT user_id FROM workspace_members WHERE workspace_id = %s AND role = 'owner'
 LOCK_MEMBER = "SELECT role FROM workspace_members WHERE workspace_id = %s AND user_id = %s FOR UPDATE"
 DELETE_MEMBER = "DELETE FROM workspace_members WHERE workspace_id = %s AND user_id = %s"
 
-WorkspaceName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-
 
 class NewWorkspace(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    name: WorkspaceName
+    name: Name
 
 
 class NewMember(BaseModel):

@@ -164,6 +164,8 @@ def test_the_other_routes_are_the_realtime_socket_and_static_files() -> None:
             assert route.path in STATIC_MOUNTS
         else:
             assert isinstance(route, Route)
+            if route.methods is None:  # the catch-all 404 under /api (rag_api.resources.no_route_under)
+                assert route.path == "/api/{rest:path}"
 
 
 def test_every_error_code_the_code_returns_is_described_with_its_status() -> None:
