@@ -552,7 +552,7 @@ PROFILE_PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("writing events and frames (`Connection`'s write loop, fill, catch-up)", ("realtime/connection.py",)),
     ("the WebSocket protocol (wsproto: framing, permessage-deflate)", ("wsproto/",)),
     (
-        "HTTP and the handshake (hypercorn, h11, the app's middleware and endpoint)",
+        "hypercorn and the app's HTTP path (handshake, middleware, endpoint; hypercorn's side of each frame)",
         ("hypercorn/", "h11/", "starlette/", "rag_api/"),
     ),
     ("the event loop itself (asyncio callbacks and timers)", ("asyncio/",)),
@@ -978,16 +978,43 @@ def storm_limits(
         f"of api CPU per socket with its {frames / sockets:.0f} frames, {base_cpu / sockets * 1000:.1f} ms "
         f"with none. "
     )
+    loads = [r["load_1m"] for rs in results.values() for r in rs]
     text += (
-        f"What bounds it now is the api's one event loop: it was busy {med('gap', 'api_core_share') * 100:.0f} "
-        f"% of the storm (api CPU over storm time; the rest of the 2 cores went to Postgres, the clients, "
-        f"whose busiest process used {med('gap', 'client_cpu_max_share') * 100:.0f} % of a core, and the "
-        f"other sessions on the machine), while Postgres was nearly idle (at most "
-        f"{med('gap', 'peak_pg_active'):.0f} of the api's backends active in any 50 ms sample). "
-        f"The last hello came {hello_last:.1f} s after ready: the hellos queue on the pool "
-        f"(at most {bound} connections) behind a loop that also runs the handshakes and the replays, "
-        f"and now wait there instead of being closed. "
+        f"What bounds it now is the api's one event loop, on cores it shares: the api's CPU over the gap "
+        f"storm was {med('gap', 'api_core_share') * 100:.0f} % of a core (CPU over storm time; the 2 cores "
+        f"also ran Postgres, the clients, whose busiest process used "
+        f"{med('gap', 'client_cpu_max_share') * 100:.0f} % of a core, and other sessions, at a load average "
+        f"of {median(loads):.1f}), while Postgres was nearly idle (at most "
+        f"{med('gap', 'peak_pg_active'):.0f} of the api's backends active in any 50 ms sample). Every "
+        f"connection's work queues behind that loop, and the pool's connections with it (at most {bound}, "
+        f"held by tasks waiting for the loop, not by queries): the last hello came {hello_last:.1f} s after "
+        f"ready, and those hellos now wait in the pool's queue instead of being closed. "
     )
+    fills, fills_before = med("gap", "fill_failed"), med("before", "fill_failed")
+    if fills:
+        by_run = ", ".join(
+            f"{r['fill_failed']:,.0f} in {r['storm_s']:.0f} s"
+            for r in sorted(results["gap"], key=lambda r: r["fill_failed"])
+        )
+        text += (
+            f"The fixes moved the pool's timeout rather than removing it: the hello waits up to "
+            f"{HELLO_CHECKOUT_SECONDS:g} s, but the replay's log read that follows it (`Connection._fill`) "
+            f"still checks out with the pool's {POOL_CHECKOUT_TIMEOUT:g} s, and {fills:,.0f} of those per "
+            f"gap storm (median; {fills / sockets:.1f} per socket) gave up (`realtime_fill_failed` in the "
+            f"api's log), slept {RETRY_DELAY:g} s and tried again ({fills_before:,.0f} before the fixes, "
+            f"when more of the sockets were closed before they got that far). Nothing is lost (the socket "
+            f"stays open, its gap known), but each costs its socket {POOL_CHECKOUT_TIMEOUT + RETRY_DELAY:g} s "
+            f"and puts one more waiter in the pool's queue; the gap storms with more of them took longer "
+            f"({by_run}), and the baseline, with nothing to replay, has none. The gap storm's extra api CPU "
+            f"over the baseline ({gap_cpu - base_cpu:.1f} s, at the "
+            f"{med('gap', 'api_core_share') * 100:.0f} % of a core the api got) would account for its extra "
+            f"{gap - base:.1f} s as well, so what the retries add on their own is not told apart here. "
+        )
+    else:
+        text += (
+            f"No replay log read (`Connection._fill`, still on the pool's {POOL_CHECKOUT_TIMEOUT:g} s) gave "
+            "up in the gap storm. "
+        )
     hello_part = 0.0
     if profile.get("parts"):
         parts = profile["parts"]
@@ -1043,21 +1070,8 @@ def storm_limits(
         if share["saved_s"] / share["storm_s"] < 0.05
         else "worth doing for storms. "
     )
-    fills, fills_before = med("gap", "fill_failed"), med("before", "fill_failed")
     text += (
-        (
-            f"The fixes moved the pool's timeout rather than removing it: the hello now waits up to "
-            f"{HELLO_CHECKOUT_SECONDS:g} s, but the replay's log read that follows it (`Connection._fill`) "
-            f"still checks out with the pool's {POOL_CHECKOUT_TIMEOUT:g} s, and {fills:,.0f} of those per "
-            f"gap storm gave up (`realtime_fill_failed` in the api's log), slept {RETRY_DELAY:g} s and "
-            f"tried again ({fills_before:,.0f} before the fixes, when more of the sockets were closed "
-            "before they got that far). Nothing is lost (the socket stays open and its gap known), but "
-            "each is one more waiter in the pool's queue and a replay a second later or more. "
-            if fills
-            else f"No replay log read (`Connection._fill`, still on the pool's {POOL_CHECKOUT_TIMEOUT:g} s) "
-            "gave up in the gap storm. "
-        )
-        + "What is left (not done). "
+        "What is left (not done). "
         + (
             f"The replay's checkout waiting as long as the hello's ({HELLO_CHECKOUT_SECONDS:g} s). "
             if fills
@@ -1088,7 +1102,6 @@ def storm_limits(
         "between 250 and 500 ms, so a replica's sockets still arrive within a quarter of a second; this "
         "bench's clients arrive at once, the worst case). "
     )
-    loads = [r["load_1m"] for rs in results.values() for r in rs]
     text += (
         f"**Conditions of this run.** Other sessions shared the 2 cores: the 1-minute load average was "
         f"{min(loads):.1f} to {max(loads):.1f} as the storms began (median {median(loads):.1f}; each storm's "
