@@ -19,12 +19,10 @@ import structlog
 
 from rag_api.filenames import clean_filename
 from rag_core.formats import (
-    BY_EXTENSION,
     HEAD_BYTES,
     MIME_TYPES,
     Unsupported,
-    WordScanner,
-    extension,
+    scanner_for,
     sniff,
 )
 from rag_core.storage_keys import original_key
@@ -70,7 +68,7 @@ class FileIntake:
         self._head = bytearray()
         self._content_type = ""
         self._writer: MultipartWriter | None = None
-        self._word = WordScanner() if BY_EXTENSION.get(extension(self.filename)) == "docx" else None
+        self._office = scanner_for(self.filename)  # Word, PowerPoint, Excel: the whole file decides
 
     async def feed(self, data: bytes) -> None:
         if self.refusal is not None:
@@ -82,8 +80,8 @@ class FileIntake:
             )
             return
         self._hash.update(data)
-        if self._word is not None:
-            self._word.feed(data)
+        if self._office is not None:
+            self._office.feed(data)
         if self._writer is None:
             self._head += data
             if len(self._head) >= HEAD_BYTES:
@@ -97,8 +95,8 @@ class FileIntake:
             self.refusal = Refusal(self.filename, 400, "empty_file", "The file is empty.")
         if self.refusal is None and self._writer is None:
             await self._open(final=True)
-        if self.refusal is None and self._word is not None and (word := self._word.refusal()) is not None:
-            await self._refuse(415, "unsupported_media_type", word.message)
+        if self.refusal is None and self._office is not None and (why := self._office.refusal()) is not None:
+            await self._refuse(415, "unsupported_media_type", why.message)
         if self.refusal is not None:
             return self.refusal
         assert self._writer is not None

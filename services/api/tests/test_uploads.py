@@ -245,9 +245,7 @@ def test_office_refusals_say_why(shared_api: Any, name: str, data: bytes, messag
     assert_nothing_stored(shared_api, ws["id"])
 
 
-# What needs the whole-file scan: rag_api.intake runs it for Word only (WordScanner) until it
-# uses rag_core.formats.scanner_for(filename); strict, so these fail loudly once it does.
-@pytest.mark.xfail(strict=True, reason="rag_api.intake scans Word files only: needs scanner_for (lead)")
+# What needs the whole-file scan (rag_core.formats.scanner_for): every Office format, not only Word.
 @pytest.mark.parametrize(
     ("name", "data", "message"),
     [
