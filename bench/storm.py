@@ -1001,8 +1001,13 @@ def storm_limits(
             f"{HELLO_CHECKOUT_SECONDS:g} s, but the replay's log read that follows it (`Connection._fill`) "
             f"still checks out with the pool's {POOL_CHECKOUT_TIMEOUT:g} s, and {fills:,.0f} of those per "
             f"gap storm (median; {fills / sockets:.1f} per socket) gave up (`realtime_fill_failed` in the "
-            f"api's log), slept {RETRY_DELAY:g} s and tried again ({fills_before:,.0f} before the fixes, "
-            f"when more of the sockets were closed before they got that far). Nothing is lost (the socket "
+            f"api's log), slept {RETRY_DELAY:g} s and tried again ({fills_before:,.0f} before the fixes"
+            + (
+                ", when more of the sockets were closed before they got that far"
+                if fills_before < fills
+                else ""
+            )
+            + "). Nothing is lost (the socket "
             f"stays open, its gap known), but each costs its socket {POOL_CHECKOUT_TIMEOUT + RETRY_DELAY:g} s "
             f"and puts one more waiter in the pool's queue; the gap storms with more of them took longer "
             f"({by_run}), and the baseline, with nothing to replay, has none. The gap storm's extra api CPU "
