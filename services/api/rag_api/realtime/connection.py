@@ -70,12 +70,12 @@ CONTROL_MAX = 100  # pongs/errors waiting to be written; more means the client d
 CLOSE_TIMEOUT = 5.0  # seconds to hand the close frame to a socket that may not drain
 RETRY_DELAY = 1.0  # seconds before reading the log again after a database error
 TOKEN_EXPIRING_NOTICE = 60.0  # seconds before the token's exp that token_expiring is sent
-# How long a new connection waits for a pool connection to read its position (hello). In
-# a reconnect storm (a replica restarted, thousands of resumes at once) the pool is busy
-# for tens of seconds although Postgres is idle: the connections are held by coroutines
-# waiting for the event loop. Closing with 1011 after the pool's usual 5 s only made each
-# of them come back and add to the storm (docs/benchmarks.md, reconnect storm); the client
-# is waiting for its hello anyway.
+# How long a connection waits for a pool connection to read its position (hello) and its
+# replay. In a reconnect storm (a replica restarted, thousands of resumes at once) the pool
+# is busy for tens of seconds although Postgres is idle: the connections are held by
+# coroutines waiting for the event loop. Closing with 1011 (hello), or retrying a second
+# later (replay), after the pool's usual 5 s only fed the storm (docs/benchmarks.md,
+# reconnect storm); the client is waiting anyway.
 HELLO_CHECKOUT_SECONDS = 60.0
 
 Verifier = Callable[[str], TokenClaims]  # raises AuthError for a token that is not valid
@@ -388,7 +388,8 @@ class Connection:
         if upto is None:
             self._fill_all = False
         try:
-            async with self._pool.connection() as conn:
+            # As long as the hello's wait: in a storm the replay right after it meets the same busy pool.
+            async with self._pool.connection(timeout=HELLO_CHECKOUT_SECONDS) as conn:
                 replay = await EventLog(conn).read_after(
                     self.user_id, self.last_sent, limit=FILL_BATCH, upto=upto, epoch=self._epoch
                 )
