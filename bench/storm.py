@@ -884,13 +884,13 @@ def section(
         f"out-of-order id, `resync_required` or error frame fails the bench. A socket closed or refused "
         f"during the storm retries after 0.2-1 s with its last id (counted as retries). The storms: the gap "
         f"storm and the baseline against `rag-api` as shipped (API_LISTEN_BACKLOG {shipped_backlog():,}, "
-        f"a new connection waits up to {HELLO_CHECKOUT_SECONDS:g} s for the pool connection that reads its "
-        f"hello position); the gap storm with the clients pacing themselves ({PACED} handshakes in flight "
+        f"a connection waits up to {HELLO_CHECKOUT_SECONDS:g} s for the pool connection that reads its "
+        f"hello position, and as long for its replay's); the gap storm with the clients pacing themselves ({PACED} handshakes in flight "
         f"per client process; the bound covers the handshake, not the hello and replay after it); and the "
         f"gap storm against the api as it was before 2ca27b9, run by `python -m bench.storm serve`: rag-api "
         f"with API_LISTEN_BACKLOG={BEFORE_BACKLOG} (hypercorn's own default, which rag-api used) and "
         f"`rag_api.realtime.connection.HELLO_CHECKOUT_SECONDS` set to {BEFORE_HELLO_CHECKOUT:g} s (the "
-        f"pool's checkout timeout, POOL_CHECKOUT_TIMEOUT, which the hello used before), nothing else. The "
+        f"pool's checkout timeout, POOL_CHECKOUT_TIMEOUT, which the hello and the replay used before), nothing else. The "
         f"api's backlog column is the listening socket's as the kernel holds it (`ss -ltn`), read at each "
         f"start. SYN overflows are the machine's TcpExt ListenOverflows counter over the storm. "
         f"pg_stat_activity is sampled every {SAMPLE_SECONDS * 1000:.0f} ms from the bench process for the "
@@ -997,9 +997,8 @@ def storm_limits(
             for r in sorted(results["gap"], key=lambda r: r["fill_failed"])
         )
         text += (
-            f"The fixes moved the pool's timeout rather than removing it: the hello waits up to "
-            f"{HELLO_CHECKOUT_SECONDS:g} s, but the replay's log read that follows it (`Connection._fill`) "
-            f"still checks out with the pool's {POOL_CHECKOUT_TIMEOUT:g} s, and {fills:,.0f} of those per "
+            f"The pool's wait still ran out: the hello and the replay's log read that follows it "
+            f"(`Connection._fill`) wait up to {HELLO_CHECKOUT_SECONDS:g} s for the pool, and {fills:,.0f} log reads per "
             f"gap storm (median; {fills / sockets:.1f} per socket) gave up (`realtime_fill_failed` in the "
             f"api's log), slept {RETRY_DELAY:g} s and tried again ({fills_before:,.0f} before the fixes"
             + (
@@ -1008,7 +1007,7 @@ def storm_limits(
                 else ""
             )
             + "). Nothing is lost (the socket "
-            f"stays open, its gap known), but each costs its socket {POOL_CHECKOUT_TIMEOUT + RETRY_DELAY:g} s "
+            f"stays open, its gap known), but each costs its socket {HELLO_CHECKOUT_SECONDS + RETRY_DELAY:g} s "
             f"and puts one more waiter in the pool's queue; the gap storms with more of them took longer "
             f"({by_run}), and the baseline, with nothing to replay, has none. The gap storm's extra api CPU "
             f"over the baseline ({gap_cpu - base_cpu:.1f} s, at the "
@@ -1017,8 +1016,8 @@ def storm_limits(
         )
     else:
         text += (
-            f"No replay log read (`Connection._fill`, still on the pool's {POOL_CHECKOUT_TIMEOUT:g} s) gave "
-            "up in the gap storm. "
+            f"No replay log read (`Connection._fill`, which waits up to {HELLO_CHECKOUT_SECONDS:g} s for the "
+            "pool, as the hello does) gave up in the gap storm. "
         )
     hello_part = 0.0
     if profile.get("parts"):
