@@ -164,7 +164,10 @@ def run_schemathesis(
         str(where / "report"),
         *[arg for op in NOT_FUZZED for arg in ("--exclude-operation-id", op)],
     ]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 240, check=False)
+    # cwd: schemathesis keeps a cache (.schemathesis/) where it runs; never in the repository.
+    run = subprocess.run(
+        command, capture_output=True, text=True, timeout=seconds + 240, check=False, cwd=where
+    )
     output = run.stdout + run.stderr
     (where / "schemathesis.txt").write_text(output, encoding="utf-8")
     print(output)  # the summary: operations, phases, cases, failures (pytest -s, or the saved file)
