@@ -162,13 +162,19 @@ class RequestContextMiddleware:
         status = 500
         started = False
         closing = False  # the answer carries Connection: close; linger before the end
+        streaming = False  # an SSE stream: its duration is a session, not a latency
         body = _BodyTracker(scope, receive, self.body_idle_seconds)
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, started, closing
+            nonlocal status, started, closing, streaming
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
+                streaming = (
+                    Headers(raw=message.get("headers", []))
+                    .get("content-type", "")
+                    .startswith("text/event-stream")
+                )
                 headers = MutableHeaders(scope=message)
                 headers[REQUEST_ID_HEADER] = request_id
                 if body.pending and not await body.discard(self.drain_bytes, self.drain_seconds):
@@ -216,7 +222,8 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - began
             method, route = method_label(scope["method"]), route_label(scope)
             REQUESTS.labels(method, route, status_label(status)).inc()
-            REQUEST_SECONDS.labels(method, route).observe(elapsed)
+            if not streaming:
+                REQUEST_SECONDS.labels(method, route).observe(elapsed)
             level = log.debug if scope["path"] in _QUIET_PATHS else log.info
             level(
                 "request",

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -28,11 +29,24 @@ async def refuse_early(request: Request) -> Response:
     return JSONResponse({"error": {"code": "nope", "message": "No."}}, status_code=401)
 
 
+async def stream(request: Request) -> Response:
+    return Response(b"event: hello\ndata: {}\n\n", media_type="text/event-stream")
+
+
+async def plain(request: Request) -> Response:
+    return JSONResponse({"ok": True})
+
+
 def app(received: list[Any]) -> Any:
     """The middleware as the real app has it (inside Starlette's ServerErrorMiddleware),
     behind a spy that records every message the server hands to the app."""
     inner = Starlette(
-        routes=[Route("/boom", boom), Route("/refuse", refuse_early, methods=["POST"])],
+        routes=[
+            Route("/boom", boom),
+            Route("/refuse", refuse_early, methods=["POST"]),
+            Route("/stream", stream),
+            Route("/plain", plain),
+        ],
         middleware=[Middleware(RequestContextMiddleware, drain_bytes=1000, linger_seconds=0.2)],
     )
 
@@ -148,3 +162,23 @@ def test_metrics_labels_come_from_fixed_sets() -> None:
         "other",
         "other",
     ]
+
+
+def request_seconds_count(route: str) -> float:
+    return (
+        REGISTRY.get_sample_value("rag_api_request_seconds_count", {"method": "GET", "route": route}) or 0.0
+    )
+
+
+async def test_an_sse_stream_is_counted_but_its_duration_is_no_request_latency() -> None:
+    """A stream open for hours would swamp the latency histogram every SLO alert reads."""
+    streams, plains = request_seconds_count("/stream"), request_seconds_count("/plain")
+    transport = httpx.ASGITransport(app=app([]))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        assert (await client.get("/stream")).status_code == 200
+        assert (await client.get("/plain")).status_code == 200
+    assert request_seconds_count("/stream") == streams
+    assert request_seconds_count("/plain") == plains + 1
+    assert REGISTRY.get_sample_value(
+        "rag_api_requests_total", {"method": "GET", "route": "/stream", "status": "200"}
+    )

@@ -25,6 +25,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 import rag_api
 from rag_api import app as app_module
 from rag_api.api_docs import ASSETS_PATH, openapi_document
+from rag_core.formats import MIME_TYPES
 
 PACKAGE = Path(rag_api.__file__).parent
 SPEC = openapi_document()
@@ -195,3 +196,9 @@ def test_every_api_route_requires_the_bearer_token_and_the_public_ones_do_not() 
         assert public == (not path.startswith("/api/")), path
         if not public:
             assert "401" in operation["responses"], path
+
+
+def test_a_documents_content_type_is_one_of_the_formats_the_api_stores() -> None:
+    """rag_core.formats.MIME_TYPES is what intake stores; the schema must list exactly those."""
+    described = resolve(SPEC["components"]["schemas"]["Document"])["properties"]["content_type"]["enum"]
+    assert set(described) == set(MIME_TYPES.values())

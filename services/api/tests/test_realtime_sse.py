@@ -10,6 +10,7 @@ import time
 import uuid
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from prometheus_client import REGISTRY
@@ -134,6 +135,16 @@ async def test_another_epoch_gets_resync_required_then_live(database_url: str) -
         assert resync.frame()["payload"] == {"oldest_event_id": 1, "epoch": epoch}
         await publish_events(database_url, workspace, 1)
         assert [m.id for m in await stream.events(1)] == ["4"]  # live, nothing of 2..3 replayed
+
+
+async def test_head_answers_the_headers_without_holding_a_stream(database_url: str) -> None:
+    user = uuid.uuid4()
+    make_workspace(database_url, [user])
+    async with served_hub(database_url) as srv, httpx.AsyncClient(timeout=10) as client:
+        response = await client.head(stream_url(srv, user))
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert srv.hub.connection_count == 0
 
 
 async def test_keepalive_comments_and_no_client_frames_needed(database_url: str) -> None:

@@ -176,4 +176,7 @@ async def event_stream_endpoint(request: Request) -> Response:
     except ApiError as exc:
         return error_response(exc.status, exc.code, exc.message)
     structlog.contextvars.bind_contextvars(user_id=str(claims.user_id))
+    if request.method == "HEAD":
+        # What a GET would answer, without a stream: a HEAD has no body to hold it open.
+        return Response(status_code=200, headers={k.decode(): v.decode() for k, v in HEADERS})
     return EventStreamResponse(hub, claims, resume_after, epoch)
