@@ -44,5 +44,8 @@ def test_question_text_refuses_empty_blank_and_long(raw: str) -> None:
     assert (info.value.status, info.value.code) == (400, "invalid_content")
 
 
-def test_question_text_strips_and_counts_without_the_padding() -> None:
-    assert question_text("  " + "y" * 10 + "\n", 10) == "y" * 10
+def test_question_text_is_stored_stripped_and_counted_as_sent() -> None:
+    """The length is the text as sent, as the OpenAPI description's maxLength says."""
+    assert question_text(" " + "y" * 8 + "\n", 10) == "y" * 8
+    with pytest.raises(ApiError):
+        question_text("  " + "y" * 10 + "\n", 10)
