@@ -23,6 +23,7 @@ from __future__ import annotations
 from rag_parse_worker.extract.limits import Limits, TextBudget
 from rag_parse_worker.extract.normalize import normalize_text
 from rag_parse_worker.extract.ooxml import WORDING, Package, open_package
+from rag_parse_worker.extract.tables import TableLayout
 
 W_NS = frozenset(
     {
@@ -61,7 +62,7 @@ class _BodyText:
         self._stack: list[str] = []  # local names of open w: elements ("" for other namespaces)
         self._skip = 0  # depth inside a skipped subtree
         self._in_text = False
-        self._tables: list[int] = []  # per open table: cells seen in the current row
+        self._tables = TableLayout()
 
     def _emit(self, text: str) -> None:
         self._budget.add(len(text))
@@ -80,7 +81,7 @@ class _BodyText:
             self._stack.append("")
             return
         self._stack.append(local)
-        in_table = bool(self._tables)
+        in_table = self._tables.inside
         if local == "t":
             self._in_text = True
         elif parent == "r" and local == "tab":
@@ -90,15 +91,11 @@ class _BodyText:
         elif parent == "r" and local == "noBreakHyphen":
             self._emit("-")
         elif local == "tbl":
-            if not in_table:
-                self._emit("\n\n")
-            self._tables.append(0)
-        elif local == "tr" and in_table:
-            self._tables[-1] = 0
-        elif local == "tc" and in_table:
-            if self._tables[-1]:
-                self._emit("\t" if len(self._tables) == 1 else " ")
-            self._tables[-1] += 1
+            self._emit(self._tables.table_start())
+        elif local == "tr":
+            self._tables.row_start()
+        elif local == "tc":
+            self._emit(self._tables.cell_start())
 
     def end(self, _name: str) -> None:
         if self._skip:
@@ -108,12 +105,11 @@ class _BodyText:
         if local == "t":
             self._in_text = False
         elif local == "p":
-            self._emit(" " if self._tables else "\n\n")
-        elif local == "tr" and self._tables:
-            self._emit("\n" if len(self._tables) == 1 else " ")
-        elif local == "tbl" and self._tables:
-            self._tables.pop()
-            self._emit(" " if self._tables else "\n\n")
+            self._emit(" " if self._tables.inside else "\n\n")
+        elif local == "tr":
+            self._emit(self._tables.row_end())
+        elif local == "tbl":
+            self._emit(self._tables.table_end())
 
     def data(self, text: str) -> None:
         if self._in_text and not self._skip:

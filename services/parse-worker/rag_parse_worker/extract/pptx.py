@@ -30,6 +30,7 @@ from rag_parse_worker.extract.errors import LimitExceeded
 from rag_parse_worker.extract.limits import Limits, TextBudget
 from rag_parse_worker.extract.normalize import join_pages, normalize_text
 from rag_parse_worker.extract.ooxml import Package, open_package
+from rag_parse_worker.extract.tables import TableLayout
 
 P_NS = frozenset(
     {
@@ -72,7 +73,7 @@ class _SlideText:
         self._in_text = False
         self._shape_start: int | None = None  # index in parts where the current p:sp began
         self._furniture = False
-        self._tables: list[int] = []  # per open table: cells seen in the current row
+        self._tables = TableLayout()
 
     def _emit(self, text: str) -> None:
         self._budget.add(len(text))
@@ -95,20 +96,17 @@ class _SlideText:
             return
         if uri not in A_NS:
             return
-        in_table = bool(self._tables)
+        in_table = self._tables.inside
         if local == "t":
             self._in_text = True
         elif local == "br":
             self._emit(" " if in_table else "\n")
         elif local == "tbl":
-            self._emit("\n\n")
-            self._tables.append(0)
-        elif local == "tr" and in_table:
-            self._tables[-1] = 0
-        elif local == "tc" and in_table:
-            if self._tables[-1]:
-                self._emit("\t" if len(self._tables) == 1 else " ")
-            self._tables[-1] += 1
+            self._emit(self._tables.table_start())
+        elif local == "tr":
+            self._tables.row_start()
+        elif local == "tc":
+            self._emit(self._tables.cell_start())
 
     def end(self, name: str) -> None:
         if self._skip:
@@ -129,12 +127,11 @@ class _SlideText:
         if local == "t":
             self._in_text = False
         elif local == "p":
-            self._emit(" " if self._tables else "\n")
-        elif local == "tr" and self._tables:
-            self._emit("\n")
-        elif local == "tbl" and self._tables:
-            self._tables.pop()
-            self._emit("\n\n")
+            self._emit(" " if self._tables.inside else "\n")
+        elif local == "tr":
+            self._emit(self._tables.row_end())
+        elif local == "tbl":
+            self._emit(self._tables.table_end())
 
     def data(self, text: str) -> None:
         if self._in_text and not self._skip:
