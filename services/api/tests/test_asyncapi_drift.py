@@ -30,6 +30,8 @@ from rag_api.realtime import frames, redaction
 from rag_core.events import PAYLOAD_TYPES
 from rag_eventbus import DeliveredEvent
 
+from .spec_refs import resolve_ref
+
 ROOT = Path(__file__).resolve().parents[3]
 REALTIME = Path(frames.__file__).parent
 SPEC: dict[str, Any] = yaml.safe_load((ROOT / "docs" / "asyncapi.yaml").read_text(encoding="utf-8"))
@@ -46,13 +48,7 @@ SAMPLES: dict[Any, Any] = {
 
 
 def resolve(node: Any) -> Any:
-    """Follow local `$ref`s (`#/a/b`) until a node that is not one."""
-    while isinstance(node, dict) and "$ref" in node:
-        target: Any = SPEC
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
+    return resolve_ref(SPEC, node)
 
 
 def described(direction: str) -> dict[str, dict[str, Any]]:

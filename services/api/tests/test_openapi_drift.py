@@ -27,6 +27,8 @@ from rag_api import app as app_module
 from rag_api.api_docs import ASSETS_PATH, openapi_document
 from rag_core.formats import MIME_TYPES
 
+from .spec_refs import resolve_ref
+
 PACKAGE = Path(rag_api.__file__).parent
 SPEC = openapi_document()
 METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
@@ -37,12 +39,7 @@ CODE = re.compile(r"[a-z][a-z_]*")
 
 
 def resolve(node: Any) -> Any:
-    while isinstance(node, dict) and "$ref" in node:
-        target: Any = SPEC
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
+    return resolve_ref(SPEC, node)
 
 
 def operations() -> Iterator[tuple[str, str, dict[str, Any]]]:
