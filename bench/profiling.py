@@ -6,6 +6,7 @@ import asyncio
 import collections
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 OUR_PACKAGES = ("rag_api", "rag_eventbus", "rag_jobqueue", "rag_core", "rag_devstack", "bench")
@@ -53,23 +54,32 @@ def _frame_name(frame: str) -> tuple[str, str]:
     return name, path
 
 
+def samples(raw: Path) -> Iterator[tuple[list[str], int]]:
+    """(frames, root first, and their sample count) of each stack in py-spy's raw output."""
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if count.isdigit():
+            yield stack.split(";"), int(count)
+
+
+def is_idle(frames: list[str]) -> bool:
+    """The stack of an event loop waiting in its selector (no work to do)."""
+    leaf_name, leaf_path = _frame_name(frames[-1])
+    return leaf_name.endswith(("select", "poll")) and "selectors" in leaf_path
+
+
 def summarise(raw: Path, top: int = 12) -> str:
     """Markdown: the hottest functions by inclusive and by self time, ours marked."""
     inclusive: collections.Counter[str] = collections.Counter()
     own: collections.Counter[str] = collections.Counter()
     total = 0
     idle = 0
-    for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
-            continue
-        n = int(count)
+    for frames, n in samples(raw):
         total += n
-        frames = stack.split(";")
-        leaf_name, leaf_path = _frame_name(frames[-1])
-        if leaf_name.endswith(("select", "poll")) and "selectors" in leaf_path:
+        if is_idle(frames):
             idle += n
             continue
+        leaf_name, leaf_path = _frame_name(frames[-1])
         own[f"{leaf_name} ({Path(leaf_path).name})"] += n
         seen: set[str] = set()
         for frame in frames:

@@ -576,14 +576,9 @@ def profile_of(raw: Path, storm_s: float) -> dict[str, Any]:
         return {"table": "(py-spy unavailable)", "storm_s": storm_s}
     parts: Counter[str] = Counter()
     total = idle = checks = hellos = 0
-    for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
-            continue
-        n = int(count)
+    for frames, n in profiling.samples(raw):
         total += n
-        frames = stack.split(";")
-        if frames[-1].split(" (")[0].endswith(("select", "poll")) and "selectors" in frames[-1]:
+        if profiling.is_idle(frames):
             idle += n
             continue
         if any("check_connection (" in frame for frame in frames):
