@@ -99,7 +99,7 @@ class ParseKind(DocumentJobKind):
         self.settings = settings
         # A backstop for a job stuck in I/O (the extraction has its own timeout, and S3
         # and Postgres have their own): the runtime fails the job when it passes.
-        self.timeout_seconds = settings.parse_timeout_seconds + 300
+        self.timeout_seconds = settings.job_timeout_seconds()
 
     async def run(self, job: Job, lease: Lease) -> None:
         document_id: UUID = job.row["document_id"]

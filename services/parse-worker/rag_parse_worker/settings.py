@@ -31,6 +31,10 @@ class ParseWorkerSettings(WorkerServiceSettings):
     # Address-space cap of each extraction process (0: none); past it the file fails with a clear error.
     parse_memory_limit_mb: int = Field(default=2048, ge=0)
 
+    def job_timeout_seconds(self) -> float:
+        """The runtime's backstop for one job: the longest extraction plus time for S3 and Postgres."""
+        return self.parse_timeout_seconds + 300
+
     def limits(self) -> Limits:
         return Limits(
             max_text_bytes=self.max_parsed_text_bytes,

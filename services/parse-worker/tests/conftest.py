@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import psycopg
 import pytest
@@ -271,6 +272,22 @@ def log_lines(worker: Service) -> list[dict[str, Any]]:
         except ValueError:
             continue
     return lines
+
+
+async def logged(
+    workers: list[Service], event: str, count: int, timeout: float = 10
+) -> list[list[dict[str, Any]]]:
+    """Each worker's `event` lines, once there are `count` in all (or the timeout passed).
+
+    A worker logs and counts a finished job just after its commit, so a test that has seen the
+    row must give the line a moment to follow.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [[x for x in log_lines(w) if x.get("event") == event] for w in workers]
+        if sum(map(len, found)) >= count or time.monotonic() > deadline:
+            return found
+        await anyio.sleep(0.05)
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -9,7 +9,7 @@ import uuid
 import anyio
 import pytest
 
-from .conftest import Stack, log_lines, metric_value, metrics_text
+from .conftest import Stack, log_lines, logged, metric_value, metrics_text
 
 pytestmark = pytest.mark.anyio
 
@@ -116,7 +116,7 @@ async def test_two_workers_two_hundred_documents_each_parsed_exactly_once(stack:
         )
         == 200
     )
-    done_by = [{x["job_id"] for x in log_lines(w) if x.get("event") == "document_parsed"} for w in workers]
+    done_by = [{x["job_id"] for x in lines} for lines in await logged(workers, "document_parsed", 200)]
     assert not done_by[0] & done_by[1]
     assert done_by[0] | done_by[1] == {str(u.job_id) for u in uploads}
     claims = [metric_value(metrics_text(w), "rag_jobs_claimed_total", queue="parse") for w in workers]

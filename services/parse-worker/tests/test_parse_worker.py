@@ -16,7 +16,7 @@ from rag_devstack.procs import venv_command
 from rag_parse_worker.extract import UNREADABLE
 from rag_testing.faults import TcpProxy
 
-from .conftest import Stack, log_lines, metric_value, metrics_text
+from .conftest import Stack, log_lines, logged, metric_value, metrics_text
 
 pytestmark = pytest.mark.anyio
 
@@ -84,6 +84,7 @@ async def test_every_format_is_parsed_with_the_contract_events(stack: Stack) -> 
     assert {(r[2], r[3], r[4]) for r in ingest} == {("queued", 0, 4)}
     assert rung == {str(r[0]) for r in ingest}
 
+    await logged([worker], "job_succeeded", 6)  # a job's last line, just before its metrics
     text_metrics = metrics_text(worker)
     assert metric_value(text_metrics, "rag_parse_documents_total", outcome="parsed") == 6
     assert metric_value(text_metrics, "rag_jobs_finished_total", queue="parse", outcome="success") == 6
