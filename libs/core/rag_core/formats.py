@@ -9,7 +9,8 @@ needs no parser library.
 
 Supported (docs/contract.md §4): .txt, .md, .html/.htm (text, see `_is_text`), .pdf
 (`%PDF-` in the first KB), .csv/.tsv (text), .eml (text whose first line is a header field,
-`Name: value`, or an mbox `From ` line), and the Office Open XML packages: Word (.docx and
+`Name: value`, or an mbox `From ` line), .png, .jpg/.jpeg and .tif/.tiff (by their signatures;
+their text is read by OCR), and the Office Open XML packages: Word (.docx and
 its macro-enabled and template variants .docm, .dotx, .dotm), PowerPoint (.pptx, .pptm,
 .potx, .potm) and Excel (.xlsx, .xlsm, .xltx, .xltm). A package is a zip (`PK\\x03\\x04`)
 that names its main part (`word/document.xml`, `ppt/presentation.xml`, `xl/workbook.xml`)
@@ -32,7 +33,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-Format = Literal["txt", "md", "html", "pdf", "docx", "pptx", "xlsx", "csv", "eml"]
+Format = Literal["txt", "md", "html", "pdf", "docx", "pptx", "xlsx", "csv", "eml", "png", "jpeg", "tiff"]
 OoxmlFormat = Literal["docx", "pptx", "xlsx"]
 
 HEAD_BYTES = 8192
@@ -59,6 +60,12 @@ BY_EXTENSION: dict[str, Format] = {
     ".csv": "csv",
     ".tsv": "csv",  # the dialect is sniffed: tab-separated is one
     ".eml": "eml",
+    # Images: read by OCR (the parse worker's OCR_PROVIDER), one page per TIFF frame.
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".tif": "tiff",
+    ".tiff": "tiff",
 }
 MIME_TYPES: dict[Format, str] = {
     "txt": "text/plain",
@@ -70,10 +77,14 @@ MIME_TYPES: dict[Format, str] = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "csv": "text/csv",
     "eml": "message/rfc822",
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "tiff": "image/tiff",
 }
 BY_MIME_TYPE: dict[str, Format] = {mime: fmt for fmt, mime in MIME_TYPES.items()}
 TEXT_FORMATS: frozenset[Format] = frozenset({"txt", "md", "html", "csv", "eml"})
 OOXML_FORMATS: frozenset[Format] = frozenset({"docx", "pptx", "xlsx"})
+IMAGE_FORMATS: frozenset[Format] = frozenset({"png", "jpeg", "tiff"})
 SUPPORTED = ", ".join(BY_EXTENSION)
 
 NOT_A_WORD_DOCUMENT = "The file is not a Word document."
@@ -94,6 +105,13 @@ ENCRYPTED_WORKBOOK = (
     "The Excel workbook is password-protected and cannot be read. Remove the password and upload it again."
 )
 LEGACY_XLS = "This is an old Excel (.xls) file, which is not supported. Save it as .xlsx and upload it again."
+# The signatures of the image formats (TIFF: little- or big-endian, classic or BigTIFF).
+IMAGE_MAGICS: dict[Format, tuple[bytes, ...]] = {
+    "png": (b"\x89PNG\r\n\x1a\n",),
+    "jpeg": (b"\xff\xd8\xff",),
+    "tiff": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
+}
+IMAGE_NAMES: dict[Format, str] = {"png": "a PNG", "jpeg": "a JPEG", "tiff": "a TIFF"}
 NOT_AN_EMAIL = "The file is named .eml but is not an e-mail message (it does not start with header lines)."
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -130,6 +148,8 @@ BINARY_MAGICS = (
     b"\x1f\x8b",
     b"MZ",
     b"\xd0\xcf\x11\xe0",  # OLE2: .doc, .xls
+    b"II*\x00",  # TIFF
+    b"MM\x00*",
 )
 # UTF-32 before UTF-16: the UTF-32-LE mark starts with the UTF-16-LE one.
 BOMS: tuple[tuple[bytes, str], ...] = (
@@ -222,6 +242,9 @@ def sniff(filename: str, head: bytes, final: bool) -> Format | Unsupported:
     elif fmt == "docx" or fmt == "pptx" or fmt == "xlsx":
         if not head.startswith((ZIP_MAGIC, CFB_MAGIC)):  # a compound file: the scanner says why not
             return Unsupported(OOXML[fmt].not_this)
+    elif fmt in IMAGE_FORMATS:
+        if not head.startswith(IMAGE_MAGICS[fmt]):
+            return Unsupported(f"The file is named {ext} but is not {IMAGE_NAMES[fmt]} image.")
     return fmt
 
 

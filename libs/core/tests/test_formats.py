@@ -48,7 +48,7 @@ def unsupported(shown: str) -> str:
 
 ALL_EXTENSIONS = (
     ".txt, .md, .html, .htm, .pdf, .docx, .docm, .dotx, .dotm, .pptx, .pptm, .potx, .potm, "
-    ".xlsx, .xlsm, .xltx, .xltm, .csv, .tsv, .eml"
+    ".xlsx, .xlsm, .xltx, .xltm, .csv, .tsv, .eml, .png, .jpg, .jpeg, .tif, .tiff"
 )
 
 
@@ -108,6 +108,13 @@ ACCEPTED: list[tuple[str, bytes, Format]] = [
     ("mail.eml", b"From: Ada <ada@example.org>\r\nSubject: Hi\r\n\r\nBody\r\n", "eml"),
     ("mbox-export.eml", b"From ada@example.org Mon Jan  1 00:00:00 2024\nSubject: Hi\n\nBody\n", "eml"),
     ("folded.eml", b"\r\nReceived: from x\r\n\tby y; Mon, 1 Jan 2024\r\nFrom: a@b\r\n\r\nBody", "eml"),
+    # Images, by their signatures (their text is read by OCR).
+    ("scan.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "png"),
+    ("Photo.JPG", b"\xff\xd8\xff\xe0\x00\x10JFIF", "jpeg"),
+    ("photo.jpeg", b"\xff\xd8\xff\xe1\x00\x10Exif", "jpeg"),
+    ("fax.tif", b"II*\x00\x08\x00\x00\x00", "tiff"),
+    ("fax.tiff", b"MM\x00*\x00\x00\x00\x08", "tiff"),
+    ("big.tiff", b"II+\x00\x08\x00\x00\x00", "tiff"),  # BigTIFF
 ]
 
 REFUSED: list[tuple[str, bytes, str]] = [
@@ -173,6 +180,13 @@ REFUSED: list[tuple[str, bytes, str]] = [
     ("spaced.eml", b"Subject line: hi\n\nBody", NOT_AN_EMAIL),
     ("empty-name.eml", b": no name\n\nBody", NOT_AN_EMAIL),
     ("program.xls.exe", b"MZ\x90\x00", unsupported(".exe")),
+    # An image's name must match its signature; an image is never text.
+    ("scan.png", b"\xff\xd8\xff\xe0", "The file is named .png but is not a PNG image."),
+    ("photo.jpg", b"\x89PNG\r\n\x1a\n", "The file is named .jpg but is not a JPEG image."),
+    ("fax.tiff", b"%PDF-1.4", "The file is named .tiff but is not a TIFF image."),
+    ("empty.png", b"", "The file is named .png but is not a PNG image."),
+    ("fax.txt", b"II*\x00\x08\x00\x00\x00" + bytes(range(256)), not_text(".txt")),
+    ("animation.gif", b"GIF89a", unsupported(".gif")),
 ]
 
 
@@ -222,6 +236,9 @@ def test_the_stored_content_type_names_the_format() -> None:
         "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         "csv": "text/csv",
         "eml": "message/rfc822",
+        "png": "image/png",
+        "jpeg": "image/jpeg",
+        "tiff": "image/tiff",
     }
     for fmt, mime in MIME_TYPES.items():
         assert format_of_content_type(mime) == fmt
@@ -229,7 +246,7 @@ def test_the_stored_content_type_names_the_format() -> None:
     # was: the worker also took these, which the api never stores.
     assert format_of_content_type("text/x-markdown") is None
     assert format_of_content_type("application/xhtml+xml") is None
-    assert format_of_content_type("image/png") is None
+    assert format_of_content_type("image/gif") is None
     assert format_of_content_type("") is None
     assert SUPPORTED == ALL_EXTENSIONS
 

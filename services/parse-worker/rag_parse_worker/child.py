@@ -5,7 +5,7 @@ spawn/forkserver re-import the parent's main module and speak pickle), with an
 environment that holds no secret, in its own session. It confines itself
 (`sandbox.apply_child_limits`) before it reads a single byte, then speaks the frames of
 `rag_parse_worker.wire` over stdin/stdout: the limits once, then one document per
-request, one reply each.
+request, one reply each (after a progress message per page it reads by OCR).
 
 The child ignores SIGINT/SIGTERM (the worker decides when it stops), exits at EOF on
 stdin (the worker closed it or died), and a watchdog exits it mid-document if the
@@ -21,7 +21,7 @@ import threading
 import time
 
 from rag_parse_worker import sandbox, wire
-from rag_parse_worker.extract import ExtractionError, LimitExceeded, Limits, extract
+from rag_parse_worker.extract import ExtractionError, LimitExceeded, Limits, Ocr, Tesseract, extract
 
 OUT_OF_MEMORY = "The file needs more memory to read than a document may use."
 FATAL = wire.Failed("LimitExceeded", OUT_OF_MEMORY, LimitExceeded.code, fatal=True)
@@ -39,10 +39,12 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else " " for c in text[: wire.MAX_BUG_CHARS]) or "?"
 
 
-def handle(data: bytes, filename: str, content_type: str, limits: Limits) -> wire.Reply:
+def handle(
+    data: bytes, filename: str, content_type: str, limits: Limits, ocr: Ocr | None = None
+) -> wire.Reply:
     started = time.perf_counter()
     try:
-        result = extract(data, filename, content_type, limits)
+        result = extract(data, filename, content_type, limits, ocr)
         return wire.Ok(result, time.perf_counter() - started)
     except ExtractionError as exc:
         return wire.Failed(type(exc).__name__, exc.message, exc.code)
@@ -68,7 +70,13 @@ def serve(incoming: int, outgoing: int, memory_limit_mb: int, cpu_budget: int) -
     # so ("fatal": the worker replaces this process, whose pipe may hold half a message) and exit.
     try:
         raw, _ = wire.receive(incoming, max_body=0)
-        limits = wire.decode_limits(wire.parse_header(raw))
+        header = wire.parse_header(raw)
+        limits, ocr_config = wire.decode_limits(header), wire.decode_ocr(header)
+
+        def before_ocr_page(page: int) -> None:
+            wire.send(outgoing, *wire.encode_reply(wire.Progress(page)))
+
+        ocr = None if ocr_config is None else Tesseract(ocr_config, before_page=before_ocr_page)
         wire.send(outgoing, wire.READY)
         while True:
             sandbox.renew_cpu_budget(cpu_budget)
@@ -80,7 +88,7 @@ def serve(incoming: int, outgoing: int, memory_limit_mb: int, cpu_budget: int) -
             request = _request(wire.parse_header(raw))
             if request is None:
                 return 0
-            reply = handle(data, *request, limits)
+            reply = handle(data, *request, limits, ocr)
             del data
             try:
                 header, body = wire.encode_reply(reply)

@@ -43,7 +43,9 @@ from rag_parse_worker.extract import (
     Extracted,
     ExtractionTimeout,
     Limits,
+    OcrConfig,
 )
+from rag_parse_worker.extract.ocr import PAGE_GRACE_SECONDS, READS_PER_DOCUMENT, longest_extraction_seconds
 
 log = structlog.get_logger("rag_parse_worker.isolation")
 
@@ -84,8 +86,16 @@ def _forward_output(stream: IO[bytes], pid: int) -> None:
 class _Child:
     """One extraction process. Blocking methods: call them from a thread."""
 
-    def __init__(self, limits: Limits, memory_limit_mb: int, cpu_budget: int, command: Sequence[str]) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        ocr: OcrConfig | None,
+        memory_limit_mb: int,
+        cpu_budget: int,
+        command: Sequence[str],
+    ) -> None:
         self.limits = limits
+        self.ocr = ocr
         self.cpu_budget = cpu_budget
         self.process = subprocess.Popen(
             [*command, str(os.getpid()), str(memory_limit_mb), str(cpu_budget)],
@@ -106,7 +116,7 @@ class _Child:
         ).start()
         try:
             deadline = time.monotonic() + START_TIMEOUT
-            wire.send(self._to, wire.limits_header(limits), deadline=deadline)
+            wire.send(self._to, wire.limits_header(limits, ocr), deadline=deadline)
             wire.decode_ready(*wire.receive(self._from, max_body=0, deadline=deadline))
         except BaseException as exc:
             self.kill()
@@ -114,16 +124,29 @@ class _Child:
                 raise
             raise RuntimeError("the extraction process did not start") from exc
 
-    def call(self, data: bytes, filename: str, content_type: str, timeout: float) -> wire.Reply:
+    def call(self, data: bytes, filename: str, content_type: str, timeout: float) -> wire.Outcome:
         """Send one document and wait for the reply: TimeoutError; EOFError/OSError if the
-        child died; ProtocolViolation if it answered something the protocol does not allow."""
+        child died; ProtocolViolation if it answered something the protocol does not allow.
+
+        Each page the child reads by OCR (a progress message first) extends the deadline by
+        that page's timeout, up to READS_PER_DOCUMENT * max_pages pages: more is a violation.
+        """
         deadline = time.monotonic() + timeout
         try:
             wire.send(self._to, wire.extract_header(filename, content_type), data, deadline)
         except OSError:
             # The child quit while reading (out of memory): its last words may be waiting.
             deadline = time.monotonic() + LAST_WORDS_TIMEOUT
-        return wire.decode_reply(*self._receive(deadline), self.limits)
+        pages = 0
+        while True:
+            reply = wire.decode_reply(*self._receive(deadline), self.limits)
+            if not isinstance(reply, wire.Progress):
+                return reply
+            pages += 1
+            if self.ocr is None or pages > READS_PER_DOCUMENT * self.ocr.max_pages:
+                raise wire.ProtocolViolation("more pages read by OCR than a document may have")
+            metrics.OCR_PAGES.inc()
+            deadline = max(deadline, time.monotonic() + self.ocr.page_timeout_seconds + PAGE_GRACE_SECONDS)
 
     def _receive(self, deadline: float) -> tuple[bytes, bytes]:
         return wire.receive(self._from, max_body=self.limits.max_text_bytes, deadline=deadline)
@@ -172,13 +195,16 @@ class ExtractionPool:
         timeout: float,
         memory_limit_mb: int = 0,
         *,
+        ocr: OcrConfig | None = None,
         child_command: Sequence[str] = CHILD_COMMAND,
     ) -> None:
         self.size = size
         self.limits = limits
+        self.ocr = ocr
         self.timeout = timeout
         self.memory_limit_mb = memory_limit_mb
-        self.cpu_budget = sandbox.cpu_budget_seconds(timeout)
+        # The CPU a document may use (a safety net beside the wall clock): the longest OCR included.
+        self.cpu_budget = sandbox.cpu_budget_seconds(longest_extraction_seconds(timeout, ocr))
         self.child_command = tuple(child_command)
         # One waiting thread per child; kills and spawns use the loop's default executor, so a
         # replacement never waits for a thread that is itself waiting on the killed child.
@@ -187,7 +213,7 @@ class ExtractionPool:
         self._children: set[_Child] = set()
 
     def _spawn(self) -> _Child:
-        child = _Child(self.limits, self.memory_limit_mb, self.cpu_budget, self.child_command)
+        child = _Child(self.limits, self.ocr, self.memory_limit_mb, self.cpu_budget, self.child_command)
         self._children.add(child)
         return child
 

@@ -18,6 +18,9 @@ Idempotence: a second run of the same job (a takeover after a lost lease) cannot
 complete it twice because `lease.finish` is fenced; on top of that, when an ingest job
 for the document is already queued (not started), it is reused rather than doubled: it
 will read the same, newest parsed text when it runs.
+
+Tracing: the runtime's `parse job` span holds this run; its steps are child spans
+(`s3 get`, `extract`, `s3 put`), and the ingest job queued here continues the trace.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from rag_core.queues import INGEST_QUEUE, PARSE_QUEUE, queue_document_job
 from rag_core.storage_keys import parsed_key
 from rag_eventbus import publish
 from rag_jobqueue import Job, Lease, PermanentJobError, PublicMessages
+from rag_observability.tracing import span
 from rag_parse_worker import metrics
 from rag_parse_worker.extract import ExtractionError, detect_format
 from rag_parse_worker.isolation import ExtractionPool, ExtractorFailure
@@ -99,7 +103,7 @@ class ParseKind(DocumentJobKind):
         self.settings = settings
         # A backstop for a job stuck in I/O (the extraction has its own timeout, and S3
         # and Postgres have their own): the runtime fails the job when it passes.
-        self.timeout_seconds = settings.job_timeout_seconds()
+        self.timeout_seconds = settings.job_timeout_seconds(extractor.ocr)
 
     async def run(self, job: Job, lease: Lease) -> None:
         document_id: UUID = job.row["document_id"]
@@ -114,7 +118,9 @@ class ParseKind(DocumentJobKind):
         if size_bytes > self.settings.max_upload_bytes:
             raise PermanentJobError(too_large)
         try:
-            data = await self.store.get_bytes(object_key, max_bytes=self.settings.max_upload_bytes)
+            with span("s3 get", attributes={"s3.key": object_key}) as current:
+                data = await self.store.get_bytes(object_key, max_bytes=self.settings.max_upload_bytes)
+                current.set_attribute("s3.bytes", len(data))
         except ObjectNotFound:
             raise PermanentJobError("The uploaded file could not be found in storage.") from None
         except ObjectTooLarge:  # the stored object is larger than its row says: no retry helps
@@ -122,7 +128,9 @@ class ParseKind(DocumentJobKind):
         metrics.BYTES.labels(direction="in").inc(len(data))
 
         try:
-            timed = await self.extractor.extract(data, filename, content_type)
+            with span("extract", attributes={"document.content_type": content_type}) as current:
+                timed = await self.extractor.extract(data, filename, content_type)
+                current.set_attribute("extract.format", timed.result.format)
         except ExtractionError as exc:
             metrics.DOCUMENTS.labels(format=_format_of(data, filename, content_type), outcome=exc.code).inc()
             log.info("extraction_failed", code=exc.code, reason=exc.message)
@@ -137,7 +145,8 @@ class ParseKind(DocumentJobKind):
         key = parsed_key(workspace_id, document_id)
         # Written before the transaction: if the transaction then fails, the object is
         # overwritten by the retry; if it succeeds, the object is there for the ingest job.
-        await self.store.put_bytes(key, body, PARSED_CONTENT_TYPE)
+        with span("s3 put", attributes={"s3.key": key, "s3.bytes": len(body)}):
+            await self.store.put_bytes(key, body, PARSED_CONTENT_TYPE)
         metrics.BYTES.labels(direction="out").inc(len(body))
 
         async with self.pool.connection() as conn, conn.transaction():

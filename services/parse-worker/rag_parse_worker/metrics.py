@@ -19,6 +19,7 @@ BYTES = Counter(
     "rag_parse_bytes_total", "Bytes downloaded (original) and uploaded (parsed text)", ["direction"]
 )
 PAGES = Counter("rag_parse_pdf_pages_total", "PDF pages extracted")
+OCR_PAGES = Counter("rag_parse_ocr_pages_total", "Pages (scanned PDF pages, image frames) read by OCR")
 EXTRACTOR_RESTARTS = Counter(
     "rag_parse_extractor_restarts_total",
     "Extraction processes replaced, by reason (timeout, crash, cancelled)",

@@ -6,10 +6,15 @@ see docs/parse-worker.md for the table.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from typing import Literal
+
 from pydantic import Field
 
 from rag_core.worker_service import WorkerServiceSettings
-from rag_parse_worker.extract import Limits
+from rag_parse_worker.extract import Limits, OcrConfig
+from rag_parse_worker.extract.ocr import locate_tessdata, longest_extraction_seconds, missing_languages
 
 MB = 1024 * 1024
 
@@ -30,10 +35,45 @@ class ParseWorkerSettings(WorkerServiceSettings):
     max_email_depth: int = Field(default=1, ge=0)
     # Address-space cap of each extraction process (0: none); past it the file fails with a clear error.
     parse_memory_limit_mb: int = Field(default=2048, ge=0)
+    max_image_pixels: int = Field(default=100_000_000, ge=1)
+    # OCR of scanned PDF pages and images: None (unset) means tesseract when its models are installed.
+    ocr_provider: Literal["tesseract", "off"] | None = None
+    ocr_languages: str = Field(default="eng", pattern=r"^[A-Za-z0-9_]{1,40}(\+[A-Za-z0-9_]{1,40}){0,9}$")
+    ocr_page_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    ocr_max_pages: int = Field(default=200, ge=1)
+    ocr_dpi: int = Field(default=300, ge=72, le=600)
 
-    def job_timeout_seconds(self) -> float:
+    def ocr_config(self, environ: Mapping[str, str] = os.environ) -> OcrConfig | None:
+        """The OCR this worker runs, or None; ValueError when OCR_PROVIDER=tesseract cannot run.
+
+        Unset, OCR is on where the models of OCR_LANGUAGES are installed and off elsewhere
+        (documents that need it then fail with "OCR is not available on this worker").
+        """
+        if self.ocr_provider == "off":
+            return None
+        tessdata = locate_tessdata(environ)
+        missing = (
+            missing_languages(tessdata, self.ocr_languages) if tessdata else self.ocr_languages.split("+")
+        )
+        if tessdata is None or missing:
+            if self.ocr_provider is None:
+                return None
+            where = f"in {tessdata}" if tessdata else "(no tessdata directory found; set TESSDATA_PREFIX)"
+            raise ValueError(
+                f"OCR_PROVIDER=tesseract but no Tesseract model for {'+'.join(missing)} is installed {where}; "
+                f"install tesseract-ocr-{missing[0]} (Debian, Ubuntu) or set OCR_PROVIDER=off"
+            )
+        return OcrConfig(
+            languages=self.ocr_languages,
+            tessdata=str(tessdata),
+            page_timeout_seconds=self.ocr_page_timeout_seconds,
+            max_pages=self.ocr_max_pages,
+            dpi=self.ocr_dpi,
+        )
+
+    def job_timeout_seconds(self, ocr: OcrConfig | None) -> float:
         """The runtime's backstop for one job: the longest extraction plus time for S3 and Postgres."""
-        return self.parse_timeout_seconds + 300
+        return longest_extraction_seconds(self.parse_timeout_seconds, ocr) + 300
 
     def limits(self) -> Limits:
         return Limits(
@@ -46,4 +86,5 @@ class ParseWorkerSettings(WorkerServiceSettings):
             max_cell_chars=self.max_cell_chars,
             max_email_attachments=self.max_email_attachments,
             max_email_depth=self.max_email_depth,
+            max_image_pixels=self.max_image_pixels,
         )

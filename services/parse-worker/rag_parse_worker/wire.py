@@ -15,10 +15,12 @@ UTF-8 is a `ProtocolViolation`, which the pool handles exactly like a crash of t
 
 Messages (`type` from the worker, `status` from the child):
 
-    worker -> child: {"type": "limits", <Limits fields>} once,
+    worker -> child: {"type": "limits", <Limits fields>, "ocr": <OcrConfig fields> | null} once,
                      {"type": "extract", "filename", "content_type"} + document bytes per file,
                      {"type": "stop"}
-    child -> worker: {"status": "ready"} once, then per file one of
+    child -> worker: {"status": "ready"} once, then per file any number of
+                     {"status": "progress", "ocr_page"}  (before each page read by OCR)
+                     and one of
                      {"status": "ok", "format", "page_count", "seconds"} + text (UTF-8)
                      {"status": "error" | "fatal", "name", "message", "code"}  ("fatal": the child exits)
                      {"status": "bug", "text"}
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import select
 import struct
 import time
@@ -46,6 +49,8 @@ from rag_parse_worker.extract import (
     LimitExceeded,
     Limits,
     NoTextFound,
+    OcrConfig,
+    OcrUnavailable,
     UnreadableText,
     UnsupportedFormat,
 )
@@ -65,13 +70,14 @@ ERROR_CLASSES: dict[str, type[ExtractionError]] = {
         EncryptedFile,
         LimitExceeded,
         NoTextFound,
+        OcrUnavailable,
         UnreadableText,
         UnsupportedFormat,
+        ExtractionTimeout,
     )
 }
-ERROR_CODES: frozenset[str] = frozenset(
-    {cls.code for cls in ERROR_CLASSES.values()} | {ExtractionTimeout.code}
-)
+ERROR_CODES: frozenset[str] = frozenset(cls.code for cls in ERROR_CLASSES.values())
+_LANGUAGES = re.compile(r"[A-Za-z0-9_]{1,40}(\+[A-Za-z0-9_]{1,40}){0,9}")
 
 Header = dict[str, Any]
 
@@ -101,7 +107,15 @@ class Bug:
     text: str
 
 
-Reply = Ok | Failed | Bug
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """The child is about to read page `ocr_page` by OCR: the worker extends its deadline."""
+
+    ocr_page: int
+
+
+Outcome = Ok | Failed | Bug  # how one document ended
+Reply = Outcome | Progress
 
 
 # -- frames ------------------------------------------------------------------
@@ -180,15 +194,38 @@ def parse_header(raw: bytes) -> Header:
 # -- the worker's messages ---------------------------------------------------
 
 
-def limits_header(limits: Limits) -> Header:
-    return {"type": "limits", **{f.name: getattr(limits, f.name) for f in fields(Limits)}}
+def limits_header(limits: Limits, ocr: OcrConfig | None = None) -> Header:
+    return {
+        "type": "limits",
+        **{f.name: getattr(limits, f.name) for f in fields(Limits)},
+        "ocr": None if ocr is None else {f.name: getattr(ocr, f.name) for f in fields(OcrConfig)},
+    }
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def decode_ocr(header: Header) -> OcrConfig | None:
+    """The OCR configuration of a limits message (None: no OCR)."""
+    ocr = header.get("ocr")
+    if ocr is None:
+        return None
+    if not isinstance(ocr, dict) or set(ocr) != {f.name for f in fields(OcrConfig)}:
+        raise ProtocolViolation("an OCR configuration with the wrong keys")
+    languages, tessdata = ocr["languages"], ocr["tessdata"]
+    if not isinstance(languages, str) or not _LANGUAGES.fullmatch(languages):
+        raise ProtocolViolation("OCR languages that are not Tesseract's form")
+    if not isinstance(tessdata, str) or not tessdata.isprintable():
+        raise ProtocolViolation("a tessdata directory that is not a path")
+    if not all(_number(ocr[name]) and ocr[name] > 0 for name in ("page_timeout_seconds", "max_pages", "dpi")):
+        raise ProtocolViolation("OCR limits that are not positive numbers")
+    return OcrConfig(**ocr)
 
 
 def decode_limits(header: Header) -> Limits:
     values: dict[str, Any] = {f.name: header.get(f.name) for f in fields(Limits)}
-    if header.get("type") != "limits" or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in values.values()
-    ):
+    if header.get("type") != "limits" or not all(map(_number, values.values())):
         raise ProtocolViolation("not a limits message")
     return Limits(**values)
 
@@ -205,6 +242,8 @@ READY: Header = {"status": "ready"}
 
 
 def encode_reply(reply: Reply) -> tuple[Header, bytes]:
+    if isinstance(reply, Progress):
+        return {"status": "progress", "ocr_page": reply.ocr_page}, b""
     if isinstance(reply, Ok):
         result = reply.result
         header = {
@@ -275,4 +314,10 @@ def decode_reply(raw: bytes, body: bytes, limits: Limits) -> Reply:
     if status == "bug":
         _keys(header, "text")
         return Bug(_sentence(header["text"], MAX_BUG_CHARS))
+    if status == "progress":
+        _keys(header, "ocr_page")
+        page = header["ocr_page"]
+        if not isinstance(page, int) or isinstance(page, bool) or not 0 < page <= max_page_count(limits):
+            raise ProtocolViolation("a page number that is not one")
+        return Progress(page)
     raise ProtocolViolation(f"an unknown status {str(status)[:40]!r}")

@@ -93,7 +93,7 @@ def test_the_committed_csv_and_eml_fixtures() -> None:
         + "\n\nAttachment: inventory.csv\n\ncolumns: Item; Warehouse; Count\n"
         + "row 2: Item: Oak barrels aged in the Bordeaux cellar; Warehouse: Bordeaux; Count: 48\n"
         + "row 3: Item: Clay amphorae; Warehouse: Marseille; Count: 12"
-        + "\n\nAttachment: logo.png (not read: .png is not a supported type)"
+        + "\n\nAttachment: logo.png (not read: the file is named .png but is not a PNG image)"
     )
 
 
@@ -145,7 +145,8 @@ def test_attachments_of_supported_types_are_read_and_the_others_named() -> None:
         + "\n\nAttachment: report.docx\n\nThe attached report says hello."
         + "\n\nAttachment: sales.xlsx\n\nFigures · row 1: 1; 2; 3\nFigures · row 2: 4; 5; 6.25"
         + "\n\nAttachment: table.csv\n\ncolumns: City; People\nrow 2: City: Lyon; People: 500000"
-        + "\n\nAttachment: photo.png (not read: .png is not a supported type)"
+        + "\n\nAttachment: photo.png (not read: the file is an image: reading its text needs OCR, which is not"
+        + " available on this worker)"
         + "\n\nAttachment: broken.docx (not read: the file is not a valid Word document (.docx))"
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rag_core.formats import Format, Unsupported, detect, extension, format_of_content_type
+from rag_core.formats import IMAGE_FORMATS, Format, Unsupported, detect, extension, format_of_content_type
 from rag_parse_worker.extract.csv import extract_csv
 from rag_parse_worker.extract.docx import extract_docx
 from rag_parse_worker.extract.eml import extract_eml
@@ -20,12 +20,15 @@ from rag_parse_worker.extract.errors import (
     ExtractionTimeout,
     LimitExceeded,
     NoTextFound,
+    OcrUnavailable,
     UnreadableText,
     UnsupportedFormat,
 )
 from rag_parse_worker.extract.html import extract_html
+from rag_parse_worker.extract.image import extract_image
 from rag_parse_worker.extract.limits import Limits, check_text_size
 from rag_parse_worker.extract.normalize import PAGE_SEPARATOR, has_text, normalize_text
+from rag_parse_worker.extract.ocr import Ocr, OcrConfig, Tesseract
 from rag_parse_worker.extract.pdf import extract_pdf
 from rag_parse_worker.extract.pptx import extract_pptx
 from rag_parse_worker.extract.quality import measure
@@ -47,7 +50,11 @@ UNREADABLE: dict[Format, str] = {
     "xlsx": "The workbook's cells do not hold readable text, so nothing was indexed.",
     "csv": f"The table's text could not be decoded: {_NOT_TEXT}.",
     "eml": f"The e-mail's text could not be decoded: {_NOT_TEXT}.",
+    "png": "OCR found no readable text in the image.",
+    "jpeg": "OCR found no readable text in the image.",
+    "tiff": "OCR found no readable text in the image.",
 }
+NO_TEXT_IN_IMAGE = "OCR found no text in the image."
 
 
 # Formats whose text is (or may hold) table rows, see Quality.problem.
@@ -78,25 +85,43 @@ def detect_format(data: bytes, filename: str = "", content_type: str = "") -> Fo
 
 
 def extract(
-    data: bytes, filename: str = "", content_type: str = "", limits: Limits | None = None
+    data: bytes,
+    filename: str = "",
+    content_type: str = "",
+    limits: Limits | None = None,
+    ocr: Ocr | None = None,
 ) -> Extracted:
-    """Extract and normalise; raise an ExtractionError when no usable text comes out."""
+    """Extract and normalise; raise an ExtractionError when no usable text comes out.
+
+    `ocr` reads scanned PDF pages and images (None: this worker has no OCR). A PDF whose
+    text layer is garbage is read again, every page by OCR, before it is refused.
+    """
     limits = limits or Limits()
     fmt = detect_format(data, filename, content_type)
-    text, page_count = read(fmt, data, filename, limits)
+    if ocr is not None:
+        ocr.begin_document()
+    text, page_count = read(fmt, data, filename, limits, ocr)
     if not has_text(text):
-        raise NoTextFound()
+        raise NoTextFound(NO_TEXT_IN_IMAGE) if fmt in IMAGE_FORMATS else NoTextFound()
     problem = measure(text).problem(tabular=fmt in TABULAR)
+    if problem is not None and fmt == "pdf" and ocr is not None and (page_count or 0) <= ocr.config.max_pages:
+        ocr.begin_document()  # the same document again, from its first page
+        text, page_count = extract_pdf(data, limits, ocr, every_page=True)
+        problem = measure(text).problem() if has_text(text) else "no text"
     if problem is not None:
         raise UnreadableText(UNREADABLE[fmt])
     check_text_size(text, limits)
     return Extracted(text=text, format=fmt, page_count=page_count)
 
 
-def read(fmt: Format, data: bytes, filename: str, limits: Limits) -> tuple[str, int | None]:
+def read(
+    fmt: Format, data: bytes, filename: str, limits: Limits, ocr: Ocr | None = None
+) -> tuple[str, int | None]:
     """(text, page count) by the format's extractor; an e-mail reads its attachments with this too."""
     if fmt == "pdf":
-        return extract_pdf(data, limits)
+        return extract_pdf(data, limits, ocr)
+    if fmt in IMAGE_FORMATS:
+        return extract_image(data, fmt, limits, ocr)
     if fmt == "pptx":
         return extract_pptx(data, limits)
     if fmt == "docx":
@@ -110,7 +135,7 @@ def read(fmt: Format, data: bytes, filename: str, limits: Limits) -> tuple[str, 
     if fmt == "eml":
 
         def attachment(kind: Format, content: bytes, name: str) -> str:
-            return read(kind, content, name, limits)[0]
+            return read(kind, content, name, limits, ocr)[0]
 
         return extract_eml(data, limits, attachment), None
     return extract_txt(data, limits), None
@@ -126,6 +151,10 @@ __all__ = [
     "LimitExceeded",
     "Limits",
     "NoTextFound",
+    "Ocr",
+    "OcrConfig",
+    "OcrUnavailable",
+    "Tesseract",
     "UnreadableText",
     "UnsupportedFormat",
     "decode_text",

@@ -48,5 +48,11 @@ class UnreadableText(ExtractionError):
     code = "unreadable_text"
 
 
+class OcrUnavailable(ExtractionError):
+    """The file's text is only in images, and this worker runs no OCR (OCR_PROVIDER, docs/parse-worker.md)."""
+
+    code = "ocr_unavailable"
+
+
 class ExtractionTimeout(ExtractionError):
     code = "timeout"

@@ -33,6 +33,9 @@ class Limits:
     # down to this depth (1: a message attached to the message), deeper ones are only named.
     max_email_attachments: int = 100
     max_email_depth: int = 1
+    # Images (uploads and TIFF frames), checked from the header before decoding: 100 M pixels
+    # decode to 400 MB at most (RGBA), within the extraction process's memory cap.
+    max_image_pixels: int = 100_000_000
 
 
 class TextBudget:
