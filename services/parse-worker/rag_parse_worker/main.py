@@ -14,7 +14,6 @@ import sys
 from typing import Any
 
 import structlog
-
 from psycopg_pool import AsyncConnectionPool
 
 from rag_core.settings import load_settings

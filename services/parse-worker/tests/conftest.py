@@ -31,7 +31,8 @@ from rag_core.queues import PARSE_QUEUE, queue_document_job
 from rag_core.storage_keys import original_key
 from rag_devstack.s3 import s3_client
 from rag_eventbus import publish
-from rag_parse_worker.extract import Limits
+from rag_parse_worker.extract import Limits, OcrConfig, Tesseract
+from rag_parse_worker.extract.ocr import locate_tessdata, missing_languages
 from rag_parse_worker.isolation import ExtractionPool
 from rag_testing.faults import TcpProxy
 from rag_testing.system import Service, System, system_env
@@ -314,6 +315,26 @@ def kill_listener(dsn: str, application_name: str) -> int:
             (application_name,),
         ).fetchall()
     return len(rows)
+
+
+def ocr_config(**overrides: Any) -> OcrConfig:
+    """The OCR of this machine; a missing English model FAILS the test with the command that
+    installs it (`make test` does, through tools/ensure-debian-packages.sh): a skip would
+    only hide a broken setup."""
+    tessdata = locate_tessdata()
+    if tessdata is None or missing_languages(tessdata, "eng"):
+        pytest.fail(
+            "Tesseract's English model is missing: install it with `apt-get install -y tesseract-ocr-eng` "
+            "(`make test` does, through tools/ensure-debian-packages.sh).",
+            pytrace=False,
+        )
+    return OcrConfig(languages="eng", tessdata=str(tessdata), **overrides)
+
+
+@pytest.fixture(scope="session")
+def ocr() -> Tesseract:
+    """One engine for the session, as one extraction process keeps its own."""
+    return Tesseract(ocr_config())
 
 
 @pytest.fixture

@@ -61,6 +61,8 @@ def reply(behaviour: str, marker: str) -> bytes:
             {"status": "error", "name": "CorruptFile", "message": "a\x1b[31mred", "code": "corrupt_file"}
         ),
         "half-frame": wire.PREFIX.pack(100, 0) + b'{"status":',
+        # "about to read page 1 by OCR", a thousand times: a deadline extended for ever
+        "progress-flood": frame({"status": "progress", "ocr_page": 1}) * 1000,
     }[behaviour]
 
 

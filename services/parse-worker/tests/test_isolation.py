@@ -10,9 +10,20 @@ from pathlib import Path
 import pytest
 
 from rag_parse_worker import child as child_module
-from rag_parse_worker.extract import CorruptFile, ExtractionTimeout, LimitExceeded, Limits, NoTextFound
+from rag_parse_worker import metrics
+from rag_parse_worker.extract import (
+    CorruptFile,
+    ExtractionTimeout,
+    LimitExceeded,
+    Limits,
+    NoTextFound,
+    OcrUnavailable,
+)
 from rag_parse_worker.isolation import CRASHED, ExtractionPool
 from rag_parse_worker.wire import Bug, Failed
+
+from . import scans
+from .conftest import ocr_config
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]  # real child processes
 
@@ -42,6 +53,39 @@ async def test_extracts_in_a_child_process_and_reports_errors(pool: ExtractionPo
     assert info.value.code == "no_text"
     with pytest.raises(CorruptFile):
         await pool.extract((FIXTURES / "corrupt.pdf").read_bytes(), "c.pdf", "application/pdf")
+
+
+SCANS = scans.scanned_pdf([scans.page_image(page) for page in scans.PAGES * 2])  # six pages
+
+
+@pytest.mark.parametrize("pool", [{"timeout": 1.5, "ocr": ocr_config()}], indirect=True)
+async def test_ocr_in_the_child_gets_a_page_timeout_per_page_on_top_of_the_document_timeout(
+    pool: ExtractionPool,
+) -> None:
+    """Six scanned pages take longer than the 1.5 s PARSE_TIMEOUT_SECONDS here: each page the
+    child reads by OCR extends the deadline, so the scan is read rather than stopped."""
+    (before,) = child_pids(pool)
+    pages = metrics.OCR_PAGES._value.get()
+    timed = await pool.extract(SCANS, "scan.pdf", "application/pdf")
+    assert timed.seconds > 1.5, "the scan was too quick to show the extension"
+    assert timed.result.page_count == 6
+    assert scans.accuracy(timed.result.text, " ".join(" ".join(p) for p in scans.PAGES * 2)) >= 0.98
+    assert metrics.OCR_PAGES._value.get() - pages == 6
+    assert child_pids(pool) == {before}
+
+
+@pytest.mark.parametrize("pool", [{"ocr": ocr_config(page_timeout_seconds=0.001)}], indirect=True)
+async def test_a_page_over_its_ocr_timeout_fails_the_document_with_that_reason(pool: ExtractionPool) -> None:
+    with pytest.raises(ExtractionTimeout) as info:
+        await pool.extract(SCANS, "scan.pdf", "application/pdf")
+    assert info.value.message == "Reading page 1 by OCR took longer than 0.001 seconds."
+    assert info.value.code == "timeout"
+
+
+async def test_a_worker_without_ocr_says_so_for_a_scan(pool: ExtractionPool) -> None:
+    with pytest.raises(OcrUnavailable) as info:
+        await pool.extract(scans.encode(scans.page_image(["x"]), "PNG"), "scan.png", "image/png")
+    assert info.value.code == "ocr_unavailable"
 
 
 @pytest.mark.parametrize("pool", [{"timeout": 0.3}], indirect=True)

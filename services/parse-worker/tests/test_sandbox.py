@@ -16,7 +16,7 @@ import pytest
 import structlog
 
 from rag_parse_worker import isolation, sandbox, wire
-from rag_parse_worker.extract import CorruptFile, Extracted, ExtractionTimeout, Limits
+from rag_parse_worker.extract import CorruptFile, Extracted, ExtractionTimeout, Limits, OcrConfig
 from rag_parse_worker.isolation import CRASHED, ExtractionPool
 
 from . import hostile_child
@@ -143,11 +143,49 @@ def test_replies_round_trip_without_pickle() -> None:
         wire.Failed("CorruptFile", "The file is not a valid PDF.", "corrupt_file"),
         wire.Failed("LimitExceeded", "Too big.", "limit_exceeded", fatal=True),
         wire.Bug("KeyError: 'oops'"),
+        wire.Failed("ExtractionTimeout", "Reading page 2 by OCR took longer than 30 seconds.", "timeout"),
+        wire.Failed("OcrUnavailable", "The file is an image.", "ocr_unavailable"),
+        wire.Progress(3),
     ]
     for reply in replies:
         header, body = wire.encode_reply(reply)
         assert wire.decode_reply(wire.orjson.dumps(header), body, limits) == reply
     assert wire.decode_limits(wire.limits_header(limits)) == limits
+    ocr = OcrConfig(
+        languages="eng+deu", tessdata="/usr/share/tessdata", page_timeout_seconds=2.5, max_pages=9, dpi=200
+    )
+    for config in (ocr, None):
+        header = wire.orjson.loads(wire.orjson.dumps(wire.limits_header(limits, config)))
+        assert wire.decode_limits(header) == limits and wire.decode_ocr(header) == config
+
+
+@pytest.mark.parametrize(
+    "ocr",
+    [
+        {
+            "languages": "eng; rm -rf /",
+            "tessdata": "/x",
+            "page_timeout_seconds": 1,
+            "max_pages": 1,
+            "dpi": 300,
+        },
+        {"languages": "eng", "tessdata": 7, "page_timeout_seconds": 1, "max_pages": 1, "dpi": 300},
+        {"languages": "eng", "tessdata": "/x", "page_timeout_seconds": 0, "max_pages": 1, "dpi": 300},
+        {"languages": "eng", "tessdata": "/x", "page_timeout_seconds": 1, "max_pages": True, "dpi": 300},
+        {"languages": "eng", "tessdata": "/x", "page_timeout_seconds": 1, "max_pages": 1},
+        "eng",
+    ],
+)
+def test_an_ocr_configuration_outside_the_protocol_is_refused(ocr: object) -> None:
+    with pytest.raises(wire.ProtocolViolation):
+        wire.decode_ocr({"type": "limits", "ocr": ocr})
+
+
+@pytest.mark.parametrize("page", [0, -1, 10**9, True, "2"])
+def test_a_progress_message_names_a_real_page(page: object) -> None:
+    raw = wire.orjson.dumps({"status": "progress", "ocr_page": page})
+    with pytest.raises(wire.ProtocolViolation):
+        wire.decode_reply(raw, b"", Limits())
 
 
 # -- a hostile child -----------------------------------------------------------
@@ -169,14 +207,18 @@ VIOLATIONS = [
     "unknown-code",
     "long-message",
     "control-chars",
+    "progress-flood",  # a child without OCR may not ask for more time
 ]
 
 
-async def hostile_pool(behaviour: str, marker: Path, timeout: float = 30.0) -> ExtractionPool:
+async def hostile_pool(
+    behaviour: str, marker: Path, timeout: float = 30.0, ocr: OcrConfig | None = None
+) -> ExtractionPool:
     pool = ExtractionPool(
         size=1,
         limits=Limits(max_text_bytes=1000),
         timeout=timeout,
+        ocr=ocr,
         child_command=[sys.executable, str(HOSTILE_CHILD), behaviour, str(marker)],
     )
     await pool.start()
@@ -205,6 +247,20 @@ async def test_a_reply_outside_the_protocol_is_a_crash_never_code(behaviour: str
         with pytest.raises(ProcessLookupError):
             os.kill(before, 0)
         assert not marker.exists()
+    finally:
+        await pool.close()
+
+
+async def test_a_child_cannot_buy_time_past_the_pages_a_document_may_have(tmp_path: Path) -> None:
+    """Each progress message extends the deadline by a page timeout, up to twice max_pages."""
+    ocr = OcrConfig(languages="eng", tessdata="/nowhere", page_timeout_seconds=60, max_pages=2)
+    pool = await hostile_pool("progress-flood", tmp_path / "exploited", timeout=1.0, ocr=ocr)
+    try:
+        started = time.monotonic()
+        with pytest.raises(CorruptFile) as info:
+            await pool.extract(b"a document", "a.txt", "text/plain")
+        assert info.value.message == CRASHED
+        assert time.monotonic() - started < 10  # not 1000 pages of 60 s
     finally:
         await pool.close()
 
