@@ -16,7 +16,7 @@ ASYNCAPI_STAMP := $(ASYNCAPI)/node_modules/.installed
 JSCLIENT := clients/js
 JSCLIENT_STAMP := $(JSCLIENT)/node_modules/.installed
 
-.PHONY: install test test-fast browser lint dev bench k8s-check images constraints clean
+.PHONY: install test test-fast os-packages lint dev bench k8s-check images constraints clean
 
 install: $(STAMP)
 
@@ -36,16 +36,19 @@ constraints: install
 	$(BIN)/pip freeze --exclude-editable | grep -v '^-e' | grep -v ' @ ' | sort -f > constraints.txt
 
 # Every test, unit and integration (README.md, Tests).
-test: install browser
+test: install os-packages
 	$(BIN)/pytest
 
 # The unit tier only: no database, no S3, no process (markers set by rag_testing.pytest_plugin).
 test-fast: install
 	$(BIN)/pytest -m unit
 
-# The browser test drives Debian's Chromium: installed here when missing (needs root or sudo).
-browser:
-	tools/ensure-chromium.sh
+# Distribution packages, installed when missing (needs root or sudo): Debian's Chromium for the
+# browser tests, Tesseract's English model for OCR (the parse worker's tests, and make dev).
+CHROMIUM_PACKAGE := /usr/bin/chromium=chromium
+OCR_PACKAGES := /usr/share/tesseract-ocr/5/tessdata/eng.traineddata=tesseract-ocr-eng
+os-packages:
+	tools/ensure-debian-packages.sh $(CHROMIUM_PACKAGE) $(OCR_PACKAGES)
 
 lint: install $(ASYNCAPI_STAMP) $(JSCLIENT_STAMP)
 	$(BIN)/ruff check .
@@ -67,6 +70,8 @@ $(JSCLIENT_STAMP): $(JSCLIENT)/package-lock.json
 	@touch $@
 
 dev: install
+	@# Without root or sudo, make dev still runs: its parse worker then reads no scans (OCR off).
+	tools/ensure-debian-packages.sh --optional $(OCR_PACKAGES)
 	$(BIN)/python -m rag_devstack.dev
 
 bench: install

@@ -4,7 +4,7 @@ The services come from rag_testing's `system` fixture (api + both workers on thi
 own database and bucket). `launch_browser()` starts /usr/bin/chromium
 (Debian's package; Playwright never downloads a browser here). A missing Chromium FAILS
 the test with the command that installs it: `make test` installs it first
-(tools/ensure-chromium.sh), so a skip would only hide a broken setup.
+(tools/ensure-debian-packages.sh), so a skip would only hide a broken setup.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def require_chromium() -> Path:
     if not (CHROMIUM.exists() and os.access(CHROMIUM, os.X_OK)):
         pytest.fail(
             f"{CHROMIUM} is missing: the browser test needs Debian's Chromium. Install it with "
-            "`apt-get update && apt-get install -y --no-install-recommends chromium` (`make test` does, through tools/ensure-chromium.sh).",
+            "`apt-get update && apt-get install -y --no-install-recommends chromium` (`make test` does, through tools/ensure-debian-packages.sh).",
             pytrace=False,
         )
     return CHROMIUM
