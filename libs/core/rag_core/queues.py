@@ -14,9 +14,13 @@ from psycopg import AsyncConnection
 
 from rag_jobqueue import Job, QueueSpec, enqueue
 
-PARSE_QUEUE = QueueSpec(table="parse_jobs", channel="parse_jobs", name="parse", partition_by="workspace_id")
+# Parse and ingest jobs store the trace they were queued in (migration 0008): one upload is
+# one trace, from the request through both jobs to the frames (docs/observability.md).
+PARSE_QUEUE = QueueSpec(
+    table="parse_jobs", channel="parse_jobs", name="parse", partition_by="workspace_id", traced=True
+)
 INGEST_QUEUE = QueueSpec(
-    table="ingest_jobs", channel="ingest_jobs", name="ingest", partition_by="workspace_id"
+    table="ingest_jobs", channel="ingest_jobs", name="ingest", partition_by="workspace_id", traced=True
 )
 ANSWER_QUEUE = QueueSpec(
     table="answer_jobs", channel="answer_jobs", name="answer", partition_by="workspace_id"

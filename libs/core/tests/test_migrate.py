@@ -123,7 +123,9 @@ def test_a_database_of_the_previous_head_upgrades_to_the_schema_of_a_fresh_one(
     assert migrate(empty_database_url) == [
         "eventbus/0001_event_log",
         "eventbus/0002_stream_epoch",
+        "eventbus/0003_event_traceparent",
         "0007_event_recipients",
+        "0008_job_traceparent",
     ]
     upgraded, fresh = catalog(empty_database_url), catalog(database_url)
     for kind in CATALOG:

@@ -96,7 +96,8 @@ class EventLog:
             SELECT_AFTER, {"user_id": user_id, "after": after, "upto": upto, "limit": limit}
         )
         events = [
-            DeliveredEvent(id=i, type=t, payload=p, created_at=c) for i, t, p, c in await cur.fetchall()
+            DeliveredEvent(id=i, type=t, payload=p, created_at=c, traceparent=tp)
+            for i, t, p, c, tp in await cur.fetchall()
         ]
         return Replay(position, events)
 

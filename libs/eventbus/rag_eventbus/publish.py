@@ -14,6 +14,10 @@ possible in the transaction, with every event of that transaction.
 
 All of it runs in Postgres (`eventbus_publish`, migrations/0001_event_log.sql): one
 round trip, which matters because the job runtime publishes inside every claim.
+
+Trace context: the events of one call are stored with one W3C traceparent, the caller's
+(`traceparent=`) or else the current OpenTelemetry span's; it travels in the notification
+("t") and the log, never in the frames (docs/observability.md).
 """
 
 from __future__ import annotations
@@ -25,12 +29,15 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from psycopg import AsyncConnection
 
 from rag_eventbus.queries import PUBLISH
 from rag_eventbus.types import DeliveredEvent, Publishable
 
 REALTIME_CHANNEL = "rag_realtime"
+_PROPAGATOR = TraceContextTextMapPropagator()
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,18 +52,32 @@ class Notice:
     ranges: list[tuple[UUID, int, int]]
 
 
-async def publish(conn: AsyncConnection[Any], events: Sequence[Publishable]) -> dict[UUID, list[int]]:
+def _current_traceparent() -> str | None:
+    """The current span's W3C traceparent; None outside a valid span (always, with tracing off).
+
+    rag_observability.tracing has the same few lines; the bus sits beside it, not above it."""
+    if not trace.get_current_span().get_span_context().is_valid:
+        return None
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier)
+    return carrier.get("traceparent")
+
+
+async def publish(
+    conn: AsyncConnection[Any], events: Sequence[Publishable], *, traceparent: str | None = None
+) -> dict[UUID, list[int]]:
     """Store `events` for every recipient of their audiences; return the ids per user.
 
     Must run inside a transaction on `conn`; nothing is visible or notified until
-    it commits, and nothing at all if it rolls back.
+    it commits, and nothing at all if it rolls back. `traceparent` is the trace the events
+    belong to when it is not the current span's (a claim publishes outside its jobs' spans).
     """
     if not events:
         return {}
     body = orjson.dumps(
         [{"type": e.type, "audience": e.audience, "payload": e.payload} for e in events]
     ).decode()
-    cur = await conn.execute(PUBLISH, (body,))
+    cur = await conn.execute(PUBLISH, (body, traceparent or _current_traceparent()))
     return {user_id: list(range(first, last + 1)) for user_id, first, last in await cur.fetchall()}
 
 
@@ -71,13 +92,19 @@ def decode_notice(payload: str, wanted: Callable[[UUID], bool] | None = None) ->
     if "e" in body:
         events: list[tuple[UUID, DeliveredEvent]] = []
         created_at: datetime | None = None
+        traceparent: str | None = body.get("t")
         for u, i, t, p in body["e"]:
             user_id = UUID(u)
             if wanted is not None and not wanted(user_id):
                 continue
             if created_at is None:
                 created_at = datetime.fromisoformat(body["c"])
-            events.append((user_id, DeliveredEvent(id=i, type=t, payload=p, created_at=created_at)))
+            events.append(
+                (
+                    user_id,
+                    DeliveredEvent(id=i, type=t, payload=p, created_at=created_at, traceparent=traceparent),
+                )
+            )
         return Notice(events=events, ranges=[])
     ranges = [(UUID(u), first, last) for u, first, last in body["r"]]
     if wanted is not None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 # The whole publish (recipients, ids, rows, NOTIFY) is one server-side function: one
-# round trip inside the caller's transaction (migrations/0001_event_log.sql).
-PUBLISH = "SELECT user_id, first_id, last_id FROM eventbus_publish(%s::jsonb)"
+# round trip inside the caller's transaction (migrations/0001_event_log.sql; its trace
+# context argument: 0003_event_traceparent.sql).
+PUBLISH = "SELECT user_id, first_id, last_id FROM eventbus_publish(%s::jsonb, %s::text)"
 
 # A user's events in (after, upto], oldest first.
 SELECT_AFTER = """
-SELECT id, type, payload, created_at FROM events
+SELECT id, type, payload, created_at, traceparent FROM events
 WHERE user_id = %(user_id)s AND id > %(after)s AND (%(upto)s::bigint IS NULL OR id <= %(upto)s)
 ORDER BY id
 LIMIT %(limit)s

@@ -43,6 +43,9 @@ class DeliveredEvent:
     type: str
     payload: dict[str, Any]
     created_at: datetime
+    # The W3C trace context it was published in (None: tracing off): for the deliverer's
+    # span, never part of the frame.
+    traceparent: str | None = None
 
     def to_frame(self) -> bytes:
         return orjson.dumps(

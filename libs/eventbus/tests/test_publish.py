@@ -6,6 +6,7 @@ import asyncio
 import random
 import uuid
 
+import orjson
 import psycopg
 import pytest
 from psycopg import AsyncConnection
@@ -145,3 +146,28 @@ async def test_one_notification_per_publish_with_numbered_events(bus_database_ur
         (user, 2, "test.happened"),
         (user, 3, "test.happened"),
     ]
+
+
+async def test_the_trace_context_travels_in_the_notice_and_the_log_but_never_in_the_frame(
+    bus_database_url: str,
+) -> None:
+    """A publish outside any span stores none; one given a traceparent stores it with every
+    event, inline in the notification and in the log; the frame a client gets is unchanged."""
+    from rag_eventbus import decode_notice
+
+    user = uuid.uuid4()
+    audience = make_audience(bus_database_url, [user])
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    async with await AsyncConnection.connect(bus_database_url, autocommit=True) as listen:
+        await listen.execute("LISTEN rag_realtime")
+        async with await AsyncConnection.connect(bus_database_url) as conn:
+            async with conn.transaction():
+                await publish(conn, [event_for(audience)])  # no span current: no context
+            async with conn.transaction():
+                await publish(conn, [event_for(audience), event_for(audience)], traceparent=traceparent)
+        got = [decode_notice(n.payload) async for n in listen.notifies(timeout=1.0)]
+        replay = await EventLog(listen).read_after(user, 0)
+    assert [[e.traceparent for _, e in notice.events] for notice in got] == [[None], [traceparent] * 2]
+    assert [e.traceparent for e in replay.events] == [None, traceparent, traceparent]
+    frame = orjson.loads(replay.events[1].to_frame())
+    assert set(frame) == {"id", "type", "payload", "created_at"}

@@ -26,6 +26,9 @@ class QueueSpec:
     # NOT NULL, with the two partition indexes of docs/jobs.md on it; None: plain
     # first-in-first-out claims.
     partition_by: str | None
+    # The table has a nullable `traceparent text` column: `enqueue` stores the producer's
+    # trace context there and the worker's span for the job continues it (docs/jobs.md).
+    traced: bool = False
 
 
 @dataclass(frozen=True, slots=True)

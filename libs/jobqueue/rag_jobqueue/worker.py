@@ -13,6 +13,11 @@ back empty was taken over: its task is cancelled and its writes are fenced out.
 Expired leases of dead workers are rescued by the same loop (a takeover is a new
 claim, with the next attempt). On stop: claim nothing more, let running jobs
 finish within the grace period, then release the rest without burning an attempt.
+
+Tracing: each run of a job is one span, `<queue> job`, the child of the trace context the
+job row stores (a traced queue's `traceparent`) or a new trace's root; the kind's own spans
+and every log line of the run sit inside it. The claim's events carry the context of the
+jobs it started when they share one.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from rag_jobqueue.lease import Lease
 from rag_jobqueue.queries import QueueSQL
 from rag_jobqueue.queue import Job
 from rag_jobqueue.settings import JobSettings
+from rag_observability.tracing import SpanKind, mark_failed, span
 from rag_retry import RetryPolicy
 
 log = structlog.get_logger("rag_jobqueue")
@@ -196,7 +202,7 @@ class Worker:
                 started.append(job)
             if started:
                 events += await self.kind.on_claimed(conn, started)
-            await publish(conn, events)
+            await publish(conn, events, traceparent=_common_traceparent(started))
         kind = "takeover" if takeover else "new"
         metrics.JOBS_CLAIMED.labels(queue=self.queue.name, kind=kind).inc(len(started))
         if takeover and started:
@@ -219,6 +225,25 @@ class Worker:
         structlog.contextvars.bind_contextvars(
             **references, job_id=str(job.id), queue=self.queue.name, attempt=job.attempt
         )
+        attributes: dict[str, str | int] = {
+            "job.id": str(job.id),
+            "job.queue": self.queue.name,
+            "job.attempt": job.attempt,
+        }
+        with span(
+            f"{self.queue.name} job",
+            parent=job.row.get("traceparent"),
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+        ) as current:
+            outcome = await self._run(job, lease)
+            current.set_attribute("job.outcome", outcome)
+            if outcome in ("failed", "retry"):
+                mark_failed(current, outcome)
+
+    async def _run(self, job: Job, lease: Lease) -> str:
+        """Run the kind's work and record its outcome (Cancelled, for a lost lease or a
+        shutdown, propagates: the runtime handles the row)."""
         started = time.perf_counter()
         outcome = "success"
         try:
@@ -251,6 +276,7 @@ class Worker:
             metrics.JOBS_FINISHED.labels(queue=self.queue.name, outcome=outcome).inc()
             if outcome != "cancelled":
                 self._forget(job.id)
+        return outcome
 
     def _forget(self, job_id: uuid.UUID) -> None:
         self._inflight.pop(job_id, None)
@@ -349,11 +375,20 @@ class Worker:
                 released = await self._transition(conn, self._sql.release, job)
                 if released is None:
                     return
-                await publish(conn, await self.kind.on_released(conn, released))
+                await publish(
+                    conn, await self.kind.on_released(conn, released), traceparent=job.row.get("traceparent")
+                )
                 await notify_job(conn, self.queue.channel, job.id)
             log.info("job_released", job_id=str(job.id), queue=self.queue.name)
         except (psycopg.Error, OSError) as exc:
             log.error("job_release_failed", job_id=str(job.id), error=str(exc))
+
+
+def _common_traceparent(jobs: list[Job]) -> str | None:
+    """The trace context all `jobs` were queued in, if they share one (one upload's files do):
+    the claim publishes their `running` events in one call, which stores one context."""
+    found = {job.row.get("traceparent") for job in jobs}
+    return found.pop() if len(found) == 1 else None
 
 
 async def _wait_any(awaitables: list[Awaitable[Any]], timeout: float, names: list[str] | None = None) -> str:

@@ -1,7 +1,9 @@
 """structlog configuration: JSON lines for machines, `console` for humans.
 
 Context (request id, user id, job id, document id) is bound with
-`structlog.contextvars.bind_contextvars` and appears on every line of that task.
+`structlog.contextvars.bind_contextvars` and appears on every line of that task; the current
+OpenTelemetry span adds `trace_id` and `span_id` (when tracing is on: rag_observability.tracing),
+so a line leads to its trace and a trace to its lines.
 Secrets never go through here: callers log ids, not tokens or DSNs.
 """
 
@@ -11,6 +13,18 @@ import logging
 import sys
 
 import structlog
+from opentelemetry import trace
+
+
+def add_trace_context(
+    _logger: object, _method: str, event: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """`trace_id` and `span_id` of the current span, in the hex form tracing backends show."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event["trace_id"] = format(context.trace_id, "032x")
+        event["span_id"] = format(context.span_id, "016x")
+    return event
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json", service: str = "") -> None:
@@ -21,6 +35,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json", service: str = "")
     )
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_context,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

@@ -1,4 +1,8 @@
-"""`rag-api`: serve the gateway with hypercorn on API_HOST:API_PORT until SIGTERM/SIGINT."""
+"""`rag-api`: serve the gateway with hypercorn on API_HOST:API_PORT until SIGTERM/SIGINT.
+
+With an OTLP endpoint configured (docs/observability.md) the app is served behind the ASGI
+tracing middleware (rag_api.tracing) and the spans still buffered are exported at exit.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,15 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from hypercorn.utils import LifespanFailureError
 from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from rag_api import ws_frame_limit
 from rag_api.app import create_app
 from rag_api.settings import ApiSettings
+from rag_api.tracing import traced
 from rag_core.settings import load_settings
 from rag_embedding import EmbeddingConfigurationError
+from rag_observability import configure_tracing
 
 GRACEFUL_SECONDS = 10.0
 
@@ -44,7 +51,7 @@ def hypercorn_config(settings: ApiSettings) -> Config:
     return config
 
 
-async def _serve(app: Starlette, config: Config) -> None:
+async def _serve(app: Starlette, served: ASGIApp, config: Config) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -58,7 +65,7 @@ async def _serve(app: Starlette, config: Config) -> None:
         if hub is not None:
             await hub.close_connections()
 
-    await serve(app, config, shutdown_trigger=shutdown_trigger)  # type: ignore[arg-type]
+    await serve(served, config, shutdown_trigger=shutdown_trigger)  # type: ignore[arg-type]
 
 
 def main() -> None:
@@ -68,8 +75,9 @@ def main() -> None:
     except (ValueError, EmbeddingConfigurationError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    tracing = configure_tracing("rag-api")
     try:
-        asyncio.run(_serve(app, hypercorn_config(settings)))
+        asyncio.run(_serve(app, traced(app) if tracing else app, hypercorn_config(settings)))
     except LifespanFailureError:
         reason = getattr(app.state, "startup_error", None) or "see the log above"
         print(f"rag-api: startup failed: {reason}", file=sys.stderr)
@@ -77,6 +85,9 @@ def main() -> None:
     except OSError as exc:  # e.g. the port is taken
         print(f"rag-api: cannot serve on {settings.api_host}:{settings.api_port}: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
+    finally:
+        if tracing is not None:
+            tracing.shutdown()
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag_api.metrics import REQUEST_SECONDS, REQUESTS, method_label, status_label
+from rag_observability.tracing import name_server_span
 
 log = structlog.get_logger("rag_api.http")
 
@@ -170,6 +171,9 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
+                # The server span (rag_api.tracing), when tracing is on, by its route template:
+                # now, because the tracing middleware ends it with the response's last part.
+                name_server_span(method_label(scope["method"]), route_label(scope))
                 streaming = (
                     Headers(raw=message.get("headers", []))
                     .get("content-type", "")

@@ -7,6 +7,9 @@ transaction, fenced by the lease, replaces the document's chunks, marks the job
 `success` and the document `ingested`, and publishes the events. Running the same
 job twice therefore never duplicates chunks, and a worker that lost its lease
 writes nothing. Long documents report `progress` at least every 10 %.
+
+Tracing: the runtime's `ingest job` span holds this run; its steps are child spans
+(`s3 get`, `chunk`, `embed`, `COPY chunks`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from rag_eventbus import publish
 from rag_ingest_worker.chunking import Chunk
 from rag_ingest_worker.compute import ComputePool
 from rag_jobqueue import Job, Lease, PermanentJobError, PublicMessages
+from rag_observability.tracing import span
 from rag_storage import ObjectNotFound, ObjectStore, ObjectTooLarge, StorageError
 
 log = structlog.get_logger("rag_ingest_worker")
@@ -78,28 +82,32 @@ class IngestKind(DocumentJobKind):
     async def run(self, job: Job, lease: Lease) -> None:
         document_id = job.row["document_id"]
         text = await self._parsed_text(document_id)
-        chunks = await self.compute.chunk(text)
+        with span("chunk", attributes={"text.chars": len(text)}) as current:
+            chunks = await self.compute.chunk(text)
+            current.set_attribute("chunks", len(chunks))
         del text
-        vectors = await self._embed(job, lease, chunks)
+        with span("embed", attributes={"chunks": len(chunks), "embedding.model": self.embedder.model_name}):
+            vectors = await self._embed(job, lease, chunks)
         async with self.pool.connection() as conn, conn.transaction():
             done = await lease.finish(conn)
             await conn.execute(DELETE_CHUNKS, (document_id,))
-            async with conn.cursor() as cur, cur.copy(COPY_CHUNKS) as copy:
-                for chunk, vector in zip(chunks, vectors, strict=True):
-                    await copy.write_row(
-                        (
-                            document_id,
-                            job.row["workspace_id"],
-                            chunk.ordinal,
-                            chunk.text,
-                            chunk.char_start,
-                            chunk.char_end,
-                            chunk.page,
-                            self.embedder.model_name,
-                            self.embedder.dim,
-                            vector,
+            with span("COPY chunks", attributes={"db.system": "postgresql", "chunks": len(chunks)}):
+                async with conn.cursor() as cur, cur.copy(COPY_CHUNKS) as copy:
+                    for chunk, vector in zip(chunks, vectors, strict=True):
+                        await copy.write_row(
+                            (
+                                document_id,
+                                job.row["workspace_id"],
+                                chunk.ordinal,
+                                chunk.text,
+                                chunk.char_start,
+                                chunk.char_end,
+                                chunk.page,
+                                self.embedder.model_name,
+                                self.embedder.dim,
+                                vector,
+                            )
                         )
-                    )
             await conn.execute(
                 MARK_INGESTED,
                 {
@@ -120,7 +128,9 @@ class IngestKind(DocumentJobKind):
         if row is None:
             raise PermanentJobError("The parsed text of this document is missing; reprocess the document.")
         try:
-            data = await self.store.get_bytes(row[0], max_bytes=self.max_text_bytes)
+            with span("s3 get", attributes={"s3.key": row[0]}) as current:
+                data = await self.store.get_bytes(row[0], max_bytes=self.max_text_bytes)
+                current.set_attribute("s3.bytes", len(data))
         except ObjectNotFound:
             raise PermanentJobError(
                 "The parsed text of this document is missing; reprocess the document."

@@ -1,7 +1,7 @@
 """`rag-ingest-worker`: run the ingest queue until SIGTERM/SIGINT.
 
 The compute children (one per WORKER_CONCURRENCY slot) start before the first claim and
-are killed when the worker stops.
+are killed when the worker stops. Tracing is configured after they start: they trace nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from rag_embedding import EmbeddingConfigurationError, build_embedder
 from rag_ingest_worker.compute import ComputePool
 from rag_ingest_worker.kind import IngestKind
 from rag_ingest_worker.settings import IngestWorkerSettings
-from rag_observability import configure_logging
+from rag_observability import Tracing, configure_logging, configure_tracing
 from rag_storage import ObjectStore
 
 
@@ -32,6 +32,7 @@ def main() -> None:
         raise SystemExit(2) from None
 
     compute = ComputePool(settings.worker_concurrency)
+    tracing: Tracing | None = None
 
     def build(pool: AsyncConnectionPool[Any], store: ObjectStore) -> IngestKind:
         return IngestKind(
@@ -45,9 +46,12 @@ def main() -> None:
 
     try:
         compute.start()
+        tracing = configure_tracing("rag-ingest-worker")
         asyncio.run(serve_worker("ingest-worker", settings, build))
     finally:
         compute.close()
+        if tracing is not None:
+            tracing.shutdown()
 
 
 if __name__ == "__main__":

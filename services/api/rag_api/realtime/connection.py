@@ -62,6 +62,7 @@ from rag_api.realtime.redaction import Redaction
 from rag_api.realtime.transport import Transport
 from rag_core.tokens import AuthError, TokenClaims
 from rag_eventbus import DeliveredEvent, EventLog, ResyncRequired, StreamPosition
+from rag_observability.tracing import SpanKind, span
 
 log = structlog.get_logger("rag_api.realtime")
 
@@ -379,7 +380,17 @@ class Connection:
 
     async def _send_event(self, event: DeliveredEvent) -> None:
         event = self._redaction.apply(event)  # every event frame passes here, in id order
-        await self.transport.send_event(event)
+        if event.traceparent is None:  # tracing off (or published outside a trace): no span
+            await self.transport.send_event(event)
+        else:
+            # The frame's span, in the trace the event was published in (docs/observability.md).
+            with span(
+                "realtime send",
+                parent=event.traceparent,
+                kind=SpanKind.PRODUCER,
+                attributes={"event.id": event.id, "event.type": event.type, "user.id": str(self.user_id)},
+            ):
+                await self.transport.send_event(event)
         self.last_sent = event.id
         EVENTS_DELIVERED.inc()
 

@@ -78,5 +78,9 @@ class Redaction:
         if workspace in self._member_of:
             return event
         return DeliveredEvent(
-            id=event.id, type=REDACTED, payload={"workspace_id": workspace}, created_at=event.created_at
+            id=event.id,
+            type=REDACTED,
+            payload={"workspace_id": workspace},
+            created_at=event.created_at,
+            traceparent=event.traceparent,
         )
