@@ -1,6 +1,7 @@
 """Upload → parse → ingest → search, as a member sees it: real processes end to end.
 
-Every format (txt, md, html, pdf, docx, pptx, xlsx, csv, eml) goes through the real api, parse worker and ingest worker; every member's
+Every format (txt, md, html, pdf, docx, pptx, xlsx, csv, eml, and by OCR a scanned pdf, png, jpg
+and a two-page tiff) goes through the real api, parse worker and ingest worker; every member's
 WebSocket receives exactly the contract's event sequence for each document, a
 non-member receives nothing, and a sentence of each document finds it first.
 """
@@ -15,6 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from rag_testing import scans
 from rag_testing.system import System, start_system
 from rag_testing.wsclient import EventCollector
 
@@ -41,6 +43,30 @@ DOCUMENTS: dict[str, tuple[bytes, str]] = {
     "sales.xlsx": ((FIXTURES / "sales.xlsx").read_bytes(), "copper kettles shipped by freighter"),
     "inventory.csv": ((FIXTURES / "inventory.csv").read_bytes(), "oak barrels aged in the Bordeaux cellar"),
     "memo.eml": ((FIXTURES / "memo.eml").read_bytes(), "the orchard harvest of quinces doubled"),
+    # Read by OCR: pages rendered from known text, as a scanner or a phone gives them.
+    "scan.pdf": (
+        scans.scanned_pdf([scans.page_image(["The harbour master counted eleven trawlers at the pier."])]),
+        "harbour master counted eleven trawlers",
+    ),
+    "whiteboard.png": (
+        scans.encode(scans.page_image(["Sprint goal: migrate the billing service to the new queue."]), "PNG"),
+        "migrate the billing service to the new queue",
+    ),
+    "receipt.jpg": (
+        scans.encode(
+            scans.page_image(["Receipt for three ceramic teapots paid in cash."]).convert("RGB"), "JPEG"
+        ),
+        "receipt for three ceramic teapots",
+    ),
+    "fax.tiff": (
+        scans.multipage_tiff(
+            [
+                scans.page_image(["Fax cover sheet for the surveyors in Tromso."]),
+                scans.page_image(["The survey found permafrost under the northern slope."]),
+            ]
+        ),
+        "permafrost under the northern slope",
+    ),
 }
 
 LIFE_OF_AN_UPLOAD = [

@@ -7,14 +7,19 @@ see docs/parse-worker.md for the table.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from pydantic import Field
 
 from rag_core.worker_service import WorkerServiceSettings
 from rag_parse_worker.extract import Limits, OcrConfig
-from rag_parse_worker.extract.ocr import locate_tessdata, longest_extraction_seconds, missing_languages
+from rag_parse_worker.extract.ocr import (
+    TESSDATA_DIRS,
+    locate_tessdata,
+    longest_extraction_seconds,
+    missing_languages,
+)
 
 MB = 1024 * 1024
 
@@ -43,7 +48,9 @@ class ParseWorkerSettings(WorkerServiceSettings):
     ocr_max_pages: int = Field(default=200, ge=1)
     ocr_dpi: int = Field(default=300, ge=72, le=600)
 
-    def ocr_config(self, environ: Mapping[str, str] = os.environ) -> OcrConfig | None:
+    def ocr_config(
+        self, environ: Mapping[str, str] = os.environ, directories: Sequence[str] = TESSDATA_DIRS
+    ) -> OcrConfig | None:
         """The OCR this worker runs, or None; ValueError when OCR_PROVIDER=tesseract cannot run.
 
         Unset, OCR is on where the models of OCR_LANGUAGES are installed and off elsewhere
@@ -51,7 +58,7 @@ class ParseWorkerSettings(WorkerServiceSettings):
         """
         if self.ocr_provider == "off":
             return None
-        tessdata = locate_tessdata(environ)
+        tessdata = locate_tessdata(environ, directories)
         missing = (
             missing_languages(tessdata, self.ocr_languages) if tessdata else self.ocr_languages.split("+")
         )

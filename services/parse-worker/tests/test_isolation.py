@@ -21,8 +21,8 @@ from rag_parse_worker.extract import (
 )
 from rag_parse_worker.isolation import CRASHED, ExtractionPool
 from rag_parse_worker.wire import Bug, Failed
+from rag_testing import scans
 
-from . import scans
 from .conftest import ocr_config
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]  # real child processes

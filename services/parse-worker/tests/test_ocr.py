@@ -28,8 +28,8 @@ from rag_parse_worker.extract import (
     extract,
 )
 from rag_parse_worker.extract.ocr import MAX_OCR_PIXELS, GrayImage
+from rag_testing import scans
 
-from . import scans
 from .builders import make_eml, make_pdf
 from .conftest import ocr_config
 

@@ -16,7 +16,7 @@ Nothing here knows a file format: pdf.py renders pages and image.py decodes imag
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -147,10 +147,12 @@ class Tesseract:
             api.Clear()
 
 
-def locate_tessdata(environ: Mapping[str, str] = os.environ) -> Path | None:
-    """The first directory of TESSDATA_PREFIX and TESSDATA_DIRS that holds any model."""
+def locate_tessdata(
+    environ: Mapping[str, str] = os.environ, directories: Sequence[str] = TESSDATA_DIRS
+) -> Path | None:
+    """The first directory of TESSDATA_PREFIX and `directories` that holds any model."""
     candidates = [environ["TESSDATA_PREFIX"]] if environ.get("TESSDATA_PREFIX") else []
-    for directory in map(Path, [*candidates, *TESSDATA_DIRS]):
+    for directory in map(Path, [*candidates, *directories]):
         if directory.is_dir() and any(directory.glob("*.traineddata")):
             return directory
     return None

@@ -74,7 +74,7 @@ def scanned_pdf(images: list[Image.Image], dpi: int = 300) -> bytes:
 
 def multipage_tiff(images: list[Image.Image]) -> bytes:
     first, *rest = [i.copy() for i in images]
-    return encode(first, "TIFF", save_all=True, append_images=rest, dpi=(300, 300))
+    return encode(first, "TIFF", save_all=True, append_images=rest, dpi=(300, 300), compression="tiff_lzw")
 
 
 def merge_pdfs(*documents: bytes) -> bytes:
