@@ -157,6 +157,25 @@ def test_one_upload_is_one_trace_from_the_request_through_both_jobs_to_each_fram
         ("job.status_updated", "ingest", "success"): ingest,
         ("document.status_updated", None, "ingested"): ingest,
     }
+
+    # The contexts were stored as W3C traceparents: with each job row (the span current at its
+    # enqueue) and with each event row (the span current at its publish).
+    def traceparent(parent: CollectedSpan) -> str:
+        return f"00-{upload.trace_id}-{parent.span_id}-01"
+
+    doc = upload.document_id
+    jobs = upload.system.sql(
+        "SELECT 'parse', traceparent FROM parse_jobs WHERE document_id = %(d)s"
+        " UNION ALL SELECT 'ingest', traceparent FROM ingest_jobs WHERE document_id = %(d)s",
+        {"d": doc},
+    )
+    assert dict(jobs) == {"parse": traceparent(request), "ingest": traceparent(parse)}
+    stored = dict(
+        upload.system.sql(
+            "SELECT id, traceparent FROM events WHERE user_id = %s AND id = ANY(%s)",
+            (upload.owner, [f["id"] for f in upload.frames]),
+        )
+    )
     seen = []
     for frame in upload.frames:
         key = (frame["type"], frame["payload"].get("job_type"), frame["payload"]["status"])
@@ -165,12 +184,13 @@ def test_one_upload_is_one_trace_from_the_request_through_both_jobs_to_each_fram
         assert send.service == "rag-api" and send.kind == "producer"
         assert send.attributes["event.type"] == frame["type"]
         assert send.parent_id == published_in[key].span_id, (key, tree(spans))
+        assert stored[frame["id"]] == traceparent(published_in[key])
     assert seen == list(published_in)
 
     # One trace: everything above shares the caller's trace id (collector.trace filtered on it),
     # and no span of either job's run went to another trace.
-    jobs = [s for s in upload.collector.spans if s.name in ("parse job", "ingest job")]
-    assert {s.trace_id for s in jobs} == {upload.trace_id}
+    runs = [s for s in upload.collector.spans if s.name in ("parse job", "ingest job")]
+    assert {s.trace_id for s in runs} == {upload.trace_id}
 
 
 def test_a_request_without_traceparent_starts_a_trace_of_its_own(upload: Upload) -> None:
