@@ -144,6 +144,11 @@ async def test_two_members_watch_a_grounded_answer_stream_and_rest_agrees(system
         assert "four hundred barrels" in done["content"]
         assert [c["filename"] for c in done["citations"]] == ["harbour.txt"]
         assert done["citations"][0]["document_id"] == docs["harbour.txt"]
+        # The citation says where the passage is: no page in a text file, and its range in
+        # the parsed text (a text file's own text) holds the quoted sentence.
+        cited = done["citations"][0]
+        assert cited["page"] is None
+        assert "four hundred barrels" in HARBOUR.decode()[cited["char_start"] : cited["char_end"]]
 
     listed = api.get(f"/api/conversations/{conversation}/messages").json()["items"]
     assert [(m["role"], m["status"]) for m in listed] == [("user", "completed"), ("assistant", "completed")]

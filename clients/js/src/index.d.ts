@@ -98,6 +98,11 @@ export interface SearchHit {
   ordinal: number;
   text: string;
   score: number;
+  /** The passage's first page (1-based); null for a document without pages. */
+  page: number | null;
+  /** The passage's range in the document's parsed text, in code points. */
+  char_start: number;
+  char_end: number;
 }
 export interface Conversation {
   id: string;
@@ -111,6 +116,11 @@ export interface Citation {
   chunk_id: number;
   filename: string;
   ordinal: number;
+  /** The passage's first page (1-based); null for a document without pages. */
+  page: number | null;
+  /** The passage's range in the document's parsed text, in code points. */
+  char_start: number;
+  char_end: number;
 }
 export interface Message {
   id: string;

@@ -15,8 +15,10 @@ async function app(): Promise<void> {
   const cursor: string | null = page.next_cursor;
   const hits = await rest.search(workspace.id, "q", { k: 5 });
   const score: number = hits.items[0].score;
+  const where: [number | null, number, number] = [hits.items[0].page, hits.items[0].char_start, hits.items[0].char_end];
   const { reply } = await rest.postMessage((await rest.createConversation(workspace.id, "t")).id, "why?");
   const status: "pending" | "streaming" | "completed" | "failed" = reply.status;
+  const citedPage: number | null | undefined = reply.citations[0]?.page;
   try {
     await rest.listEvents({ after: 0, epoch: "e" });
   } catch (err) {
@@ -25,7 +27,7 @@ async function app(): Promise<void> {
       void oldest;
     }
   }
-  void [first, cursor, score, status, version];
+  void [first, cursor, score, where, status, citedPage, version];
 }
 
 const seen: EventFrame[] = [];

@@ -71,12 +71,15 @@ class Job(TypedDict):
 
 
 class SearchHit(TypedDict):
-    chunk_id: str
+    chunk_id: int
     document_id: str
     filename: str
     ordinal: int
     text: str
     score: float
+    page: int | None  # the passage's first page; None for a document without pages
+    char_start: int  # the passage's range in the document's parsed text (code points)
+    char_end: int
 
 
 class Conversation(TypedDict):
@@ -89,9 +92,12 @@ class Conversation(TypedDict):
 
 class Citation(TypedDict):
     document_id: str
-    chunk_id: str
+    chunk_id: int
     filename: str
     ordinal: int
+    page: int | None  # the passage's first page; None for a document without pages
+    char_start: int  # the passage's range in the document's parsed text (code points)
+    char_end: int
 
 
 class Message(TypedDict):

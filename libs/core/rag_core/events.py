@@ -71,11 +71,17 @@ class JobStatusUpdated(_Payload):
 
 
 class Citation(BaseModel):
+    """A cited passage and where it is: `page` (its first page, None for formats without
+    pages) and `char_start`/`char_end` (its range in the document's parsed text)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
     document_id: UUID
     chunk_id: int
     filename: str
     ordinal: int
+    page: int | None
+    char_start: int
+    char_end: int
 
 
 class MessageCreated(_Payload):

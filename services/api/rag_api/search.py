@@ -6,6 +6,12 @@ full-text side ORs the query's lexemes (a question rarely contains every word of
 its answer) and ranks by cover density. Only chunks embedded with the current
 model enter the vector ranking: mixing vector spaces would rank noise.
 
+A hit (and a citation made from it) says where it is, so a viewer can jump to it: `page`,
+the chunk's first page, and `char_start`/`char_end`, its range in the document's parsed
+text. The ingest worker numbers pages from the parsed text's form feeds, so the one page
+of a one-page PDF (or a PNG) is stored as NULL: a document that has a `page_count` gives
+such a chunk page 1, one without pages (text, Word, e-mail...) keeps `null`.
+
 No database connection is held while the query is embedded: the embedder may wait for
 a slow service up to EMBEDDING_TIMEOUT_SECONDS, and a pool connection held meanwhile by
 each waiting search would leave every other route without one (503). So membership is
@@ -61,7 +67,8 @@ WITH vec AS (
     FROM (SELECT id, rank FROM vec UNION ALL SELECT id, rank FROM fts) ranked
     GROUP BY id
 )
-SELECT c.id, c.document_id, d.filename, c.ordinal, c.text, f.score::float8
+SELECT c.id, c.document_id, d.filename, c.ordinal, c.text, f.score::float8,
+    coalesce(c.page, CASE WHEN d.page_count IS NOT NULL THEN 1 END), c.char_start, c.char_end
 FROM fused f
 JOIN chunks c ON c.id = f.id
 JOIN documents d ON d.id = c.document_id
@@ -78,6 +85,10 @@ class Hit:
     ordinal: int
     text: str
     score: float
+    # Where the passage is (defaults for passages built in tests and bench, not from a row).
+    page: int | None = None
+    char_start: int = 0
+    char_end: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -87,6 +98,9 @@ class Hit:
             "ordinal": self.ordinal,
             "text": self.text,
             "score": self.score,
+            "page": self.page,
+            "char_start": self.char_start,
+            "char_end": self.char_end,
         }
 
 

@@ -73,3 +73,43 @@ async def test_chunks_of_another_model_stay_out_of_the_vector_ranking(database_u
     await seed(database_url, ws, {"old.txt": "zzz qqq"}, model="some-old-model")
     # No shared word and another model: it must not appear at all.
     assert await search(database_url, ws, "tides of the ocean") == []
+
+
+async def test_a_hit_says_where_it_is_page_and_character_range(database_url: str) -> None:
+    """A viewer jumps to a hit by its page and its range in the parsed text: a chunk's stored
+    page; page 1 for a paged document whose text had no page break (a one-page PDF); null for
+    a document without pages."""
+    ws = uuid.uuid4()
+    embedder = HashEmbedder()
+    texts = {
+        "report.pdf": ("Glaciers retreat faster in warm summers.", 3, 4),
+        "leaflet.pdf": ("Glaciers carve valleys over millennia.", None, 1),
+        "notes.txt": ("Glaciers store most of the fresh water.", None, None),
+    }
+    vectors = await embedder.embed([t for t, _, _ in texts.values()])
+    with psycopg.connect(database_url, autocommit=True) as conn, conn.transaction():
+        conn.execute("INSERT INTO workspaces (id, name, created_by) VALUES (%s, 'w', %s)", (ws, uuid.uuid4()))
+        for (name, (text, page, page_count)), vector in zip(texts.items(), vectors, strict=True):
+            doc = conn.execute(
+                "INSERT INTO documents (workspace_id, filename, content_type, size_bytes, sha256, status,"
+                " page_count) VALUES (%s, %s, 'text/plain', 1, %s, 'ingested', %s) RETURNING id",
+                (ws, name, uuid.uuid4().hex * 2, page_count),
+            ).fetchone()
+            assert doc is not None
+            conn.execute(
+                "INSERT INTO chunks (document_id, workspace_id, ordinal, text, char_start, char_end, page,"
+                " embedding_model, embedding_dim, embedding)"
+                " VALUES (%s, %s, 2, %s, 1000, %s, %s, %s, 384, %s::vector)",
+                (doc[0], ws, text, 1000 + len(text), page, embedder.model_name, vector_literal(vector)),
+            )
+    async with AsyncConnectionPool(database_url, min_size=1, max_size=1, open=False) as pool:
+        hits = await hybrid_search(pool, embedder, ws, "glaciers", 10)
+    where = {h.filename: (h.page, h.char_start, h.char_end) for h in hits}
+    assert where == {
+        "report.pdf": (3, 1000, 1040),
+        "leaflet.pdf": (1, 1000, 1038),
+        "notes.txt": (None, 1000, 1039),
+    }
+    assert {k: hits[0].as_json()[k] for k in ("page", "char_start", "char_end")} == dict(
+        zip(("page", "char_start", "char_end"), where[hits[0].filename], strict=True)
+    )

@@ -192,12 +192,16 @@ def cited(content: str, hits: list[Hit]) -> list[Citation]:
         n = int(match.group(1))
         if 1 <= n <= len(hits) and n not in seen:
             seen.append(n)
-    return [
-        Citation(
-            document_id=hits[n - 1].document_id,
-            chunk_id=hits[n - 1].chunk_id,
-            filename=hits[n - 1].filename,
-            ordinal=hits[n - 1].ordinal,
-        )
-        for n in seen
-    ]
+    return [citation(hits[n - 1]) for n in seen]
+
+
+def citation(hit: Hit) -> Citation:
+    return Citation(
+        document_id=hit.document_id,
+        chunk_id=hit.chunk_id,
+        filename=hit.filename,
+        ordinal=hit.ordinal,
+        page=hit.page,
+        char_start=hit.char_start,
+        char_end=hit.char_end,
+    )
