@@ -15,3 +15,16 @@ LISTENER_CONNECTED = Gauge(
 LISTENER_RECONNECTS = Gauge(
     "rag_worker_listener_reconnects", "Reconnections of the wake-up listener", ["queue"]
 )
+# The queue as a whole (every worker of the queue reports the same figures: aggregate with max),
+# sampled every QUEUE_METRICS_INTERVAL_SECONDS by depth.py: what HPA/KEDA scale and alerts watch.
+QUEUE_DEPTH = Gauge("rag_queue_depth", "Queued jobs that are due (run_at reached)", ["queue"])
+QUEUE_DELAYED = Gauge(
+    "rag_queue_delayed_jobs", "Queued jobs waiting for a later run_at (retry backoff)", ["queue"]
+)
+QUEUE_RUNNING = Gauge("rag_queue_running_jobs", "Jobs running in any worker", ["queue"])
+QUEUE_OLDEST_AGE = Gauge(
+    "rag_queue_oldest_job_age_seconds", "How long the oldest due queued job has waited (0: none)", ["queue"]
+)
+QUEUE_SAMPLED = Gauge(
+    "rag_queue_sampled_timestamp_seconds", "When the queue figures were last read (Unix time)", ["queue"]
+)

@@ -142,6 +142,17 @@ WHERE {fence} RETURNING *
 # Seconds until the earliest queued job is due (NULL: none queued).
 NEXT_DUE = "SELECT EXTRACT(EPOCH FROM (min(run_at) - now()))::float8 FROM {t} WHERE status = 'queued'"
 
+# What an operator scales and alerts on (depth.py): queued jobs that are due, queued jobs
+# waiting for a later run_at (retries in backoff), running jobs, and the age of the oldest due
+# job. The queued ones come from the partial index on (run_at, id) WHERE status = 'queued'.
+DEPTH = """
+SELECT count(*) FILTER (WHERE run_at <= now()),
+       count(*) FILTER (WHERE run_at > now()),
+       coalesce(EXTRACT(EPOCH FROM (now() - min(run_at) FILTER (WHERE run_at <= now()))), 0)::float8,
+       (SELECT count(*) FROM {t} WHERE status = 'running')
+FROM {t} WHERE status = 'queued'
+"""
+
 # One job with the producer's columns; the job columns take their defaults.
 INSERT = "INSERT INTO {t} ({columns}) VALUES ({values}) RETURNING *"
 
@@ -184,3 +195,4 @@ class QueueSQL:
         self.fail = q(FAIL)
         self.release = q(RELEASE)
         self.next_due = q(NEXT_DUE)
+        self.depth = q(DEPTH)

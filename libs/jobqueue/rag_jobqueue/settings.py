@@ -15,3 +15,5 @@ class JobSettings(BaseSettings):
     job_retry_base_seconds: float = Field(default=2.0, ge=0)
     worker_shutdown_grace_seconds: float = Field(default=20.0, ge=0)
     worker_listen: bool = True  # false: poll only (benchmarks, pgbouncer without a direct DSN)
+    # How often each worker reads its queue's depth for the rag_queue_* metrics (depth.py); 0: never.
+    queue_metrics_interval_seconds: float = Field(default=15.0, ge=0)

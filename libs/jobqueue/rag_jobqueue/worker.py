@@ -38,6 +38,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from rag_eventbus import Listener, Publishable, notify_job, publish, wakeup_listener
 from rag_jobqueue import metrics
+from rag_jobqueue.depth import sample_depth_forever
 from rag_jobqueue.errors import LeaseLost, PermanentJobError, with_reference
 from rag_jobqueue.kind import JobKind
 from rag_jobqueue.lease import Lease
@@ -110,6 +111,12 @@ class Worker:
         if self._listener is not None:
             self._listener.start()
         heartbeat = asyncio.create_task(self._heartbeat_loop(), name=f"{self.queue.name}-heartbeat")
+        background = [heartbeat]
+        if self.settings.queue_metrics_interval_seconds > 0:
+            depth = sample_depth_forever(
+                self.pool, self.queue, self._sql, self.settings.queue_metrics_interval_seconds
+            )
+            background.append(asyncio.create_task(depth, name=f"{self.queue.name}-depth"))
         db_failures = 0
         log.info("worker_started", queue=self.queue.name, worker=self.worker_id, concurrency=self.concurrency)
         try:
@@ -150,9 +157,10 @@ class Worker:
                     metrics.LISTENER_RECONNECTS.labels(**labels).set(self._listener.reconnects)
         finally:
             await self._shutdown()
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if self._listener is not None:
                 await self._listener.stop()
             log.info("worker_stopped", queue=self.queue.name, worker=self.worker_id)

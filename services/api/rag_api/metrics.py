@@ -23,6 +23,33 @@ EVENTS_DELIVERED = Counter(
 LISTENER_RECONNECTS = Gauge("rag_api_listener_reconnects", "Reconnections of the realtime listener")
 LISTENER_CONNECTED = Gauge("rag_api_listener_connected", "1 while the realtime listener is connected")
 UPLOAD_BYTES = Counter("rag_api_upload_bytes_total", "Bytes of accepted uploads")
+# From an event's created_at (set in its producer's transaction, by the database's clock) to its
+# frame written to a socket or stream, for events newer than that connection: live delivery, not
+# the replay of a resume. Includes the producer's transaction time after the insert.
+EVENT_DELIVERY_SECONDS = Histogram(
+    "rag_api_event_delivery_seconds",
+    "Event insert to its frame written (live events)",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+# Housekeeping (rag_api.periodic): `task` event_prune | orphan_sweep; `outcome` done (this replica
+# did the round), skipped (another replica holds the lock), failed (logged as periodic_round_failed).
+HOUSEKEEPING_ROUNDS = Counter(
+    "rag_api_housekeeping_rounds_total", "Housekeeping rounds by outcome", ["task", "outcome"]
+)
+HOUSEKEEPING_LAST_SUCCESS = Gauge(
+    "rag_api_housekeeping_last_success_timestamp_seconds",
+    "When a round of the task last succeeded here, done or skipped (Unix time)",
+    ["task"],
+)
+EVENTS_PRUNED = Counter("rag_api_events_pruned_total", "Events removed by retention")
+ORPHAN_SWEEP_OBJECTS = Counter(
+    "rag_api_orphan_sweep_objects_total",
+    "Objects the orphan sweeper looked at, by result (deleted, too_young, unrecognised, kept)",
+    ["result"],
+)
+STALE_UPLOADS_ABORTED = Counter(
+    "rag_api_stale_uploads_aborted_total", "Unfinished multipart uploads aborted by the sweeper"
+)
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # The statuses the app sends (docs/contract.md §4, docs/api.md), plus 499 for a client that left.

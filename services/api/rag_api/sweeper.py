@@ -30,6 +30,7 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from rag_api.locks import SWEEP_LOCK_KEY, try_replica_lock
+from rag_api.metrics import ORPHAN_SWEEP_OBJECTS, STALE_UPLOADS_ABORTED
 from rag_api.periodic import run_periodically
 from rag_api.settings import ApiSettings
 from rag_storage import ObjectStore, StoredObject
@@ -100,6 +101,21 @@ async def sweep_once(
         return result
 
 
+def count_sweep(result: SweepResult) -> None:
+    """The round's figures into the sweeper's metrics (rag_api.metrics)."""
+    kept = (
+        result.objects_seen - result.objects_deleted - result.objects_too_young - result.objects_unrecognised
+    )
+    for label, n in (
+        ("deleted", result.objects_deleted),
+        ("too_young", result.objects_too_young),
+        ("unrecognised", result.objects_unrecognised),
+        ("kept", max(0, kept)),
+    ):
+        ORPHAN_SWEEP_OBJECTS.labels(result=label).inc(n)
+    STALE_UPLOADS_ABORTED.inc(result.uploads_aborted)
+
+
 def _old_enough(page: list[StoredObject], cutoff: datetime, result: SweepResult) -> dict[str, StoredObject]:
     old = {o.key: o for o in page if o.last_modified <= cutoff}
     result.objects_too_young += len(page) - len(old)
@@ -116,7 +132,7 @@ async def run_sweeper(
 ) -> None:
     """Sweep every `interval` seconds (rag_api.periodic) until cancelled."""
 
-    async def sweep_round() -> None:
+    async def sweep_round() -> bool:
         result = await sweep_once(
             pool,
             store,
@@ -125,8 +141,10 @@ async def run_sweeper(
         )
         if result is None:
             log.debug("orphan_sweep_skipped", reason="another replica holds the lock")
-        else:
-            log.info("orphan_sweep_done", **vars(result))
+            return False
+        log.info("orphan_sweep_done", **vars(result))
+        count_sweep(result)
+        return True
 
     await run_periodically("orphan_sweep", interval, sweep_round)
 

@@ -24,6 +24,7 @@ from websockets.asyncio.client import connect
 from rag_core.events import DocumentStatusUpdated, Event
 from rag_devstack.postgres import EmbeddedPostgres
 from rag_eventbus import EventLog, publish
+from rag_testing.prometheus import metric_value
 from rag_testing.seed import make_workspace
 from rag_testing.wsclient import FrameClient
 
@@ -72,6 +73,10 @@ async def publish_events(
             ]
             async with conn.transaction():
                 await publish(conn, batch)
+
+
+def delivery_count(api: Api) -> float:
+    return metric_value(httpx.get(api.url + "/metrics").text, "rag_api_event_delivery_seconds_count")
 
 
 # -- fan-out across replicas -----------------------------------------------------------
@@ -131,6 +136,7 @@ async def test_resume_after_100_missed_events_then_live_and_resync_from_pruned_h
     await publish_events(dsn, workspace, 10, size=10_000)
     await publish_events(dsn, workspace, 40, per_tx=40)
     # Resume on the other replica, while more events are being published.
+    delivered_before = delivery_count(api2)
     async with ws_client(api2, user.id, params={"last_event_id": last}) as client:
         hello = await client.frame()
         assert hello["payload"]["last_event_id"] == last + 100
@@ -139,6 +145,8 @@ async def test_resume_after_100_missed_events_then_live_and_resync_from_pruned_h
         await live
         assert ids(got) == list(range(last + 1, last + 111)), "exactly the missed events, then live, once"
         await client.silent(0.5)
+    # The delivery-latency histogram counts the 10 live events, not the 100 of the replay.
+    assert delivery_count(api2) - delivered_before == 10
 
     # Retention removed all but the newest 20: a resume from before gets resync_required.
     async with await AsyncConnection.connect(dsn, autocommit=True) as conn:

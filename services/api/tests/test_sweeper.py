@@ -12,7 +12,8 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from rag_api.locks import SWEEP_LOCK_KEY
-from rag_api.sweeper import SweepResult, document_id_of, sweep_once
+from rag_api.metrics import ORPHAN_SWEEP_OBJECTS, STALE_UPLOADS_ABORTED
+from rag_api.sweeper import SweepResult, count_sweep, document_id_of, sweep_once
 from rag_core.storage_keys import document_prefix, original_key
 from rag_storage import ObjectStore
 from rag_storage.settings import S3Settings
@@ -155,3 +156,23 @@ async def test_while_another_replica_sweeps_this_one_skips(
     result = await sweep(pool, store)
     assert result.objects_deleted == len(orphans)
     assert await keys_of(store) == set()
+
+
+def test_a_rounds_figures_reach_the_sweepers_metrics() -> None:
+    def seen(result: str) -> float:
+        return ORPHAN_SWEEP_OBJECTS.labels(result=result)._value.get()
+
+    before = {r: seen(r) for r in ("deleted", "too_young", "unrecognised", "kept")}
+    aborted = STALE_UPLOADS_ABORTED._value.get()
+    count_sweep(
+        SweepResult(
+            objects_seen=10, objects_deleted=3, objects_too_young=2, objects_unrecognised=1, uploads_aborted=4
+        )
+    )
+    assert {r: seen(r) - n for r, n in before.items()} == {
+        "deleted": 3,
+        "too_young": 2,
+        "unrecognised": 1,
+        "kept": 4,
+    }
+    assert STALE_UPLOADS_ABORTED._value.get() - aborted == 4

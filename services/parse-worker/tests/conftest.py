@@ -253,18 +253,6 @@ def metrics_text(worker: Service) -> str:
     return httpx.get(f"{worker.url}/metrics", timeout=5).text
 
 
-def metric_value(text: str, name: str, **labels: str) -> float:
-    """Sum of the samples of `name` whose labels include `labels`."""
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        head, _, value = line.rpartition(" ")
-        if all(f'{k}="{v}"' in head for k, v in labels.items()):
-            total += float(value)
-    return total
-
-
 def log_lines(worker: Service) -> list[dict[str, Any]]:
     lines = []
     for line in worker.log_text().splitlines():

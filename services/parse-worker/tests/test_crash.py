@@ -9,7 +9,9 @@ import uuid
 import anyio
 import pytest
 
-from .conftest import Stack, log_lines, logged, metric_value, metrics_text
+from rag_testing.prometheus import metric_value
+
+from .conftest import Stack, log_lines, logged, metrics_text
 
 pytestmark = pytest.mark.anyio
 

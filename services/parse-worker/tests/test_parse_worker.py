@@ -15,8 +15,9 @@ from rag_core.storage_keys import original_key
 from rag_devstack.procs import venv_command
 from rag_parse_worker.extract import UNREADABLE
 from rag_testing.faults import TcpProxy
+from rag_testing.prometheus import metric_value
 
-from .conftest import Stack, log_lines, logged, metric_value, metrics_text
+from .conftest import Stack, log_lines, logged, metrics_text
 
 pytestmark = pytest.mark.anyio
 

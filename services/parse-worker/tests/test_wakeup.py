@@ -15,7 +15,9 @@ import anyio
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from .conftest import Stack, Upload, kill_listener, log_lines, metric_value, metrics_text, percentile
+from rag_testing.prometheus import metric_value
+
+from .conftest import Stack, Upload, kill_listener, log_lines, metrics_text, percentile
 
 pytestmark = pytest.mark.anyio
 

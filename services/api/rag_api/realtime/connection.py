@@ -49,6 +49,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -56,7 +57,7 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from rag_api.limits import WS_CLOSE_TOO_MANY_CONNECTIONS
-from rag_api.metrics import EVENTS_DELIVERED, close_code_label
+from rag_api.metrics import EVENT_DELIVERY_SECONDS, EVENTS_DELIVERED, close_code_label
 from rag_api.realtime import frames
 from rag_api.realtime.redaction import Redaction
 from rag_api.realtime.transport import Transport
@@ -109,6 +110,7 @@ class Connection:
         self._unregister = unregister
 
         self.last_sent = 0  # highest event id written to the socket
+        self._opened_at = datetime.now(UTC)  # events created before it are a replay
         self._epoch = ""  # epoch of the stream last_sent belongs to; "" before hello
         self._held = False  # send no event until the hub's catch-up checked the epoch
         self._stale = False  # the catch-up saw another epoch: verify it, then resync
@@ -393,6 +395,8 @@ class Connection:
                 await self.transport.send_event(event)
         self.last_sent = event.id
         EVENTS_DELIVERED.inc()
+        if event.created_at >= self._opened_at:  # live, not the replay of a resume
+            EVENT_DELIVERY_SECONDS.observe(max(0.0, (datetime.now(UTC) - event.created_at).total_seconds()))
 
     async def _fill(self, upto: int | None) -> None:
         """Send the next batch of events after last_sent from the log (up to `upto`)."""

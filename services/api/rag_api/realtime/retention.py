@@ -18,6 +18,7 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from rag_api.locks import PRUNE_LOCK_KEY, try_replica_lock
+from rag_api.metrics import EVENTS_PRUNED
 from rag_api.periodic import run_periodically
 from rag_eventbus import EventLog
 
@@ -44,11 +45,14 @@ async def run_retention(
 ) -> None:
     """Prune every `interval` seconds (rag_api.periodic) until cancelled."""
 
-    async def prune_round() -> None:
+    async def prune_round() -> bool:
         removed = await prune_once(pool, max_age_seconds, max_per_user)
         if removed is None:
             log.debug("event_prune_skipped", reason="another replica holds the lock")
-        elif removed:
+            return False
+        EVENTS_PRUNED.inc(removed)
+        if removed:
             log.info("event_pruned", removed=removed)
+        return True
 
     await run_periodically("event_prune", interval, prune_round)
