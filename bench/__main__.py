@@ -1,5 +1,8 @@
 """`python -m bench [NAME ...] [--quick]`: run the benchmarks, print the table, write the docs.
 
+`retrieval` may be followed by a BEIR-format folder to evaluate (default: ArguAna's test
+split in ../shared/data/retrieval/arguana): `python -m bench retrieval path/to/folder`.
+
 Postgres: BENCH_DATABASE_URL (a superuser DSN to a server with pgvector) when set, else an
 embedded Postgres 16 started here and removed at the end. With no NAME every benchmark
 runs and docs/benchmarks.md is rewritten; with names, or --quick, only the table is printed
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import shutil
@@ -33,19 +37,38 @@ BENCHMARKS = (
     "claimcost",
     "pathological",
     "storm",
+    "retrieval",
 )
 
 
-def runner(name: str) -> Callable[[Bench], Coroutine[Any, Any, Section]]:
+def runner(name: str, data: Path | None = None) -> Callable[[Bench], Coroutine[Any, Any, Section]]:
     module = __import__(f"bench.{name}", fromlist=["run"])
     fn: Callable[[Bench], Coroutine[Any, Any, Section]] = module.run
+    if data is not None:
+        return functools.partial(module.run, data=data)
     return fn
+
+
+def split_names(parser: argparse.ArgumentParser, words: list[str]) -> tuple[list[str], Path | None]:
+    """The benchmark names, and the folder given after `retrieval` (a BEIR data set)."""
+    names: list[str] = []
+    data: Path | None = None
+    for word in words:
+        if word in BENCHMARKS:
+            names.append(word)
+        elif names and names[-1] == "retrieval" and data is None:
+            data = Path(word).resolve()
+            if not data.is_dir():
+                parser.error(f"retrieval: {word} is not a folder")
+        else:
+            parser.error(f"argument NAME: invalid choice: {word!r} (choose from {', '.join(BENCHMARKS)})")
+    return names, data
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "names", nargs="*", choices=[*BENCHMARKS, []], metavar="NAME", help=", ".join(BENCHMARKS)
+        "names", nargs="*", metavar="NAME", help=", ".join(BENCHMARKS) + " (retrieval [FOLDER])"
     )
     parser.add_argument("--quick", action="store_true", help="a short smoke run (small counts, 2 runs)")
     parser.add_argument(
@@ -58,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", metavar="PATH", help="also write every figure and raw run to PATH")
     args = parser.parse_args(argv)
-    names = args.names or list(BENCHMARKS)
+    names, data = split_names(parser, args.names)
+    names = names or list(BENCHMARKS)
     full = not args.names and not args.quick
     raise_fd_limit()
 
@@ -80,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             t0 = time.monotonic()
             print(f"bench: {name} ...", flush=True)
-            section = asyncio.run(runner(name)(bench))
+            section = asyncio.run(runner(name, data if name == "retrieval" else None)(bench))
             section.seconds = time.monotonic() - t0
             sections.append(section)
             print(report.table([section]), flush=True)

@@ -1,0 +1,482 @@
+"""9. Retrieval quality: a BEIR data set through the real api, scored as BEIR scores it.
+
+`python -m bench retrieval [FOLDER]` (default: ArguAna's test split in ../shared/data/):
+every passage is uploaded as a document (title + text, 100 files a request) into a fresh
+workspace of a real system (api, parse worker, ingest worker with the `minilm` embedder),
+and once all are `ingested` every test query goes through `GET /api/workspaces/{id}/search`
+with k=50, the api's largest. The api's hybrid is what the product serves; full-text alone
+and vector alone are not api modes, so they are the same SQL pieces run directly on the
+bench's database with the same query text (bench/retrieval_sql.py), as are the variants
+that would change the api (the full-text query and ranking, RRF k and weights, candidate
+counts, a title field). The bench checks that its pieces, fused as the api fuses them, give
+the api's own answers. Scoring: bench/retrieval_eval.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from bench.common import ROOT, Bench, Row, Section, percentile
+from bench.retrieval_data import Dataset, api_query_text, load
+from bench.retrieval_eval import MAX_DEPTH, evaluate, passages_of, rrf
+from bench.retrieval_sql import (
+    API_FULL_TEXT,
+    CHUNK_COUNT,
+    CHUNK_DOCUMENTS,
+    COPY_TITLES,
+    CREATE_SIDE_TABLE,
+    DOCUMENT_HASHES,
+    EMBEDDING_MODELS,
+    FILL_SIDE_TABLE,
+    INDEX_SIDE_TABLE,
+    INGEST_PROGRESS,
+    VECTOR_EXACT,
+    VECTOR_SIDE,
+    FullText,
+)
+from bench.stack import s3
+from rag_embedding import MiniLMEmbedder, vector_literal
+from rag_testing.system import start_system
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "retrieval" / "arguana"
+UPLOAD_BATCH = 100  # MAX_UPLOAD_FILES
+API_K = 50  # the api's largest k
+API_CANDIDATES = 50  # rag_api.search.CANDIDATES (max(CANDIDATES, k) with k = 50)
+API_RRF_K = 60  # rag_api.search.RRF_K
+DEEP = 200  # chunks read per side for the variants (recall@100 counts passages, not chunks)
+QUICK_QUERIES, QUICK_PASSAGES = 100, 1000
+CONCURRENCY = 2  # searches and SQL rankings in flight (the machine has 2 cores)
+INGEST_TIMEOUT_S = 4 * 3600
+
+# Published figures on ArguAna's test split (nDCG@10, recall@100), named in the docs.
+PUBLISHED = {
+    "BM25 (BEIR paper, Elasticsearch)": (0.315, 0.942),
+    "all-MiniLM-L6-v2 (MTEB results)": (0.502, 0.977),
+}
+
+FULL_TEXT_VARIANTS = (
+    API_FULL_TEXT,
+    FullText(norm=1),
+    FullText(norm=2),
+    FullText(rank="ts_rank"),
+    FullText(rank="ts_rank", norm=1),
+    FullText(config="simple", column="tsv_simple"),
+    FullText(column="tsv_titled"),
+    FullText(tsquery="plainto"),
+    FullText(tsquery="websearch"),
+)
+
+
+@dataclass
+class Corpus:
+    """What the upload made of the data set: documents, chunks, passages."""
+
+    workspace: str
+    document_of: dict[int, str]  # chunk id → document id
+    passages_of_document: dict[str, list[str]]
+    model: str
+    chunks: int
+    ingest_seconds: float
+
+
+# -- through the api -----------------------------------------------------------------------
+
+
+async def upload(client: httpx.AsyncClient, workspace: str, ds: Dataset) -> None:
+    for start in range(0, len(ds.passages), UPLOAD_BATCH):
+        batch = ds.passages[start : start + UPLOAD_BATCH]
+        files = [
+            ("files", (f"passage-{start + i}.txt", p.document(), "text/plain")) for i, p in enumerate(batch)
+        ]
+        response = await client.post(f"/api/workspaces/{workspace}/documents/upload", files=files)
+        if response.status_code != 201 or response.json()["errors"]:
+            raise RuntimeError(f"upload failed: {response.status_code} {response.text[:300]}")
+
+
+async def wait_ingested(dsn: str, workspace: str, documents: int) -> None:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        deadline = time.monotonic() + INGEST_TIMEOUT_S
+        last_print = 0.0
+        while True:
+            cur = await conn.execute(INGEST_PROGRESS, (workspace,))
+            ingested, errors, total = await cur.fetchone() or (0, 0, 0)
+            if errors:
+                raise RuntimeError(f"{errors} documents ended in error")
+            if ingested == total == documents:
+                return
+            if time.monotonic() - last_print > 60:
+                print(f"bench: retrieval: {ingested:,} of {documents:,} documents ingested", flush=True)
+                last_print = time.monotonic()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {ingested} of {documents} documents ingested in time")
+            await asyncio.sleep(1)
+
+
+async def api_search(
+    base_url: str, token: str, workspace: str, queries: dict[str, str]
+) -> tuple[dict[str, list[int]], list[float]]:
+    """Every query through the api (k=50): chunk ids, best first, and each call's latency (ms)."""
+    results: dict[str, list[int]] = {}
+    latencies: list[float] = []
+    todo = list(queries.items())
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while todo:
+            qid, text = todo.pop()
+            t0 = time.perf_counter()
+            response = await client.get(f"/api/workspaces/{workspace}/search", params={"q": text, "k": API_K})
+            latencies.append(1000 * (time.perf_counter() - t0))
+            if response.status_code != 200:
+                raise RuntimeError(f"search {qid}: {response.status_code} {response.text[:300]}")
+            results[qid] = [item["chunk_id"] for item in response.json()["items"]]
+
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=120) as client:
+        await asyncio.gather(*(worker(client) for _ in range(CONCURRENCY)))
+    return results, latencies
+
+
+# -- the same pieces, directly -------------------------------------------------------------
+
+
+async def corpus_of(dsn: str, workspace: str, ds: Dataset, ingest_seconds: float) -> Corpus:
+    """Map chunks to passages (through each document's content hash) and build the side table."""
+    by_hash: dict[str, list[str]] = {}
+    title_of = {p.id: p.title.strip() for p in ds.passages}
+    for p in ds.passages:
+        by_hash.setdefault(p.sha256(), []).append(p.id)
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        docs = await (await conn.execute(DOCUMENT_HASHES, (workspace,))).fetchall()
+        passages_of_document = {doc: by_hash[sha] for doc, sha, _ in docs}
+        rows = await (await conn.execute(CHUNK_DOCUMENTS, (workspace,))).fetchall()
+        models = [m for (m,) in await (await conn.execute(EMBEDDING_MODELS, (workspace,))).fetchall()]
+        if len(models) != 1:
+            raise RuntimeError(f"expected one embedding model in the workspace, found {models}")
+        for statement in CREATE_SIDE_TABLE.split(";"):
+            await conn.execute(statement)
+        async with conn.cursor() as cur, cur.copy(COPY_TITLES) as copy:
+            for doc, pids in passages_of_document.items():
+                await copy.write_row((doc, title_of[pids[0]]))
+        await conn.execute(FILL_SIDE_TABLE)
+        for statement in INDEX_SIDE_TABLE.split(";"):
+            await conn.execute(statement)
+        (chunks,) = await (await conn.execute(CHUNK_COUNT, (workspace,))).fetchone() or (0,)
+    return Corpus(
+        workspace, {int(c): d for c, d in rows}, passages_of_document, models[0], int(chunks), ingest_seconds
+    )
+
+
+async def embed_queries(texts: dict[str, str]) -> dict[str, str]:
+    """Each query's vector in pgvector's text form, by the api's own embedder code."""
+    embedder = MiniLMEmbedder()
+    ids = list(texts)
+    out: dict[str, str] = {}
+    for start in range(0, len(ids), 32):
+        batch = ids[start : start + 32]
+        vectors = await embedder.embed([texts[q] for q in batch])
+        out.update({q: vector_literal(v) for q, v in zip(batch, vectors, strict=True)})
+    return out
+
+
+async def sql_rankings(
+    dsn: str, corpus: Corpus, ds: Dataset, vectors: dict[str, str]
+) -> dict[str, dict[str, list[int]]]:
+    """Per ranking name, per query: chunk ids, best first."""
+    names = ["vector hnsw", "vector exact"] + [v.label() for v in FULL_TEXT_VARIANTS] + ["full query"]
+    out: dict[str, dict[str, list[int]]] = {name: {} for name in names}
+    statements = [(v.label(), v.statement()) for v in FULL_TEXT_VARIANTS]
+    todo = list(ds.queries)
+    done = 0
+
+    async def worker() -> None:
+        nonlocal done
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            while todo:
+                qid = todo.pop()
+                base = {"workspace": corpus.workspace, "model": corpus.model, "vector": vectors[qid]}
+                q = ds.api_query(qid)
+                cur = await conn.execute(VECTOR_SIDE, {**base, "candidates": API_CANDIDATES})
+                out["vector hnsw"][qid] = [r[0] for r in await cur.fetchall()]
+                async with conn.transaction():
+                    await conn.execute("SET LOCAL enable_indexscan = off")
+                    cur = await conn.execute(VECTOR_EXACT, {**base, "candidates": DEEP})
+                    out["vector exact"][qid] = [r[0] for r in await cur.fetchall()]
+                for label, statement in statements:
+                    cur = await conn.execute(statement, {**base, "q": q, "candidates": DEEP})
+                    out[label][qid] = [r[0] for r in await cur.fetchall()]
+                full = " ".join(ds.queries[qid].split())
+                cur = await conn.execute(API_FULL_TEXT.statement(), {**base, "q": full, "candidates": DEEP})
+                out["full query"][qid] = [r[0] for r in await cur.fetchall()]
+                done += 1
+                if done % 200 == 0:
+                    print(f"bench: retrieval: {done:,} of {len(ds.queries):,} queries ranked", flush=True)
+
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return out
+
+
+# -- the run -------------------------------------------------------------------------------
+
+
+async def run(bench: Bench, data: Path | None = None) -> Section:
+    folder = data or DEFAULT_DATA
+    ds = load(folder, max_queries=QUICK_QUERIES, max_passages=QUICK_PASSAGES) if bench.quick else load(folder)
+    documents = len({p.sha256() for p in ds.passages})
+    print(
+        f"bench: retrieval: {folder}: {len(ds.passages):,} passages ({documents:,} distinct texts), "
+        f"{len(ds.queries):,} test queries",
+        flush=True,
+    )
+    dsn = bench.database("retrieval")
+    try:
+        with s3(bench.log_dir) as s3_env:
+            log_dir = bench.log_dir / "retrieval"
+            log_dir.mkdir(parents=True, exist_ok=True)
+            system = await asyncio.to_thread(
+                start_system, dsn, s3_env, log_dir, EMBEDDING_PROVIDER="minilm", HF_HUB_OFFLINE="1"
+            )
+            try:
+                user = uuid.uuid4()
+                token = system.token(user, ttl_seconds=24 * 3600)
+                async with httpx.AsyncClient(
+                    base_url=system.api.url, headers={"Authorization": f"Bearer {token}"}, timeout=300
+                ) as client:
+                    response = await client.post("/api/workspaces", json={"name": "retrieval"})
+                    workspace = str(response.json()["id"])
+                    t0 = time.monotonic()
+                    await upload(client, workspace, ds)
+                await wait_ingested(dsn, workspace, documents)
+                ingest_seconds = time.monotonic() - t0
+                print(f"bench: retrieval: all ingested in {ingest_seconds:.0f} s; searching", flush=True)
+                api_queries = {q: ds.api_query(q) for q in ds.queries}
+                t1 = time.monotonic()
+                api_results, latencies = await api_search(system.api.url, token, workspace, api_queries)
+                search_seconds = time.monotonic() - t1
+            finally:
+                await asyncio.to_thread(system.stop)
+        corpus = await corpus_of(dsn, workspace, ds, ingest_seconds)
+        print("bench: retrieval: embedding the queries for the direct rankings", flush=True)
+        vectors = await embed_queries(api_queries)
+        rankings = await sql_rankings(dsn, corpus, ds, vectors)
+    finally:
+        bench.drop_database(dsn)
+    return section(ds, corpus, api_results, rankings, latencies, search_seconds)
+
+
+@dataclass
+class Result:
+    name: str
+    how: str
+    metrics: dict[str, float]
+    depth: str  # what the list holds before the passages are counted
+
+
+def score(ds: Dataset, corpus: Corpus, chunk_run: Mapping[str, Sequence[int]]) -> dict[str, float]:
+    run = {
+        q: passages_of(chunk_run.get(q, []), corpus.document_of, corpus.passages_of_document, q, MAX_DEPTH)
+        for q in ds.queries
+    }
+    return evaluate(ds.qrels, run)
+
+
+def variants(
+    ds: Dataset, corpus: Corpus, api: dict[str, list[int]], r: dict[str, dict[str, list[int]]]
+) -> tuple[list[Result], float]:
+    """Every measured ranking; and the share of queries where the bench's fusion of the api's
+    pieces gives exactly the api's answer."""
+    fts_api, vec = r[API_FULL_TEXT.label()], r["vector hnsw"]
+    exact = r["vector exact"]
+
+    def fused(
+        vector: dict[str, list[int]],
+        fts: dict[str, list[int]],
+        k: float = API_RRF_K,
+        weights: tuple[float, float] = (1.0, 1.0),
+        candidates: int = API_CANDIDATES,
+        cut: int | None = None,
+    ) -> dict[str, list[int]]:
+        return {q: rrf([vector.get(q, []), fts.get(q, [])], weights, k, candidates)[:cut] for q in ds.queries}
+
+    recomputed = fused(vec, fts_api, cut=API_K)
+    agree = sum(recomputed[q] == api.get(q) for q in ds.queries) / max(1, len(ds.queries))
+    out = [
+        Result("hybrid, the api as shipped", "GET /search, k=50", score(ds, corpus, api), "50 chunks"),
+        Result(
+            "full-text alone, the api's side",
+            "or(english) · chunk tsv · ts_rank_cd, 50 candidates",
+            score(ds, corpus, {q: v[:API_CANDIDATES] for q, v in fts_api.items()}),
+            "50 chunks",
+        ),
+        Result(
+            "vector alone, the api's side",
+            "HNSW, ef_search 40 (pgvector's default), 50 candidates",
+            score(ds, corpus, vec),
+            "≤ 50 chunks",
+        ),
+        Result(
+            "full-text alone, deeper",
+            "the api's side, 200 candidates",
+            score(ds, corpus, fts_api),
+            "200 chunks",
+        ),
+        Result(
+            "vector alone, exact",
+            "no index (sequential scan), 200 candidates",
+            score(ds, corpus, exact),
+            "200 chunks",
+        ),
+        Result(
+            "full-text on the whole query",
+            "the api's side, the query not cut at 1,000 characters (the api refuses it)",
+            score(ds, corpus, r["full query"]),
+            "200 chunks",
+        ),
+    ]
+    for v in FULL_TEXT_VARIANTS[1:]:
+        out.append(
+            Result(
+                f"full-text variant: {v.label()}",
+                "200 candidates",
+                score(ds, corpus, r[v.label()]),
+                "200 chunks",
+            )
+        )
+    out.append(
+        Result(
+            "hybrid, exact vector side",
+            "api fusion (k 60, 1:1, 50 + 50)",
+            score(ds, corpus, fused(exact, fts_api, cut=API_K)),
+            "50 chunks",
+        )
+    )
+    for cand in (100, 200):
+        out.append(
+            Result(
+                f"hybrid, {cand} candidates",
+                "exact vector, k 60, 1:1",
+                score(ds, corpus, fused(exact, fts_api, candidates=cand)),
+                f"{2 * cand} chunks",
+            )
+        )
+    for k in (10, 30, 100):
+        out.append(
+            Result(
+                f"hybrid, RRF k {k}",
+                "exact vector, 1:1, 200 + 200",
+                score(ds, corpus, fused(exact, fts_api, k=k, candidates=DEEP)),
+                "400 chunks",
+            )
+        )
+    for w in ((2.0, 1.0), (3.0, 1.0), (1.0, 2.0)):
+        out.append(
+            Result(
+                f"hybrid, weights vector {w[0]:g} : full-text {w[1]:g}",
+                "exact vector, k 60, 200 + 200",
+                score(ds, corpus, fused(exact, fts_api, weights=w, candidates=DEEP)),
+                "400 chunks",
+            )
+        )
+    best_fts = max(FULL_TEXT_VARIANTS, key=lambda v: score(ds, corpus, r[v.label()])["ndcg_cut_10"])
+    for w in ((1.0, 1.0), (2.0, 1.0)):
+        out.append(
+            Result(
+                f"hybrid with the best full-text ({best_fts.label()}), weights {w[0]:g} : {w[1]:g}",
+                "exact vector, k 60, 200 + 200",
+                score(ds, corpus, fused(exact, r[best_fts.label()], weights=w, candidates=DEEP)),
+                "400 chunks",
+            )
+        )
+    return out, agree
+
+
+def section(
+    ds: Dataset,
+    corpus: Corpus,
+    api: dict[str, list[int]],
+    rankings: dict[str, dict[str, list[int]]],
+    latencies: list[float],
+    search_seconds: float,
+) -> Section:
+    results, agree = variants(ds, corpus, api, rankings)
+    by_name = {r.name: r for r in results}
+    best = max(results[1:], key=lambda r: r.metrics["ndcg_cut_10"])
+    shipped = by_name["hybrid, the api as shipped"]
+
+    def cells(m: dict[str, float], depth: str) -> str:
+        r100 = "n/a" if depth.endswith("50 chunks") else f"{m['recall_100']:.3f}"
+        return f"{m['ndcg_cut_10']:.3f} | {m['recall_50']:.3f} | {r100}"
+
+    table = [
+        "| ranking | how | nDCG@10 | recall@50 | recall@100 | list read |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        bold = "**" if r is best else ""
+        table.append(f"| {bold}{r.name}{bold} | {r.how} | {cells(r.metrics, r.depth)} | {r.depth} |")
+    for name, (ndcg, r100) in PUBLISHED.items():
+        table.append(
+            f"| published: {name} | whole passages, its own tokenisation | {ndcg:.3f} | | {r100:.3f} | passages |"
+        )
+    rows = [
+        Row("retrieval", "hybrid (api): nDCG@10", shipped.metrics["ndcg_cut_10"], ""),
+        Row("retrieval", "hybrid (api): recall@50", shipped.metrics["recall_50"], ""),
+        Row(
+            "retrieval",
+            "full-text alone: nDCG@10",
+            by_name["full-text alone, the api's side"].metrics["ndcg_cut_10"],
+            "",
+        ),
+        Row(
+            "retrieval",
+            "vector alone: nDCG@10",
+            by_name["vector alone, the api's side"].metrics["ndcg_cut_10"],
+            "",
+        ),
+        Row("retrieval", f"best variant ({best.name}): nDCG@10", best.metrics["ndcg_cut_10"], ""),
+    ]
+    cut = sum(len(" ".join(t.split())) > len(api_query_text(t)) for t in ds.queries.values())
+    details: dict[str, Any] = {
+        "passages": len(ds.passages),
+        "documents": len(corpus.passages_of_document),
+        "chunks": corpus.chunks,
+        "queries": len(ds.queries),
+        "queries_cut": cut,
+        "missing_relevant": ds.missing_relevant,
+        "ingest_seconds": corpus.ingest_seconds,
+        "search_seconds": search_seconds,
+        "search_ms_p50": percentile(latencies, 50),
+        "search_ms_p95": percentile(latencies, 95),
+        "api_agreement": agree,
+        "best": best.name,
+        "results": {r.name: r.metrics for r in results},
+    }
+    return Section(
+        "retrieval",
+        "9. Retrieval quality (BEIR)",
+        rows,
+        method(ds, details),
+        limits="",
+        extra="\n".join(table),
+        details=details,
+    )
+
+
+def method(ds: Dataset, d: dict[str, Any]) -> str:
+    return (
+        f"Data: `{ds.folder.name}` ({d['passages']:,} passages, {d['documents']:,} distinct texts, "
+        f"{d['chunks']:,} chunks; {d['queries']:,} test queries, {d['queries_cut']:,} of them cut to "
+        f"1,000 characters; {d['missing_relevant']} relevant passages absent from the corpus). "
+        f"Ingest (upload → all `ingested`, minilm on the CPU): {d['ingest_seconds']:.0f} s; "
+        f"{d['queries']:,} api searches in {d['search_seconds']:.0f} s (p50 {d['search_ms_p50']:.0f} ms, "
+        f"p95 {d['search_ms_p95']:.0f} ms, {CONCURRENCY} at a time). The bench's fusion of the api's two "
+        f"pieces gave the api's exact 50 chunks for {100 * d['api_agreement']:.1f} % of the queries."
+    )
