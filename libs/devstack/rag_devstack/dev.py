@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from rag_devstack.backends import BackendChoice, choose_backends
+from rag_devstack.backends import POSTGRES_IMAGE, BackendChoice, choose_backends
 from rag_devstack.postgres import EmbeddedPostgres, free_port
 from rag_devstack.procs import venv_command
 from rag_devstack.s3 import DEV_ACCESS_KEY, DEV_SECRET_KEY, MotoServer, ensure_bucket
@@ -121,8 +121,8 @@ class Stack:
     def _postgres_container(self) -> str:
         from testcontainers.postgres import PostgresContainer
 
-        say("starting pgvector/pgvector:pg16 with testcontainers")
-        container = PostgresContainer("pgvector/pgvector:pg16", driver=None)
+        say(f"starting {POSTGRES_IMAGE} with testcontainers")
+        container = PostgresContainer(POSTGRES_IMAGE, driver=None)
         container.start()
         self.on_exit(container.stop)
         return str(container.get_connection_url())

