@@ -12,6 +12,10 @@ STAMP := $(VENV)/.installed
 # The AsyncAPI parser that make lint runs on docs/asyncapi.yaml (Node, pinned by its lock file).
 ASYNCAPI := tools/asyncapi
 ASYNCAPI_STAMP := $(ASYNCAPI)/node_modules/.installed
+# The CRD schemas (KEDA, Prometheus Operator) that make k8s-check validates the optional
+# components against (Node, pinned by its lock file).
+CRDS := tools/crds
+CRDS_STAMP := $(CRDS)/node_modules/.installed
 # The JavaScript client's hand-written types, checked by TypeScript (pinned by its lock file).
 JSCLIENT := clients/js
 JSCLIENT_STAMP := $(JSCLIENT)/node_modules/.installed
@@ -64,6 +68,11 @@ $(ASYNCAPI_STAMP): $(ASYNCAPI)/package-lock.json
 	npm ci --prefix $(ASYNCAPI) --ignore-scripts --no-audit --no-fund --loglevel=error
 	@touch $@
 
+$(CRDS_STAMP): $(CRDS)/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "error: node and npm not found; make k8s-check validates the KEDA and Prometheus objects with Node 20+ (install nodejs and npm)" >&2; exit 1; }
+	npm ci --prefix $(CRDS) --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
 $(JSCLIENT_STAMP): $(JSCLIENT)/package-lock.json
 	@command -v node >/dev/null && command -v npm >/dev/null || { echo "error: node and npm not found; make lint type-checks clients/js with Node 20+ (install nodejs and npm)" >&2; exit 1; }
 	npm ci --prefix $(JSCLIENT) --ignore-scripts --no-audit --no-fund --loglevel=error
@@ -78,7 +87,7 @@ bench: install
 	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -r requirements-bench.txt
 	$(BIN)/python -m bench
 
-k8s-check: install
+k8s-check: install $(CRDS_STAMP)
 	$(BIN)/python -m tools.k8s_check
 
 images:

@@ -37,8 +37,13 @@ def run_check(root: Path) -> subprocess.CompletedProcess[str]:
 
 
 def copy_tree(dest: Path) -> Path:
-    """What the check reads: deploy/, the Dockerfiles, every pyproject.toml, constraints, .dockerignore."""
+    """What the check reads: deploy/, the Dockerfiles, every pyproject.toml, constraints, .dockerignore,
+    and the services' code (the metrics an alert may name)."""
     shutil.copytree(ROOT / "deploy", dest / "deploy")
+    for package in [*ROOT.glob("libs/*/rag_*"), *ROOT.glob("services/*/rag_*")]:
+        if package.is_dir():
+            target = dest / package.relative_to(ROOT)
+            shutil.copytree(package, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     for name in (".dockerignore", "constraints.txt"):
         shutil.copy2(ROOT / name, dest / name)
     for pyproject in [*ROOT.glob("libs/*/pyproject.toml"), *ROOT.glob("services/*/pyproject.toml")]:
@@ -134,6 +139,41 @@ def test_policy_violations_fail(tmp_path: Path) -> None:
     )
     assert "Deployment/rag-api: spec.replicas is set although an HPA owns the count" in errors
     assert "stringData.JWT_SECRET is not a CHANGE_ME placeholder" in errors
+
+
+def test_the_optional_keda_and_alert_objects_are_checked(tmp_path: Path) -> None:
+    """Schema (the CRDs') and what no schema says, on the prod-keda overlay."""
+    root = copy_tree(tmp_path)
+    keda = root / "deploy/k8s/components/keda"
+    alerts = root / "deploy/k8s/components/alerts/prometheusrule.yaml"
+    edit(keda / "scaledobjects.yaml", "FROM parse_jobs", "FROM ingest_jobs")
+    edit(keda / "scaledobjects.yaml", "minReplicaCount: 1", "minReplicaCount: 0")
+    edit(keda / "scaledobjects.yaml", "pollingInterval: 15", 'pollingInterval: "often"')
+    edit(keda / "kustomization.yaml", "  - path: delete-worker-hpas.yaml\n", "")
+    edit(alerts, "max by (queue) (rag_queue_oldest_job_age_seconds)", "max by (queue) (rag_queue_oldest_age)")
+    errors = "\n".join(policy_errors(root))
+    where = "deploy/k8s/overlays/prod-keda"
+    assert (
+        f"{where}: ScaledObject/rag-parse-worker: data/spec/pollingInterval must be integer (CRD schema)"
+        in errors
+    )
+    edit(keda / "scaledobjects.yaml", 'pollingInterval: "often"', "pollingInterval: 15")
+    errors = "\n".join(policy_errors(root))
+    assert "ScaledObject/rag-parse-worker: its postgresql trigger must count parse_jobs" in errors
+    assert "ScaledObject/rag-parse-worker: minReplicaCount must be at least 1" in errors
+    assert "ScaledObject/rag-parse-worker: rag-parse-worker also has an HPA of its own" in errors
+    assert "RagQueueBacklog: names metrics no service exports: rag_queue_oldest_age" in errors
+    assert all(where in e for e in policy_errors(root)), "only the overlay that uses the components fails"
+
+
+def test_promql_metric_names_are_found() -> None:
+    from tools.k8s_check.crds import metrics_named
+
+    expr = (
+        'histogram_quantile(0.99, sum by (le, queue) (rate(rag_api_event_delivery_seconds_bucket{code=~"4408|x"}[5m])))'
+        " / on (queue) group_left max without (pod) (rag_queue_depth offset 5m) > 1e3"
+    )
+    assert metrics_named(expr) == {"rag_api_event_delivery_seconds_bucket", "rag_queue_depth"}
 
 
 # ---- Dockerfiles: each copies only its own service and the libs it uses

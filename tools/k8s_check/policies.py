@@ -116,6 +116,8 @@ def check_policies(objs: list[Obj], where: str, secret_keys: set[str] | None, re
     deployments = by_kind.get("Deployment", [])
     services = by_kind.get("Service", [])
     hpas = by_kind.get("HorizontalPodAutoscaler", [])
+    # KEDA's ScaledObjects (deploy/k8s/components/keda) own a Deployment's count as an HPA does.
+    scaled = {_get(s, "spec", "scaleTargetRef", "name") for s in by_kind.get("ScaledObject", [])}
     pdbs = by_kind.get("PodDisruptionBudget", [])
     config_maps = {o["metadata"]["name"] for o in by_kind.get("ConfigMap", [])}
 
@@ -207,8 +209,8 @@ def check_policies(objs: list[Obj], where: str, secret_keys: set[str] | None, re
                 f"WORKER_SHUTDOWN_GRACE_SECONDS {drain:g} (needs {WORKER_RELEASE_SECONDS}s more)",
             )
         targeting = [h for h in hpas if _get(h, "spec", "scaleTargetRef", "name") == name]
-        if not targeting:
-            report.error(where, f"{owner}: no HorizontalPodAutoscaler targets it")
+        if not targeting and name not in scaled:
+            report.error(where, f"{owner}: no HorizontalPodAutoscaler (or KEDA ScaledObject) targets it")
         elif "replicas" in (obj.get("spec") or {}):
             report.error(
                 where,
