@@ -101,10 +101,14 @@ def owned_world(api: System, user: uuid.UUID) -> dict[str, str]:
 # Where a schema cannot say which of its valid values the api accepts, the positive-data check
 # is told the refusals the contract prescribes for them (and nothing else): a `cursor` is any
 # string the api returned (another one is 400 invalid_cursor), and an upload's type is decided
-# from the file's bytes and name (400 empty_file, 413 file_too_large, 415 unsupported_media_type).
+# from the file's bytes and name (400 empty_file, 413 file_too_large, 415 unsupported_media_type);
+# search filters whose `created_after` is later than their `created_before` are 400
+# invalid_parameter, in the query and in a question's `filters`.
 CONTENT_DEPENDENT = {
     "listDocuments": [200, 400, 401, 404],
     "uploadDocuments": [201, 400, 401, 404, 413, 415],
+    "searchWorkspace": [200, 400, 401, 404],
+    "postMessage": [201, 400, 401, 404],
 }
 
 

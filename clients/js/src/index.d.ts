@@ -104,6 +104,14 @@ export interface SearchHit {
   char_start: number;
   char_end: number;
 }
+/** Search filters (docs/api.md "Search"): the search's repeatable query parameters and a
+ * question's `filters`. `created_after` is inclusive, `created_before` exclusive (RFC 3339). */
+export interface SearchFilters {
+  document_id?: string[];
+  content_type?: string[];
+  created_after?: string;
+  created_before?: string;
+}
 export interface Conversation {
   id: string;
   workspace_id: string;
@@ -180,11 +188,11 @@ export declare class RagClient {
   listJobs(documentId: string): Promise<Page<Job>>;
   reprocess(documentId: string): Promise<unknown>;
   deleteDocument(documentId: string): Promise<undefined>;
-  search(workspaceId: string, q: string, options?: { k?: number }): Promise<Page<SearchHit>>;
+  search(workspaceId: string, q: string, options?: { k?: number; filters?: SearchFilters }): Promise<Page<SearchHit>>;
   createConversation(workspaceId: string, title: string): Promise<Conversation>;
   listConversations(workspaceId: string): Promise<Page<Conversation>>;
   listMessages(conversationId: string): Promise<Page<Message>>;
-  postMessage(conversationId: string, content: string): Promise<{ message: Message; reply: Message }>;
+  postMessage(conversationId: string, content: string, options?: { filters?: SearchFilters }): Promise<{ message: Message; reply: Message }>;
   listEvents(options?: { after?: number; limit?: number; epoch?: string }): Promise<EventsPage>;
   realtime(options?: Omit<RealtimeOptions, "baseUrl" | "token" | "fetch"> & Partial<Pick<RealtimeOptions, "baseUrl" | "token" | "fetch">>): RealtimeClient;
 }

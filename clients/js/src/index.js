@@ -160,8 +160,10 @@ export class RagClient {
   deleteDocument(documentId) {
     return this.request("DELETE", `/api/documents/${seg(documentId)}`);
   }
-  search(workspaceId, q, { k } = {}) {
-    return this.request("GET", `/api/workspaces/${seg(workspaceId)}/search`, undefined, { q, k });
+  /** `filters`: `{document_id?: string[], content_type?: string[], created_after?, created_before?}`
+   * (docs/api.md "Search"); the arrays become repeated parameters. */
+  search(workspaceId, q, { k, filters } = {}) {
+    return this.request("GET", `/api/workspaces/${seg(workspaceId)}/search`, undefined, { q, k, ...filters });
   }
   createConversation(workspaceId, title) {
     return this.request("POST", `/api/workspaces/${seg(workspaceId)}/conversations`, { title });
@@ -172,8 +174,10 @@ export class RagClient {
   listMessages(conversationId) {
     return this.request("GET", `/api/conversations/${seg(conversationId)}/messages`);
   }
-  postMessage(conversationId, content) {
-    return this.request("POST", `/api/conversations/${seg(conversationId)}/messages`, { content });
+  /** `filters`: the passages the answer may use, as the search's. */
+  postMessage(conversationId, content, { filters } = {}) {
+    const body = filters === undefined ? { content } : { content, filters };
+    return this.request("POST", `/api/conversations/${seg(conversationId)}/messages`, body);
   }
   /** REST resync: the caller's events after `after`; a 409 (`resync_required`) carries
    * `oldest_event_id` and `epoch` in the error's `details`. */
@@ -195,7 +199,8 @@ function queryString(query) {
   if (!query) return "";
   const params = new URLSearchParams();
   for (const [key, value] of Object.entries(query)) {
-    if (value !== undefined && value !== null) params.set(key, String(value));
+    if (Array.isArray(value)) for (const item of value) params.append(key, String(item));
+    else if (value !== undefined && value !== null) params.set(key, String(value));
   }
   const text = params.toString();
   return text ? `?${text}` : "";

@@ -76,6 +76,20 @@ test("errors carry status, code, message and the extra fields", async () => {
   const badK = await rest.search(workspace.id, "mirror", { k: 0 }).catch((err) => err);
   assert.equal(badK.status, 400);
   assert.equal(badK.code, "invalid_parameter");
+  // Filters travel as repeated parameters: two ids are accepted, a bad type is refused.
+  const filtered = await rest.search(workspace.id, "mirror", {
+    filters: { document_id: [randomUUID(), randomUUID()], content_type: ["text/plain", "application/pdf"] },
+  });
+  assert.deepEqual(filtered.items, []);
+  const badType = await rest.search(workspace.id, "mirror", { filters: { content_type: ["image/gif"] } }).catch((err) => err);
+  assert.equal(badType.status, 400);
+  assert.equal(badType.code, "invalid_parameter");
+  const conversation = await rest.createConversation(workspace.id, "filters");
+  const badWindow = await rest
+    .postMessage(conversation.id, "why?", { filters: { created_after: "2026-02-01T00:00:00Z", created_before: "2026-01-01T00:00:00Z" } })
+    .catch((err) => err);
+  assert.equal(badWindow.status, 400);
+  assert.equal(badWindow.code, "invalid_parameter");
 
   // A stranger's workspace is a 404, exactly like one that does not exist.
   const stranger = newUser();

@@ -13,10 +13,12 @@ async function app(): Promise<void> {
   const first: string = uploaded.documents[0].id;
   const page = await rest.listDocuments(workspace.id, { limit: 10 });
   const cursor: string | null = page.next_cursor;
-  const hits = await rest.search(workspace.id, "q", { k: 5 });
+  const hits = await rest.search(workspace.id, "q", { k: 5, filters: { content_type: ["application/pdf"], created_after: "2026-01-01T00:00:00Z" } });
+  // @ts-expect-error document_id is an array of ids, even for one
+  await rest.search(workspace.id, "q", { filters: { document_id: "one" } });
   const score: number = hits.items[0].score;
   const where: [number | null, number, number] = [hits.items[0].page, hits.items[0].char_start, hits.items[0].char_end];
-  const { reply } = await rest.postMessage((await rest.createConversation(workspace.id, "t")).id, "why?");
+  const { reply } = await rest.postMessage((await rest.createConversation(workspace.id, "t")).id, "why?", { filters: { document_id: [first] } });
   const status: "pending" | "streaming" | "completed" | "failed" = reply.status;
   const citedPage: number | null | undefined = reply.citations[0]?.page;
   try {

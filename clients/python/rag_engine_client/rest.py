@@ -27,6 +27,7 @@ from rag_engine_client.types import (
     Message,
     PostedMessage,
     Role,
+    SearchFilters,
     SearchHit,
     UploadResult,
     Workspace,
@@ -167,8 +168,14 @@ class RagClient:
 
     # Search and conversations
 
-    async def search(self, workspace_id: str, q: str, k: int = 10) -> list[SearchHit]:
-        params = self._params(q=q, k=k)
+    async def search(
+        self, workspace_id: str, q: str, k: int = 10, filters: SearchFilters | None = None
+    ) -> list[SearchHit]:
+        """The best chunks; `filters` (docs/api.md "Search") become repeated query parameters."""
+        params: list[tuple[str, str]] = list(self._params(q=q, k=k).items())
+        for name, value in (filters or {}).items():
+            values = value if isinstance(value, list) else [value]
+            params += [(name, str(v)) for v in values if v is not None]
         body = await self._request("GET", f"/api/workspaces/{workspace_id}/search", params=params)
         return cast(list[SearchHit], body["items"])
 
@@ -184,9 +191,15 @@ class RagClient:
         body = await self._request("GET", f"/api/conversations/{conversation_id}/messages")
         return cast(list[Message], body["items"])
 
-    async def post_message(self, conversation_id: str, content: str) -> PostedMessage:
+    async def post_message(
+        self, conversation_id: str, content: str, filters: SearchFilters | None = None
+    ) -> PostedMessage:
+        """Ask a question; `filters` narrow the passages its answer may use, as a search's."""
         path = f"/api/conversations/{conversation_id}/messages"
-        return cast(PostedMessage, await self._request("POST", path, json={"content": content}))
+        body: dict[str, object] = {"content": content}
+        if filters is not None:
+            body["filters"] = filters
+        return cast(PostedMessage, await self._request("POST", path, json=body))
 
     # Events
 

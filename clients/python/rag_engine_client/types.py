@@ -82,6 +82,16 @@ class SearchHit(TypedDict):
     char_end: int
 
 
+class SearchFilters(TypedDict, total=False):
+    """A search's filters and a question's (docs/api.md "Search"): `created_after` inclusive,
+    `created_before` exclusive, both RFC 3339 with an offset."""
+
+    document_id: list[str]
+    content_type: list[str]
+    created_after: str
+    created_before: str
+
+
 class Conversation(TypedDict):
     id: str
     workspace_id: str

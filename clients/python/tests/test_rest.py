@@ -85,6 +85,18 @@ async def test_errors_carry_status_code_message_and_extra_fields(api: System) ->
             await client.search(workspace["id"], "x", k=51)
         assert (bad_k.value.status, bad_k.value.code) == (400, "invalid_parameter")
 
+        # Filters travel as repeated parameters: two ids are accepted, a bad type is refused.
+        ids = [str(uuid.uuid4()), str(uuid.uuid4())]
+        assert await client.search(workspace["id"], "x", filters={"document_id": ids}) == []
+        with pytest.raises(ApiError) as bad_type:
+            await client.search(workspace["id"], "x", filters={"content_type": ["image/gif"]})
+        assert (bad_type.value.status, bad_type.value.code) == (400, "invalid_parameter")
+        asked = await client.create_conversation(workspace["id"], "filters")
+        with pytest.raises(ApiError) as bad_window:
+            window = {"created_after": "2026-02-01T00:00:00Z", "created_before": "2026-01-01T00:00:00Z"}
+            await client.post_message(asked["id"], "why?", filters=window)
+        assert (bad_window.value.status, bad_window.value.code) == (400, "invalid_parameter")
+
         with pytest.raises(ApiError) as twice:
             await client.add_member(workspace["id"], str(owner))
         assert (twice.value.status, twice.value.code) == (409, "already_member")

@@ -126,6 +126,7 @@ def test_a_database_of_the_previous_head_upgrades_to_the_schema_of_a_fresh_one(
         "eventbus/0003_event_traceparent",
         "0007_event_recipients",
         "0008_job_traceparent",
+        "0009_answer_filters",
     ]
     upgraded, fresh = catalog(empty_database_url), catalog(database_url)
     for kind in CATALOG:

@@ -9,7 +9,9 @@ A user asks at most QUESTIONS_PER_MINUTE questions in any 60 seconds, counted ov
 replicas in Postgres (the user's own `user` messages of the window) under a per-user
 advisory lock held to commit, so concurrent posts cannot both see room for one more;
 the refused one (429 `rate_limited`, Retry-After = seconds until the oldest counted
-question leaves the window) writes nothing.
+question leaves the window) writes nothing. A question's `filters` (the search's, see
+rag_api.search_filters) are checked before anything is written and stored with its
+answer job, whose retrieval applies them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from uuid import UUID
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,6 +33,7 @@ from rag_api.errors import ApiError, not_found
 from rag_api.limits import invalid_content, rate_limited
 from rag_api.locks import QUESTIONS_OF_USER, lock_user
 from rag_api.responses import json_response
+from rag_api.search_filters import parse_filters
 from rag_api.shapes import row_out
 from rag_core.events import Event, MessageCreated
 from rag_core.queues import ANSWER_QUEUE
@@ -77,10 +81,12 @@ class NewConversation(BaseModel):
 
 
 class NewMessage(BaseModel):
-    """`content` is checked against MAX_QUESTION_CHARS by `question_text` (a 400, not a 422)."""
+    """`content` is checked against MAX_QUESTION_CHARS by `question_text` (a 400, not a 422);
+    `filters` by `parse_filters` (400 `invalid_parameter`, as the search's parameters)."""
 
     model_config = ConfigDict(extra="ignore")
     content: str
+    filters: Any = None
 
 
 def message_out(row: dict[str, Any]) -> dict[str, Any]:
@@ -145,6 +151,7 @@ async def post_message(request: Request) -> Response:
     body = await read_model(request, NewMessage)
     settings = settings_of(request)
     content = question_text(body.content, settings.max_question_chars)
+    filters = parse_filters(body.filters).as_json()
     async with pool_of(request).connection() as conn, conn.transaction():
         workspace_id = await conversation_workspace(conn, conversation_id, user_id)
         await check_question_rate(conn, user_id, settings.questions_per_minute)
@@ -163,6 +170,7 @@ async def post_message(request: Request) -> Response:
             "conversation_id": conversation_id,
             "workspace_id": workspace_id,
             "max_attempts": settings.job_max_attempts,
+            "filters": None if filters is None else Jsonb(filters),
         }
         await enqueue(conn, ANSWER_QUEUE, answer_job)
         await publish(conn, [created_event(question), created_event(reply)])

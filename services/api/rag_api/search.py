@@ -12,6 +12,9 @@ text. The ingest worker numbers pages from the parsed text's form feeds, so the 
 of a one-page PDF (or a PNG) is stored as NULL: a document that has a `page_count` gives
 such a chunk page 1, one without pages (text, Word, e-mail...) keeps `null`.
 
+Filters (rag_api.search_filters) are predicates inside both rankings, before their
+candidate limits, so a filtered search ranks only the chunks that match.
+
 No database connection is held while the query is embedded: the embedder may wait for
 a slow service up to EMBEDDING_TIMEOUT_SECONDS, and a pool connection held meanwhile by
 each waiting search would leave every other route without one (503). So membership is
@@ -26,7 +29,7 @@ from typing import Any
 from uuid import UUID
 
 import structlog
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -37,9 +40,11 @@ from rag_api.errors import ApiError
 from rag_api.limits import embedding_unavailable
 from rag_api.params import has_nul, int_param
 from rag_api.responses import json_response
+from rag_api.search_filters import SearchFilters, query_filters
 from rag_embedding import Embedder, EmbeddingError, vector_literal
 
 log = structlog.get_logger("rag_api.search")
+NO_FILTERS = SearchFilters()
 
 RRF_K = 60
 CANDIDATES = 50  # per ranking, before fusion
@@ -49,7 +54,7 @@ HYBRID_SEARCH = """
 WITH vec AS (
     SELECT id, row_number() OVER (ORDER BY embedding <=> %(vector)s::vector) AS rank
     FROM chunks
-    WHERE workspace_id = %(workspace)s AND embedding_model = %(model)s
+    WHERE workspace_id = %(workspace)s AND embedding_model = %(model)s{vec_filter}
     ORDER BY embedding <=> %(vector)s::vector
     LIMIT %(candidates)s
 ), query AS (
@@ -59,7 +64,7 @@ WITH vec AS (
 ), fts AS (
     SELECT c.id, row_number() OVER (ORDER BY ts_rank_cd(c.tsv, query.tsq) DESC, c.id) AS rank
     FROM chunks c, query
-    WHERE c.workspace_id = %(workspace)s AND c.tsv @@ query.tsq
+    WHERE c.workspace_id = %(workspace)s AND c.tsv @@ query.tsq{fts_filter}
     ORDER BY ts_rank_cd(c.tsv, query.tsq) DESC, c.id
     LIMIT %(candidates)s
 ), fused AS (
@@ -105,25 +110,44 @@ class Hit:
 
 
 async def hybrid_search(
-    pool: AsyncConnectionPool[Any], embedder: Embedder, workspace_id: UUID, query: str, k: int
+    pool: AsyncConnectionPool[Any],
+    embedder: Embedder,
+    workspace_id: UUID,
+    query: str,
+    k: int,
+    filters: SearchFilters = NO_FILTERS,
 ) -> list[Hit]:
-    """The `k` best chunks of the workspace for `query`.
+    """The `k` best chunks of the workspace for `query` among those `filters` let through.
 
     The query is embedded before a connection is taken (see the module docstring);
     EmbeddingError (a timeout included) propagates to the caller.
     """
     vector = vector_literal((await embedder.embed([query]))[0])
     async with pool.connection() as conn:
-        return await rank_chunks(conn, embedder.model_name, vector, workspace_id, query, k)
+        return await rank_chunks(conn, embedder.model_name, vector, workspace_id, query, k, filters)
+
+
+def hybrid_search_sql(filters: SearchFilters) -> sql.Composed:
+    """HYBRID_SEARCH with the filters' predicates in both rankings, before their limits."""
+    return sql.SQL(HYBRID_SEARCH).format(  # type: ignore[arg-type]  # a constant template
+        vec_filter=filters.predicate("chunks"), fts_filter=filters.predicate("c")
+    )
 
 
 async def rank_chunks(
-    conn: AsyncConnection[Any], model: str, vector: str, workspace_id: UUID, query: str, k: int
+    conn: AsyncConnection[Any],
+    model: str,
+    vector: str,
+    workspace_id: UUID,
+    query: str,
+    k: int,
+    filters: SearchFilters = NO_FILTERS,
 ) -> list[Hit]:
     """The fused ranking for an already embedded query (`vector` in pgvector's text form)."""
     cur = await conn.execute(
-        HYBRID_SEARCH,
+        hybrid_search_sql(filters),
         {
+            **filters.params(),
             "vector": vector,
             "workspace": workspace_id,
             "model": model,
@@ -151,16 +175,17 @@ def parse_search_params(request: Request) -> tuple[str, int]:
 
 
 async def search_endpoint(request: Request) -> Response:
-    """GET /api/workspaces/{id}/search?q=&k=10"""
+    """GET /api/workspaces/{id}/search?q=&k=10[&document_id=&content_type=&created_after=&created_before=]"""
     user_id = require_user(request)
     workspace_id: UUID = request.path_params["workspace_id"]
     query, k = parse_search_params(request)
+    filters = query_filters(request)
     embedder: Embedder = request.app.state.embedder
     pool = pool_of(request)
     async with pool.connection() as conn:
         await require_member(conn, workspace_id, user_id)
     try:
-        hits = await hybrid_search(pool, embedder, workspace_id, query, k)
+        hits = await hybrid_search(pool, embedder, workspace_id, query, k, filters)
     except EmbeddingError as exc:
         log.warning("search_embedding_failed", error=str(exc), error_type=type(exc).__name__)
         raise embedding_unavailable() from None

@@ -27,6 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 from rag_api.answering.coalesce import coalesce
 from rag_api.answering.providers import AnswerProvider, LLMPermanentError, LLMStreamError, LLMTransientError
 from rag_api.search import Hit, hybrid_search
+from rag_api.search_filters import SearchFilters
 from rag_core.events import Citation, Event, MessageStatus, MessageStatusUpdated
 from rag_core.queues import ANSWER_QUEUE
 from rag_embedding import Embedder, EmbeddingError
@@ -94,7 +95,10 @@ class AnswerKind:
         if row is None:
             raise PermanentJobError("The question was deleted.")
         # No connection is held while the question is embedded (hybrid_search takes its own).
-        hits = await hybrid_search(self.pool, self.embedder, job.row["workspace_id"], row[0], RETRIEVE_K)
+        filters = SearchFilters.from_json(job.row.get("filters"))
+        hits = await hybrid_search(
+            self.pool, self.embedder, job.row["workspace_id"], row[0], RETRIEVE_K, filters
+        )
         parts: list[str] = []
         offset = 0  # in code points, as len() and Postgres's length() count
         try:
