@@ -17,7 +17,8 @@ finish within the grace period, then release the rest without burning an attempt
 Tracing: each run of a job is one span, `<queue> job`, the child of the trace context the
 job row stores (a traced queue's `traceparent`) or a new trace's root; the kind's own spans
 and every log line of the run sit inside it. The claim's events carry the context of the
-jobs it started when they share one.
+jobs it started when they share one; a lost lease and a release at shutdown get spans of
+their own in the job's trace.
 """
 
 from __future__ import annotations
@@ -353,7 +354,9 @@ class Worker:
                 continue
             for job_id, lease in leases.items():
                 if (job_id, lease.job.attempt) not in alive and job_id in self._inflight:
-                    log.warning("lease_lost", job_id=str(job_id), queue=self.queue.name)
+                    # Outside the run's task: its own (instant) span puts the line in the job's trace.
+                    with span(f"{self.queue.name} lease lost", parent=lease.job.row.get("traceparent")):
+                        log.warning("lease_lost", job_id=str(job_id), queue=self.queue.name)
                     lease.lost.set()
                     task, _ = self._inflight[job_id]
                     task.cancel()
@@ -378,18 +381,18 @@ class Worker:
             self._forget(lease.job.id)
 
     async def _release(self, job: Job) -> None:
-        try:
-            async with self.pool.connection() as conn, conn.transaction():
-                released = await self._transition(conn, self._sql.release, job)
-                if released is None:
-                    return
-                await publish(
-                    conn, await self.kind.on_released(conn, released), traceparent=job.row.get("traceparent")
-                )
-                await notify_job(conn, self.queue.channel, job.id)
-            log.info("job_released", job_id=str(job.id), queue=self.queue.name)
-        except (psycopg.Error, OSError) as exc:
-            log.error("job_release_failed", job_id=str(job.id), error=str(exc))
+        # A span of its own in the job's trace: its lines and its `queued` event belong there.
+        with span(f"{self.queue.name} job release", parent=job.row.get("traceparent")):
+            try:
+                async with self.pool.connection() as conn, conn.transaction():
+                    released = await self._transition(conn, self._sql.release, job)
+                    if released is None:
+                        return
+                    await publish(conn, await self.kind.on_released(conn, released))
+                    await notify_job(conn, self.queue.channel, job.id)
+                log.info("job_released", job_id=str(job.id), queue=self.queue.name)
+            except (psycopg.Error, OSError) as exc:
+                log.error("job_release_failed", job_id=str(job.id), error=str(exc))
 
 
 def _common_traceparent(jobs: list[Job]) -> str | None:
