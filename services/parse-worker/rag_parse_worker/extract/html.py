@@ -8,7 +8,8 @@ what the stdlib parser read (tags, comments, declarations, processing instructio
 raw text of script and style, character references in text), except that a construct left
 open at the end of the input swallows the rest of it, as in a browser. Skipped: the
 contents of script, style, noscript, template, head (title, meta, link...), svg, math,
-iframe, object, canvas, select and textarea. (Not the `hidden` attribute: a parser that
+iframe, object, canvas, select and textarea, and ruby annotations (rt, rp, rtc: the reading
+printed above a word, furigana, would otherwise split it: "子こども" for "子ども"). (Not the `hidden` attribute: a parser that
 builds no tree cannot find where an arbitrary unclosed element ends, and guessing wrong
 would drop visible text.) Block elements start a new line, paragraph-like ones a new
 paragraph (never more than one blank line, however deeply nested); table cells are
@@ -46,8 +47,15 @@ SKIP = frozenset(
         "canvas",
         "select",
         "textarea",
+        "rt",
+        "rp",
+        "rtc",
     }
 )
+# Ruby annotations: their end tag is optional (the next annotation, an <rb>, or the end of
+# the ruby ends one), so an unclosed <rt> must not swallow the rest of the page; outside a
+# <ruby> a browser shows them as text.
+RUBY_TEXT = frozenset({"rt", "rp", "rtc"})
 # Elements that may appear in <head>; anything else starting means the head ended
 # (its end tag is optional and often missing).
 HEAD_CONTENT = frozenset({"title", "meta", "link", "style", "script", "base", "noscript", "template"})
@@ -135,6 +143,8 @@ class _VisibleText:
         self._budget = budget
         self._skip: list[str] = []  # open skipped elements, innermost last
         self._skip_open: Counter[str] = Counter()  # the same, counted: O(1) "is it open?"
+        self._nested_in_ruby_text = 0  # elements open inside the innermost rt/rp/rtc
+        self._ruby = 0  # open <ruby> elements
         self._in_head = False
         self._pre = 0
         self._newlines = 2  # line breaks at the end of the output (the start counts as a paragraph)
@@ -155,11 +165,18 @@ class _VisibleText:
         if tag == "head":
             self._in_head = True
             return
+        if self._in_ruby_text():
+            if tag in RUBY_TEXT or tag == "rb":
+                self._close_ruby_text()  # the next annotation or base ends this one
+            elif tag not in VOID and tag not in SKIP:
+                self._nested_in_ruby_text += 1
         if self._skip or self._in_head:
             if tag in SKIP and tag not in VOID:
                 self._open_skipped(tag)
             return
-        if tag in SKIP:
+        if tag == "ruby":
+            self._ruby += 1
+        if tag in SKIP and (self._ruby or tag not in RUBY_TEXT):
             self._open_skipped(tag)
             return
         if tag == "tr":
@@ -183,17 +200,26 @@ class _VisibleText:
         if tag == "head":
             self._in_head = False
             return
+        if self._in_ruby_text() and tag != self._skip[-1]:
+            if self._nested_in_ruby_text and tag not in RUBY_TEXT and tag != "ruby":
+                self._nested_in_ruby_text -= 1
+                return
+            self._close_ruby_text()  # the end of its parent (the ruby) ends it
         if self._skip:
             if self._skip_open[tag]:
                 # Close it and anything left open inside it.
                 while self._skip:
                     closed = self._skip.pop()
                     self._skip_open[closed] -= 1
+                    if closed in RUBY_TEXT:
+                        self._nested_in_ruby_text = 0
                     if closed == tag:
                         break
             return
         if self._in_head:
             return
+        if tag == "ruby" and self._ruby:
+            self._ruby -= 1
         if tag == "pre" and self._pre:
             self._pre -= 1
         if tag != "br":  # "</br>" is read as <br> by browsers, but one break is enough here
@@ -202,6 +228,13 @@ class _VisibleText:
     def _open_skipped(self, tag: str) -> None:
         self._skip.append(tag)
         self._skip_open[tag] += 1
+
+    def _in_ruby_text(self) -> bool:
+        return bool(self._skip) and self._skip[-1] in RUBY_TEXT
+
+    def _close_ruby_text(self) -> None:
+        self._skip_open[self._skip.pop()] -= 1
+        self._nested_in_ruby_text = 0
 
     def _break(self, tag: str) -> None:
         if tag in PARAGRAPH:
