@@ -11,7 +11,8 @@ A trace crosses processes as a W3C `traceparent` string (version-trace id-span i
 the HTTP request's arrives in its header, a job row and an event row store the one current
 when they were written, and the worker or api replica that picks them up starts its span as
 a child of it (`span(..., parent=...)`). The string, not a Context object, is what is
-stored, so the libraries that carry it need to know nothing of OpenTelemetry.
+stored: a column of text, whatever reads it back. (rag_eventbus, beside this library rather
+than above it, reads the current one with the same few lines of the API.)
 """
 
 from __future__ import annotations
