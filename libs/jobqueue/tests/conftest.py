@@ -1,8 +1,8 @@
 """The runtime on objects of its own: a job table `test_jobs`, a kind, events for tenants.
 
 The database holds only the bus's migrations and what is below: a job table with the job
-columns of docs/jobs.md ("A job table") and a `tenant` partition column with the two fair
-claim indexes, and the `eventbus_recipients` view the bus needs (each tenant is an
+columns of docs/jobs.md ("A job table"), the optional `traceparent` (used by `TRACED`), and a
+`tenant` partition column with the two fair claim indexes, and the `eventbus_recipients` view the bus needs (each tenant is an
 audience of one user), so that the job events the kind returns are published as in
 production.
 """
@@ -26,6 +26,7 @@ from rag_jobqueue import Job, QueueSpec, enqueue, public_message
 
 QUEUE = QueueSpec(table="test_jobs", channel="test_jobs", name="test", partition_by="tenant")
 FIFO = dataclasses.replace(QUEUE, partition_by=None)
+TRACED = dataclasses.replace(QUEUE, traced=True)  # the same table; enqueue stores the trace context
 
 TEST_SCHEMA = """
 CREATE TABLE test_jobs (
@@ -41,7 +42,8 @@ CREATE TABLE test_jobs (
     created_at   timestamptz NOT NULL DEFAULT now(),
     started_at   timestamptz,
     finished_at  timestamptz,
-    updated_at   timestamptz NOT NULL DEFAULT now()
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    traceparent  text
 );
 CREATE INDEX test_jobs_queued_idx ON test_jobs (run_at, id) WHERE status = 'queued';
 CREATE INDEX test_jobs_lease_idx ON test_jobs (locked_until) WHERE status = 'running';
