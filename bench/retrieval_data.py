@@ -19,7 +19,7 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 # The api refuses a longer `q` (rag_api.search.MAX_QUERY_CHARS, docs/contract.md §4).
@@ -52,7 +52,7 @@ class Dataset:
     queries: dict[str, str]  # id → text, only the queries of the test qrels
     qrels: dict[str, dict[str, int]]  # query id → passage id → relevance
     missing_relevant: int = 0  # qrel passages absent from the corpus
-    notes: list[str] = field(default_factory=list)
+    subset: bool = False  # cut by load(max_queries=, max_passages=): a smoke run
 
     def api_query(self, query_id: str) -> str:
         return api_query_text(self.queries[query_id])
@@ -197,4 +197,5 @@ def load(folder: Path, *, max_queries: int | None = None, max_passages: int | No
         passages = keep
     ids = {p.id for p in passages}
     missing = sum(1 for q in qrels for p in qrels[q] if p not in ids)
-    return Dataset(folder, passages, {q: all_queries[q] for q in query_ids}, qrels, missing)
+    subset = max_queries is not None or max_passages is not None
+    return Dataset(folder, passages, {q: all_queries[q] for q in query_ids}, qrels, missing, subset)

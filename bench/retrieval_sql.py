@@ -83,6 +83,10 @@ SELECT count(*) FILTER (WHERE status = 'ingested'), count(*) FILTER (WHERE statu
 FROM documents WHERE workspace_id = %s
 """
 CHUNK_COUNT = "SELECT count(*) FROM chunks WHERE workspace_id = %s"
+SERVER_VERSIONS = """
+SELECT 'Postgres ' || current_setting('server_version') || ', pgvector '
+       || coalesce((SELECT extversion FROM pg_extension WHERE extname = 'vector'), '?')
+"""
 
 
 @dataclass(frozen=True, slots=True)
