@@ -6,6 +6,22 @@ full-text side ORs the query's lexemes (a question rarely contains every word of
 its answer) and ranks by cover density. Only chunks embedded with the current
 model enter the vector ranking: mixing vector spaces would rank noise.
 
+The vector side holds up whatever share of the table a workspace has. One HNSW index
+serves every workspace, and `WHERE workspace_id = ...` is checked on the rows the graph
+walk yields: a plain scan stops after `hnsw.ef_search` rows, so a workspace holding a
+small share of the chunks got few or none (pgvector 0.6). Now (`vec_ann`) the scan is
+pgvector 0.8's iterative one (`hnsw.iterative_scan`): it walks on until the workspace's
+rows fill the candidates or `hnsw.max_scan_tuples` rows were visited. The settings are
+made in the statement itself, by `set_config(..., is_local => true)` in an InitPlan the
+scan waits on (a one-time filter), so they hold for this statement's transaction only,
+the pool connection keeps its defaults, and it stays one round trip. A workspace too
+small for the walk to fill its candidates within that bound (under about
+CANDIDATES / MAX_SCAN_TUPLES of the table, or a filter as narrow) is ranked exactly
+instead (`vec_exact`, ordered by an expression the index cannot serve, so the planner
+reads the workspace's rows by its btree): few rows, so cheap. The planner itself also
+picks that exact plan for `vec_ann` when its statistics say the workspace is small.
+`python -m bench vector-recall` measures recall and latency at four shares.
+
 A hit (and a citation made from it) says where it is, so a viewer can jump to it: `page`,
 the chunk's first page, and `char_start`/`char_end`, its range in the document's parsed
 text. The ingest worker numbers pages from the parsed text's form feeds, so the one page
@@ -48,15 +64,38 @@ NO_FILTERS = SearchFilters()
 
 RRF_K = 60
 CANDIDATES = 50  # per ranking, before fusion
+# The vector side's HNSW scan (pgvector >= 0.8): iterative, so that rows of other workspaces
+# the graph walk meets do not use up the candidates; ef_search is the candidate count.
+ITERATIVE_SCAN = "relaxed_order"
+MAX_SCAN_TUPLES = 20_000  # pgvector's default; past it the workspace's rows are ranked exactly
 MAX_QUERY_CHARS = 1000
 
 HYBRID_SEARCH = """
-WITH vec AS (
-    SELECT id, row_number() OVER (ORDER BY embedding <=> %(vector)s::vector) AS rank
+WITH vec_settings AS MATERIALIZED (
+    SELECT set_config('hnsw.iterative_scan', %(iterative_scan)s::text, true),
+           set_config('hnsw.ef_search', %(ef_search)s::text, true),
+           set_config('hnsw.max_scan_tuples', %(max_scan_tuples)s::text, true)
+), vec_ann AS MATERIALIZED (
+    SELECT id, embedding <=> %(vector)s::vector AS distance
     FROM chunks
     WHERE workspace_id = %(workspace)s AND embedding_model = %(model)s{vec_filter}
+      AND (SELECT true FROM vec_settings)
     ORDER BY embedding <=> %(vector)s::vector
     LIMIT %(candidates)s
+), vec_exact AS (
+    SELECT id, embedding <=> %(vector)s::vector AS distance
+    FROM chunks
+    WHERE workspace_id = %(workspace)s AND embedding_model = %(model)s{vec_filter}
+      AND (SELECT count(*) FROM vec_ann) < %(candidates)s
+    ORDER BY (embedding <=> %(vector)s::vector) + 0, id
+    LIMIT %(candidates)s
+), vec AS (
+    SELECT id, row_number() OVER (ORDER BY distance, id) AS rank
+    FROM (
+        SELECT id, distance FROM vec_ann WHERE (SELECT count(*) FROM vec_ann) = %(candidates)s
+        UNION ALL
+        SELECT id, distance FROM vec_exact
+    ) found
 ), query AS (
     SELECT to_tsquery('simple', coalesce(nullif(array_to_string(
         ARRAY(SELECT quote_literal(l) FROM unnest(tsvector_to_array(to_tsvector('english', %(q)s))) l),
@@ -153,6 +192,9 @@ async def rank_chunks(
             "model": model,
             "q": query,
             "candidates": max(CANDIDATES, k),
+            "iterative_scan": ITERATIVE_SCAN,
+            "ef_search": max(CANDIDATES, k),
+            "max_scan_tuples": MAX_SCAN_TUPLES,
             "rrf_k": RRF_K,
             "k": k,
         },
