@@ -374,3 +374,141 @@ STORED_EVENT_BYTES = """
 SELECT sum(octet_length(payload::text))::int, count(*)::int FROM events
 WHERE type = 'message.status_updated' AND payload->>'message_id' = %(message)s AND user_id = %(user)s
 """
+
+
+# Follow-up questions (docs/conversations.md "Follow-up questions"): a question is searched for
+# and answered with the conversation's recent turns.
+
+NORWAY = (
+    b"Norway is a country in northern Europe with long fjords and high mountains.\n\n"
+    b"Its capital is Oslo, a city at the head of the Oslofjord, home to the royal palace.\n\n"
+    b"Norway's economy relies on oil, fishing and shipping.\n"
+)
+# Other capitals, so that "What is its capital?" alone names no country in particular.
+CAPITALS = {
+    f"{country.lower()}.txt": f"{country} is a country. The capital of {country} is {city}.\n".encode()
+    for country, city in [
+        ("France", "Paris"),
+        ("Peru", "Lima"),
+        ("Kenya", "Nairobi"),
+        ("Chile", "Santiago"),
+        ("Egypt", "Cairo"),
+        ("Japan", "Tokyo"),
+    ]
+}
+
+
+def ask_and_wait(
+    system: System, api: httpx.Client, conversation: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """Post a question and wait for its reply to end; the reply as REST lists it."""
+    posted = api.post(f"/api/conversations/{conversation}/messages", json=body)
+    assert posted.status_code == 201, posted.text
+    reply_id = posted.json()["reply"]["id"]
+    deadline = time.monotonic() + 60
+    while True:
+        items = api.get(f"/api/conversations/{conversation}/messages").json()["items"]
+        reply: dict[str, Any] = next(m for m in items if m["id"] == reply_id)
+        if reply["status"] in ("completed", "failed"):
+            return reply
+        assert time.monotonic() < deadline, system.logs()
+        time.sleep(0.05)
+
+
+def cited_text(reply: dict[str, Any], sources: dict[str, bytes]) -> list[tuple[str, str]]:
+    """(filename, the cited range of its text) of each citation: what a viewer jumps to."""
+    return [
+        (c["filename"], sources[c["filename"]].decode()[c["char_start"] : c["char_end"]])
+        for c in reply["citations"]
+    ]
+
+
+async def test_a_follow_up_question_is_answered_from_the_conversations_topic(system: System) -> None:
+    _, _, api, workspace = setup_workspace(system)
+    sources = {"norway.txt": NORWAY, **CAPITALS}
+    docs = ingest(system, api, workspace, sources)
+    conversation = api.post(f"/api/workspaces/{workspace}/conversations", json={"title": "geo"}).json()["id"]
+
+    first = ask_and_wait(system, api, conversation, {"content": "Tell me about Norway"})
+    assert first["status"] == "completed" and "fjords" in first["content"], first
+    follow_up = ask_and_wait(system, api, conversation, {"content": "What is its capital?"})
+    assert follow_up["status"] == "completed", follow_up
+    assert "Oslo" in follow_up["content"], follow_up["content"]
+    cited = cited_text(follow_up, sources)
+    assert [name for name, _ in cited] == ["norway.txt"], follow_up
+    assert "Oslo" in cited[0][1]  # the passage naming Oslo
+    assert follow_up["citations"][0]["document_id"] == docs["norway.txt"]
+
+    # The same question with no history names no country in particular.
+    fresh = api.post(f"/api/workspaces/{workspace}/conversations", json={"title": "t"}).json()["id"]
+    alone = ask_and_wait(system, api, fresh, {"content": "What is its capital?"})
+    assert {c["filename"] for c in alone["citations"]} - {"norway.txt"}, alone
+
+    # A question's filters narrow its retrieval: only Japan's document may be quoted.
+    only_japan = {"document_id": [docs["japan.txt"]], "content_type": ["text/plain"]}
+    filtered = ask_and_wait(system, api, fresh, {"content": "What is the capital?", "filters": only_japan})
+    assert [name for name, _ in cited_text(filtered, sources)] == ["japan.txt"], filtered
+    assert "Tokyo" in filtered["content"]
+
+
+async def test_openai_follow_up_is_condensed_by_the_model_and_its_history_is_bounded(
+    database_url: str, s3_env: dict[str, str], tmp_path: Any
+) -> None:
+    def respond(body: dict[str, object]) -> str:
+        if "standalone search query" in str(body["messages"]):
+            return "capital city of Norway"
+        return "Oslo is the capital of Norway [1]."
+
+    with fake_llm(["stream"], "") as llm:
+        llm.respond = respond
+        system = start_system(
+            database_url, s3_env, tmp_path, LLM_PROVIDER="openai", LLM_BASE_URL=llm.url, LLM_MODEL="fake"
+        )
+        try:
+            _, _, api, workspace = setup_workspace(system)
+            sources = {"norway.txt": NORWAY, **CAPITALS}
+            ingest(system, api, workspace, sources)
+            conversation = api.post(f"/api/workspaces/{workspace}/conversations", json={"title": "t"}).json()[
+                "id"
+            ]
+            ask_and_wait(system, api, conversation, {"content": "Tell me about Norway"})
+            assert len(llm.requests) == 1  # no history yet: no condensing call
+            follow_up = ask_and_wait(system, api, conversation, {"content": "What is its capital?"})
+            condense, answer = llm.requests[1:]
+
+            # A very long conversation: 3,000 more turns of 2,000 characters each.
+            system.sql(LONG_HISTORY, {"conversation": conversation, "turns": 3000})
+            started = time.monotonic()
+            ask_and_wait(system, api, conversation, {"content": "How many people live there?"})
+            long_answer_seconds = time.monotonic() - started
+            long_condense, long_answer = llm.requests[3:]
+        finally:
+            system.stop()
+
+    assert "Tell me about Norway" in str(condense["messages"]) and "What is its capital?" in str(
+        condense["messages"]
+    )
+    # The condensed query found Norway's passage first, and the model's [1] cites it.
+    prompt = answer["messages"]
+    assert isinstance(prompt, list)
+    assert [m["role"] for m in prompt] == ["system", "user", "assistant", "user"]
+    assert prompt[1]["content"] == "Tell me about Norway"
+    assert prompt[-1]["content"].startswith("Passages:\n\n[1] (norway.txt)")
+    assert [name for name, _ in cited_text(follow_up, sources)] == ["norway.txt"]
+    assert "Oslo" in cited_text(follow_up, sources)[0][1]
+    # Bounded however long the conversation: at most 6 turns and 4,000 characters of history
+    # (here the newest two turns of 2,000 characters fill it).
+    history = long_answer["messages"][1:-1]  # type: ignore[index]
+    assert sorted(m["role"] for m in history) == ["assistant", "user"]
+    assert sum(len(m["content"]) for m in history) == 4000
+    assert len(str(long_condense["messages"])) < 6000
+    print(f"answer after 3,000 turns of history: {long_answer_seconds:.2f} s")
+    assert long_answer_seconds < 30
+
+
+LONG_HISTORY = """
+INSERT INTO messages (conversation_id, workspace_id, role, status, content)
+SELECT c.id, c.workspace_id, CASE WHEN n %% 2 = 0 THEN 'user' ELSE 'assistant' END, 'completed', repeat('w', 2000)
+FROM conversations c, generate_series(1, %(turns)s) n
+WHERE c.id = %(conversation)s
+"""

@@ -2,7 +2,9 @@
 
 Behaviour per request is taken from a script: an HTTP status ("429", "500", "401"), optionally with a
 Retry-After header ("429 retry-after=1"), "stream" (answers the text in small chunks), "die" (streams a few
-chunks then drops the connection). The last entry of the script repeats.
+chunks then drops the connection). The last entry of the script repeats. The text answered is
+`text`, or what `respond(request_body)` returns when it is set (a test that tells requests apart,
+e.g. a follow-up's condensing call from its answer).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -27,6 +29,10 @@ class FakeLLM:
         self.delay = delay
         self.requests: list[dict[str, object]] = []
         self.url = ""
+        self.respond: Callable[[dict[str, object]], str] | None = None
+
+    def text_for(self, body: dict[str, object]) -> str:
+        return self.text if self.respond is None else self.respond(body)
 
     def next_behaviour(self) -> str:
         return self.script.pop(0) if len(self.script) > 1 else self.script[0]
@@ -61,7 +67,8 @@ def fake_llm(script: list[str], text: str, chunk_chars: int = 3, delay: float = 
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            pieces = [llm.text[i : i + llm.chunk_chars] for i in range(0, len(llm.text), llm.chunk_chars)]
+            text = llm.text_for(body)
+            pieces = [text[i : i + llm.chunk_chars] for i in range(0, len(text), llm.chunk_chars)]
             for n, piece in enumerate(pieces):
                 if behaviour == "die" and n == len(pieces) // 2:
                     self.wfile.flush()

@@ -9,8 +9,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from rag_api.answering.coalesce import coalesce
+from rag_api.answering.history import HISTORY_CHARS, Turn, bounded
 from rag_api.answering.kind import cited
 from rag_api.answering.providers import (
+    CONDENSE_PROMPT,
     NOTHING_FOUND,
     ExtractiveProvider,
     LLMPermanentError,
@@ -18,7 +20,7 @@ from rag_api.answering.providers import (
     LLMTransientError,
     OpenAIChatProvider,
 )
-from rag_api.search import Hit
+from rag_api.search import MAX_QUERY_CHARS, Hit
 from rag_retry import RetryPolicy
 from rag_testing.fake_llm import fake_llm
 
@@ -120,3 +122,70 @@ async def test_openai_provider_honours_retry_after() -> None:
         started = time.monotonic()
         assert "".join(await collect(OpenAIChatProvider(llm.url, "m", retry=slow).stream("q", []))) == "ok"
     assert 0.9 <= time.monotonic() - started < 10
+
+
+# Follow-up questions: the search query and the answer read the recent turns.
+
+NORWAY_TURNS = (
+    Turn("user", "Tell me about Norway"),
+    Turn("assistant", "From the workspace's documents:\n\nNorway is a country of fjords [1]"),
+)
+
+
+async def test_extractive_search_query_puts_the_last_user_turns_before_the_question() -> None:
+    provider = ExtractiveProvider()
+    assert await provider.search_query("What is its capital?", ()) == "What is its capital?"
+    assert await provider.search_query("What is its capital?", NORWAY_TURNS) == (
+        "Tell me about Norway\nWhat is its capital?"
+    )
+    many = tuple(Turn("user", f"question {n}") for n in range(10))
+    assert await provider.search_query("q?", many) == "question 8\nquestion 9\nq?"  # the last two
+    # Bounded by the search's limit: the question whole, the oldest text cut.
+    huge = (Turn("user", "x" * 5000),)
+    query = await provider.search_query("What is its capital?", huge)
+    assert len(query) == MAX_QUERY_CHARS and query.endswith("\nWhat is its capital?")
+
+
+async def test_extractive_follow_up_quotes_the_passage_on_the_conversations_topic() -> None:
+    passages = [
+        hit("The capital of France is Paris, on the Seine.", "france.txt", 1),
+        hit("The capital of Norway is Oslo. Norway has long fjords.", "norway.txt", 2),
+    ]
+    provider = ExtractiveProvider()
+    alone = provider.answer("What is its capital?", passages)
+    assert {c.filename for c in cited(alone, passages)} == {"france.txt", "norway.txt"}
+    follow_up = provider.answer("What is its capital?", passages, NORWAY_TURNS)
+    assert "Oslo" in follow_up and "Paris" not in follow_up
+    assert [c.filename for c in cited(follow_up, passages)] == ["norway.txt"]
+    # A topic no passage shares falls back to every passage.
+    assert provider.answer("What is its capital?", passages, (Turn("user", "Tell me about Peru"),)) == alone
+
+
+def test_history_is_bounded_in_turns_and_characters() -> None:
+    newest_first = [Turn("assistant", "a" * 3000), Turn("user", "b" * 3000), Turn("assistant", "c")]
+    kept = bounded(newest_first)
+    assert [t.role for t in kept] == ["user", "assistant"]  # oldest first, the oldest dropped
+    assert sum(len(t.content) for t in kept) == HISTORY_CHARS
+    assert kept[1].content == "a" * 3000 and kept[0].content == "b" * (HISTORY_CHARS - 3000)
+    assert bounded([]) == ()
+
+
+async def test_openai_follow_up_condenses_with_one_extra_call_and_sends_the_history() -> None:
+    passages = [hit("The capital of Norway is Oslo.", "norway.txt")]
+    with fake_llm(["stream"], "") as llm:
+        llm.respond = lambda body: "capital of Norway" if CONDENSE_PROMPT in str(body) else "Oslo [1]."
+        provider = OpenAIChatProvider(llm.url, "m", retry=FAST)
+        assert await provider.search_query("What is its capital?", ()) == "What is its capital?"
+        assert llm.requests == []  # no history: no extra call
+        assert await provider.search_query("What is its capital?", NORWAY_TURNS) == "capital of Norway"
+        assert (
+            "".join(await collect(provider.stream("What is its capital?", passages, NORWAY_TURNS)))
+            == "Oslo [1]."
+        )
+    condense, answer = llm.requests
+    assert "Tell me about Norway" in str(condense["messages"]) and "What is its capital?" in str(
+        condense["messages"]
+    )
+    roles = [m["role"] for m in answer["messages"]]  # type: ignore[attr-defined]
+    assert roles == ["system", "user", "assistant", "user"]
+    assert answer["messages"][1]["content"] == "Tell me about Norway"  # type: ignore[index]

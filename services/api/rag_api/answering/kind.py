@@ -6,6 +6,9 @@ that lost its job cannot keep streaming into the message. A takeover or a retry
 restarts the answer: the content is reset and a new `streaming` sequence begins
 (a `streaming` event at offset 0 with an empty delta).
 
+Retrieval reads the question with the conversation's recent turns (answering.history):
+the provider makes it a standalone search query, and the answer sees a bounded history.
+
 Streaming is linear in the answer's length: each delta is appended to the stored
 content in Postgres (`content || delta`, only the delta travels) and its event carries
 the delta and its offset, never the text so far. `completed` carries the full content,
@@ -25,6 +28,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from rag_api.answering.coalesce import coalesce
+from rag_api.answering.history import load_question
 from rag_api.answering.providers import AnswerProvider, LLMPermanentError, LLMStreamError, LLMTransientError
 from rag_api.search import Hit, hybrid_search
 from rag_api.search_filters import SearchFilters
@@ -49,7 +53,6 @@ ANSWER_ERRORS: PublicMessages = {
     psycopg.OperationalError: "The answer could not be generated: the database could not be reached.",
 }
 
-SELECT_QUESTION = "SELECT content FROM messages WHERE id = %s"
 # Sets the whole message: the resets (content '') and the failure.
 SET_MESSAGE = """
 UPDATE messages SET status = %(status)s, content = %(content)s, citations = %(citations)s,
@@ -91,19 +94,22 @@ class AnswerKind:
 
     async def run(self, job: Job, lease: Lease) -> None:
         async with self.pool.connection() as conn:
-            row = await (await conn.execute(SELECT_QUESTION, (job.row["question_id"],))).fetchone()
-        if row is None:
+            question = await load_question(conn, job.row["question_id"])
+        if question is None:
             raise PermanentJobError("The question was deleted.")
-        # No connection is held while the question is embedded (hybrid_search takes its own).
         filters = SearchFilters.from_json(job.row.get("filters"))
-        hits = await hybrid_search(
-            self.pool, self.embedder, job.row["workspace_id"], row[0], RETRIEVE_K, filters
-        )
         parts: list[str] = []
         offset = 0  # in code points, as len() and Postgres's length() count
         try:
+            # A follow-up is searched for as a standalone query (one extra model call for
+            # `openai`). No connection is held meanwhile, nor while the query is embedded
+            # (hybrid_search takes its own).
+            query = await self.provider.search_query(question.text, question.history)
+            hits = await hybrid_search(
+                self.pool, self.embedder, job.row["workspace_id"], query, RETRIEVE_K, filters
+            )
             deltas = coalesce(
-                self.provider.stream(row[0], hits),
+                self.provider.stream(question.text, hits, question.history),
                 interval=self.coalesce_interval,
                 max_chars=self.coalesce_chars,
             )

@@ -8,6 +8,14 @@ system prompt that demands citations; 429/5xx/connection errors before the first
 token are retried there with backoff, honouring `Retry-After`; a failure after the
 first token surfaces as `LLMStreamError` (the job runtime retries the whole answer,
 content reset, up to JOB_MAX_ATTEMPTS).
+
+Follow-up questions (rag_api.answering.history): `search_query` turns a question and the
+conversation's recent turns into what is searched. `extractive` puts the last user turns
+before the question; it then quotes from the passages that share a word with those earlier
+turns when any of them answers (the conversation's topic: "its capital" after "Norway" is
+Norway's). `openai` asks the model once more, without streaming its text to anyone, to
+condense the turns into a standalone query, and sends the bounded history with the answer's
+prompt. Without history neither does anything new (no extra call).
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from typing import Protocol
 
 import httpx
 
-from rag_api.search import Hit
+from rag_api.answering.history import Turn, combined_query
+from rag_api.search import MAX_QUERY_CHARS, Hit
 from rag_api.settings import ApiSettings
 from rag_openai import DEFAULT_TIMEOUT, OpenAIClient, PermanentError, StreamBroken, TransientError
 from rag_retry import RetryPolicy
@@ -54,7 +63,13 @@ class LLMStreamError(LLMTransientError):
 
 
 class AnswerProvider(Protocol):
-    def stream(self, question: str, passages: Sequence[Hit]) -> AsyncIterator[str]: ...
+    async def search_query(self, question: str, history: Sequence[Turn]) -> str:
+        """What to search for: the question, made standalone with the recent turns."""
+        ...
+
+    def stream(
+        self, question: str, passages: Sequence[Hit], history: Sequence[Turn] = ()
+    ) -> AsyncIterator[str]: ...
 
 
 def _terms(text: str) -> set[str]:
@@ -67,23 +82,35 @@ class ExtractiveProvider:
     def __init__(self, max_sentences: int = 4) -> None:
         self.max_sentences = max_sentences
 
-    async def stream(self, question: str, passages: Sequence[Hit]) -> AsyncIterator[str]:
+    async def search_query(self, question: str, history: Sequence[Turn]) -> str:
+        return combined_query(question, history, MAX_QUERY_CHARS)
+
+    async def stream(
+        self, question: str, passages: Sequence[Hit], history: Sequence[Turn] = ()
+    ) -> AsyncIterator[str]:
         """The answer word by word; the pieces add up to exactly `answer` (no trailing space)."""
-        for n, piece in enumerate(self.answer(question, passages).split(" ")):
+        for n, piece in enumerate(self.answer(question, passages, history).split(" ")):
             yield piece if n == 0 else " " + piece
             await asyncio.sleep(0)
 
-    def answer(self, question: str, passages: Sequence[Hit]) -> str:
+    def answer(self, question: str, passages: Sequence[Hit], history: Sequence[Turn] = ()) -> str:
         wanted = _terms(question)
+        topic = _terms(" ".join(t.content for t in history if t.role == "user")) - wanted
+        on_topic = [(n, hit) for n, hit in enumerate(passages, start=1) if topic & _terms(hit.text)]
+        everything = list(enumerate(passages, start=1))
+        return self._quote(wanted, on_topic) or self._quote(wanted, everything) or NOTHING_FOUND
+
+    def _quote(self, wanted: set[str], passages: Sequence[tuple[int, Hit]]) -> str | None:
+        """The best sentences of `passages` (numbered as retrieved) for `wanted`, or None."""
         scored: list[tuple[float, int, int, str]] = []
-        for n, hit in enumerate(passages, start=1):
+        for n, hit in passages:
             for position, sentence in enumerate(_SENTENCE.split(hit.text.strip())):
                 overlap = len(wanted & _terms(sentence))
                 if overlap:
                     # Earlier passages (better ranked) win ties.
                     scored.append((overlap - n * 0.01, n, position, " ".join(sentence.split())))
         if not scored:
-            return NOTHING_FOUND
+            return None
         best = sorted(scored, key=lambda s: -s[0])[: self.max_sentences]
         best.sort(key=lambda s: (s[1], s[2]))  # read in document order
         lines = [f"{sentence} [{n}]" for _, n, _, sentence in best]
@@ -97,11 +124,32 @@ SYSTEM_PROMPT = (
 )
 
 
-def build_messages(question: str, passages: Sequence[Hit]) -> list[dict[str, str]]:
+CONDENSE_PROMPT = (
+    "Rewrite the user's last question as one standalone search query that can be understood "
+    "without the conversation: replace pronouns and references with what they refer to. Answer "
+    "with the query only, no quotes, no explanation."
+)
+
+
+def build_messages(
+    question: str, passages: Sequence[Hit], history: Sequence[Turn] = ()
+) -> list[dict[str, str]]:
+    """The answer's prompt: the system prompt, the bounded history as earlier turns, then the
+    passages and the question (citations number the passages of this question only)."""
     context = "\n\n".join(f"[{n}] ({hit.filename}) {hit.text}" for n, hit in enumerate(passages, start=1))
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
+        *({"role": t.role, "content": t.content} for t in history),
         {"role": "user", "content": f"Passages:\n\n{context or '(none)'}\n\nQuestion: {question}"},
+    ]
+
+
+def condense_messages(question: str, history: Sequence[Turn]) -> list[dict[str, str]]:
+    """The one extra call of a follow-up: the turns as a transcript, then the question."""
+    transcript = "\n".join(f"{t.role}: {t.content}" for t in history)
+    return [
+        {"role": "system", "content": CONDENSE_PROMPT},
+        {"role": "user", "content": f"Conversation:\n{transcript}\n\nLast question: {question}"},
     ]
 
 
@@ -129,10 +177,24 @@ class OpenAIChatProvider:
             failure_event="llm_request_failed",
         )
 
-    async def stream(self, question: str, passages: Sequence[Hit]) -> AsyncIterator[str]:
+    async def search_query(self, question: str, history: Sequence[Turn]) -> str:
+        """The model's standalone rewrite of a follow-up (the question itself without history,
+        or when the model answers nothing), at most MAX_QUERY_CHARS."""
+        if not history:
+            return question
+        parts = [piece async for piece in self._chat(condense_messages(question, history))]
+        query = " ".join("".join(parts).split())[:MAX_QUERY_CHARS]
+        return query or question
+
+    def stream(
+        self, question: str, passages: Sequence[Hit], history: Sequence[Turn] = ()
+    ) -> AsyncIterator[str]:
+        return self._chat(build_messages(question, passages, history))
+
+    async def _chat(self, messages: list[dict[str, str]]) -> AsyncIterator[str]:
         try:
             async with self.client.session() as api:
-                async for text in api.chat_stream(self.model, build_messages(question, passages)):
+                async for text in api.chat_stream(self.model, messages):
                     yield text
         except StreamBroken as exc:
             raise LLMStreamError(f"the model's stream broke off ({exc.reason})") from exc
