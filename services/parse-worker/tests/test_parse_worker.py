@@ -97,7 +97,9 @@ async def test_every_format_is_parsed_with_the_contract_events(stack: Stack) -> 
 
 
 async def test_unreadable_files_fail_at_once_with_a_readable_error(stack: Stack) -> None:
-    stack.start_worker()
+    # Without OCR, so that a scan's garbage text layer is refused here (with OCR its page is
+    # read from the pixels: tests/test_ocr.py).
+    stack.start_worker(ocr_provider="off")
     cases = {
         "corrupt.pdf": "The file is not a valid PDF.",
         "encrypted.pdf": "The PDF is encrypted and cannot be read. Upload a copy without a password.",

@@ -52,6 +52,12 @@ def test_real_pdfs_in_many_scripts_and_mathematics_are_text(name: str, phrase: s
         "∂f/∂x = ∑ aᵢ·xᵢ ≤ ∫ g(t) dt; (∇ × F) = 0. " * 10,  # more symbols than letters
         "foo 1",  # too short to judge
         PROSE * 3 + "\ufffd" * 2,  # a couple of damaged bytes in a good text
+        # Scripts whose vowel signs are combining marks (were refused: "letters outside words").
+        "বাংলাদেশের রাজধানী ঢাকা শহরে আজ সকালে বৃষ্টি হয়েছে এবং মানুষ ছাতা নিয়ে বাইরে বের হয়েছেন। " * 3,
+        "भारत की राजधानी नई दिल्ली है और यहाँ बहुत सारे लोग रहते हैं। आज मौसम बहुत अच्छा है। " * 3,
+        "தமிழ்நாட்டின் தலைநகரம் சென்னை ஆகும். இங்கு பல கோயில்கள் உள்ளன. " * 4,
+        "ประเทศไทยมีกรุงเทพมหานครเป็นเมืองหลวง และมีประชากรมากกว่าหกสิบล้านคน " * 3,
+        "cafe\u0301 cre\u0300me brûle\u0301e, a\u0300 la carte; " * 10,  # accents as separate marks (NFD)
     ],
 )
 def test_unusual_but_real_text_is_never_judged_garbage(text: str) -> None:
