@@ -152,15 +152,15 @@ def _shown(raw: str) -> str:
 
 
 def _many(values: Sequence[str], name: str) -> list[str]:
-    """The non-empty values of a repeatable key (an empty one is absent), at most the limit."""
-    present = [v for v in values if v != ""]
+    """The values of a repeatable key, at most the limit."""
+    present = list(values)
     if len(present) > MAX_FILTER_VALUES:
         raise invalid(f"At most {MAX_FILTER_VALUES} '{name}' values are accepted; got {len(present)}.")
     return present
 
 
 def _one(values: Sequence[str], name: str) -> str | None:
-    present = [v for v in values if v != ""]
+    present = list(values)
     if len(present) > 1:
         raise invalid(f"'{name}' may be given once.")
     return present[0] if present else None
@@ -193,7 +193,7 @@ def query_filters(conn: HTTPConnection) -> SearchFilters:
             raise ApiError(
                 422, "validation_error", f"The '{name}' parameter must not contain NUL characters."
             )
-        values[name] = got
+        values[name] = [v for v in got if v != ""]  # an empty parameter is an absent one
     return _build(values)
 
 

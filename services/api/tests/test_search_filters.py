@@ -254,6 +254,8 @@ BAD_BODIES: list[tuple[Any, str]] = [
     ({"document_id": [str(uuid.uuid4()) for _ in range(1000)]}, "At most"),
     ({"content_type": ["image/gif"]}, "one of"),
     ({"created_after": 1767225600}, "a string"),
+    ({"created_before": ""}, "RFC 3339"),  # in JSON an empty string is a value, not an absence
+    ({"document_id": [""]}, "UUID"),
     ({"created_after": "2026-03-02T12:00:00Z", "created_before": "2026-03-01T12:00:00Z"}, "later"),
 ]
 
