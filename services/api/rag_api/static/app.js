@@ -616,11 +616,13 @@ function renderMessages() {
 }
 
 // Shows a citation; its passage text comes from search results (the question is searched
-// when the chunk was not seen yet).
+// within the cited document when the chunk was not seen yet: a follow-up's own words may not
+// find it in the whole workspace).
 async function showCitation(message, citation) {
   const box = $("#citation");
   box.hidden = false;
-  const head = el("div", {}, el("strong", {}, citation.filename), ` · passage ${citation.ordinal}`);
+  const where = citation.page == null ? "" : ` · page ${citation.page}`;
+  const head = el("div", {}, el("strong", {}, citation.filename), ` · passage ${citation.ordinal}${where}`);
   box.replaceChildren(head, el("div", { className: "muted" }, "looking for the passage…"));
   let hit = state.passages.get(citation.chunk_id);
   if (!hit) {
@@ -628,7 +630,7 @@ async function showCitation(message, citation) {
     const index = messages.indexOf(message);
     const question = messages.slice(0, index).reverse().find((m) => m.role === "user");
     if (question && question.content) {
-      const query = new URLSearchParams({ q: question.content.slice(0, 1000), k: "50" });
+      const query = new URLSearchParams({ q: question.content.slice(0, 1000), k: "50", document_id: citation.document_id });
       try {
         const data = await api("GET", `/api/workspaces/${message.workspace_id || state.workspaceId}/search?${query}`);
         for (const h of data.items) state.passages.set(h.chunk_id, h);
