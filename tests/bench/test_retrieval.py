@@ -190,7 +190,7 @@ def test_the_bench_scores_the_fixture_through_the_real_api(pg_admin_dsn: str, tm
     section = asyncio.run(run(bench, data=FIXTURE))
     d = section.details
     assert (d["passages"], d["documents"], d["queries"], d["missing_relevant"]) == (9, 8, 5, 1)
-    assert d["api_agreement"] == 1.0  # the bench's fusion of the pieces is the api's answer
+    assert d["api_agreement"] == 1.0 and d["api_agreement_exact"] == 1.0  # the pieces fused = the api
     results = d["results"]
     for name in (
         "hybrid, the api as shipped",
