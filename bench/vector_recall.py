@@ -36,6 +36,7 @@ from typing import Any
 import psycopg
 
 from bench.common import Bench, Row, Section, median, percentile
+from bench.retrieval_sql import VECTOR_EXACT, VECTOR_SIDE
 from rag_api.search import CANDIDATES, HYBRID_SEARCH, ITERATIVE_SCAN, MAX_SCAN_TUPLES
 
 CHUNKS = 200_000
@@ -51,21 +52,10 @@ SHARES = (("0.1 %", 0.001), ("1 %", 0.01), ("10 %", 0.1))
 ALL = "100 %"
 
 # The vector side as it was before pgvector 0.8 (the api until issue 17): the workspace
-# filtered on what a plain HNSW scan yields, at most hnsw.ef_search (40) rows.
-OLD_VECTOR_SIDE = """
-SELECT id FROM chunks
-WHERE workspace_id = %(workspace)s AND embedding_model = %(model)s
-ORDER BY embedding <=> %(vector)s::vector
-LIMIT %(candidates)s
-"""
-
-# Exact nearest neighbours: index scans off, so every row of the workspace is compared.
-EXACT = """
-SELECT id FROM chunks
-WHERE workspace_id = %(workspace)s AND embedding_model = %(model)s
-ORDER BY embedding <=> %(vector)s::vector, id
-LIMIT %(k)s
-"""
+# filtered on what a plain HNSW scan yields, at most hnsw.ef_search (40) rows; and the exact
+# nearest neighbours (run with index scans off). The retrieval bench's statements.
+OLD_VECTOR_SIDE = VECTOR_SIDE
+EXACT = VECTOR_EXACT
 
 
 def new_vector_side() -> str:
@@ -204,7 +194,7 @@ def measure(dsn: str, workspace: str, vectors: list[str], *, force_hnsw: bool = 
         for vector in vectors:
             with conn.transaction():
                 conn.execute("SET LOCAL enable_indexscan = off")
-                truth = {r[0] for r in conn.execute(EXACT, {**base, "vector": vector, "k": K})}
+                truth = {r[0] for r in conn.execute(EXACT, {**base, "vector": vector, "candidates": K})}
             # Old and new alternate per query, so that load on the machine falls on both alike.
             with plan_forced(conn, force_hnsw):
                 for way, sql_text, extra in (("old", OLD_VECTOR_SIDE, {}), ("new", new_sql, new_params)):
