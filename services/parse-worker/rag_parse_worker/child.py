@@ -1,4 +1,4 @@
-"""The extraction process: `python -m rag_parse_worker.child PARENT_PID MEMORY_LIMIT_MB CPU_SECONDS`.
+"""The extraction process: `python -m rag_parse_worker.child PARENT_PID MEMORY_LIMIT_MB CPU_SECONDS CPU_LIFETIME`.
 
 Started by `isolation.ExtractionPool` as a plain subprocess (not multiprocessing, whose
 spawn/forkserver re-import the parent's main module and speak pickle), with an
@@ -22,6 +22,7 @@ import time
 
 from rag_parse_worker import sandbox, wire
 from rag_parse_worker.extract import ExtractionError, LimitExceeded, Limits, Ocr, Tesseract, extract
+from rag_parse_worker.extract.ocr import PAGE_GRACE_SECONDS
 
 OUT_OF_MEMORY = "The file needs more memory to read than a document may use."
 FATAL = wire.Failed("LimitExceeded", OUT_OF_MEMORY, LimitExceeded.code, fatal=True)
@@ -64,8 +65,8 @@ def _request(header: wire.Header) -> tuple[str, str] | None:
     return filename, content_type
 
 
-def serve(incoming: int, outgoing: int, memory_limit_mb: int, cpu_budget: int) -> int:
-    sandbox.apply_child_limits(memory_limit_mb, cpu_budget)
+def serve(incoming: int, outgoing: int, memory_limit_mb: int, cpu_budget: int, cpu_lifetime: int) -> int:
+    sandbox.apply_child_limits(memory_limit_mb, cpu_budget, cpu_lifetime)
     # Past the memory cap even receiving a document or sending its text can fail: then say
     # so ("fatal": the worker replaces this process, whose pipe may hold half a message) and exit.
     try:
@@ -74,7 +75,12 @@ def serve(incoming: int, outgoing: int, memory_limit_mb: int, cpu_budget: int) -
         limits, ocr_config = wire.decode_limits(header), wire.decode_ocr(header)
 
         def before_ocr_page(page: int) -> None:
+            # The worker extends its deadline by a page; so does the CPU budget, by as much.
             wire.send(outgoing, *wire.encode_reply(wire.Progress(page)))
+            assert ocr_config is not None
+            sandbox.renew_cpu_budget(
+                sandbox.cpu_budget_seconds(ocr_config.page_timeout_seconds + PAGE_GRACE_SECONDS)
+            )
 
         ocr = None if ocr_config is None else Tesseract(ocr_config, before_page=before_ocr_page)
         wire.send(outgoing, wire.READY)
@@ -104,13 +110,13 @@ def serve(incoming: int, outgoing: int, memory_limit_mb: int, cpu_budget: int) -
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    parent_pid, memory_limit_mb, cpu_budget = int(argv[0]), int(argv[1]), int(argv[2])
+    parent_pid, memory_limit_mb, cpu_budget, cpu_lifetime = map(int, argv[:4])
     # The protocol owns fds 0 and 1; anything printed goes to stderr (the worker's log).
     incoming, outgoing = os.dup(0), os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
-    return serve(incoming, outgoing, memory_limit_mb, cpu_budget)
+    return serve(incoming, outgoing, memory_limit_mb, cpu_budget, cpu_lifetime)
 
 
 if __name__ == "__main__":

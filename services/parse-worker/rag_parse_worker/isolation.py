@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import subprocess
@@ -97,8 +98,13 @@ class _Child:
         self.limits = limits
         self.ocr = ocr
         self.cpu_budget = cpu_budget
+        # The CPU of the longest OCR a document may add (the child extends its budget page by
+        # page): the lifetime cap holds it on top of CPU_LIFETIME_DOCUMENTS budgets, and a child
+        # is retired while a whole such document still fits.
+        self.ocr_cpu = math.ceil(longest_extraction_seconds(0, ocr))
+        self.cpu_lifetime = sandbox.cpu_lifetime_seconds(cpu_budget) + self.ocr_cpu
         self.process = subprocess.Popen(
-            [*command, str(os.getpid()), str(memory_limit_mb), str(cpu_budget)],
+            [*command, str(os.getpid()), str(memory_limit_mb), str(cpu_budget), str(self.cpu_lifetime)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -154,7 +160,7 @@ class _Child:
     def worn_out(self) -> bool:
         """Near its lifetime CPU cap: retire it before RLIMIT_CPU kills it mid-document."""
         used = sandbox.process_cpu_seconds(self.process.pid)
-        return used + 2 * self.cpu_budget > sandbox.cpu_lifetime_seconds(self.cpu_budget)
+        return used + 2 * self.cpu_budget + self.ocr_cpu > self.cpu_lifetime
 
     def kill_now(self) -> None:
         """SIGKILL its whole process group (while not reaped: the pid cannot have been reused)."""
@@ -203,8 +209,9 @@ class ExtractionPool:
         self.ocr = ocr
         self.timeout = timeout
         self.memory_limit_mb = memory_limit_mb
-        # The CPU a document may use (a safety net beside the wall clock): the longest OCR included.
-        self.cpu_budget = sandbox.cpu_budget_seconds(longest_extraction_seconds(timeout, ocr))
+        # The CPU a document may use (a safety net beside the wall clock); each page it reads by
+        # OCR adds a page's worth (child.py), as it extends the wall clock here.
+        self.cpu_budget = sandbox.cpu_budget_seconds(timeout)
         self.child_command = tuple(child_command)
         # One waiting thread per child; kills and spawns use the loop's default executor, so a
         # replacement never waits for a thread that is itself waiting on the killed child.

@@ -80,7 +80,7 @@ def cpu_used_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def apply_child_limits(memory_limit_mb: int, cpu_budget: int) -> None:
+def apply_child_limits(memory_limit_mb: int, cpu_budget: int, cpu_lifetime: int | None = None) -> None:
     """Called by the child before it reads its first message. Raises OSError/ValueError
     if a limit cannot be set: a child that cannot confine itself must not start."""
     _set(resource.RLIMIT_CORE, 0)
@@ -91,7 +91,7 @@ def apply_child_limits(memory_limit_mb: int, cpu_budget: int) -> None:
     _set(resource.RLIMIT_NPROC, 0)
     if memory_limit_mb > 0:
         _set(resource.RLIMIT_AS, memory_limit_mb * 1024 * 1024)
-    lifetime = cpu_lifetime_seconds(cpu_budget)
+    lifetime = cpu_lifetime or cpu_lifetime_seconds(cpu_budget)
     _set(resource.RLIMIT_CPU, math.ceil(cpu_used_seconds()) + cpu_budget, lifetime)
 
 
