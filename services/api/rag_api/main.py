@@ -17,10 +17,11 @@ from hypercorn.utils import LifespanFailureError
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
-from rag_api import ws_frame_limit
+from rag_api import ws_compression, ws_frame_limit
 from rag_api.app import create_app
 from rag_api.settings import ApiSettings
 from rag_api.tracing import traced
+from rag_core import event_loop
 from rag_core.settings import load_settings
 from rag_embedding import EmbeddingConfigurationError
 from rag_observability import configure_tracing
@@ -44,6 +45,13 @@ def hypercorn_config(settings: ApiSettings) -> Config:
     # do so without buffering what the client sends after.
     config.websocket_max_message_size = settings.ws_max_frame_bytes
     ws_frame_limit.install()
+    ws_compression.install(
+        ws_compression.CompressionPolicy(
+            enabled=settings.ws_compression,
+            window_bits=settings.ws_compression_window_bits,
+            min_bytes=settings.ws_compression_min_bytes,
+        )
+    )
     # No hypercorn `read_timeout`: it would also cut idle WebSockets. The request body idle
     # timeout (REQUEST_READ_TIMEOUT_SECONDS) is the middleware's; slow request headers are
     # bounded by hypercorn's keep-alive timeout (the connection counts as idle until the
@@ -52,6 +60,7 @@ def hypercorn_config(settings: ApiSettings) -> Config:
 
 
 async def _serve(app: Starlette, served: ASGIApp, config: Config) -> None:
+    logging.getLogger("rag_api").info("event loop: %s", event_loop.loop_name())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -77,7 +86,9 @@ def main() -> None:
         raise SystemExit(2) from None
     tracing = configure_tracing("rag-api")
     try:
-        asyncio.run(_serve(app, traced(app) if tracing else app, hypercorn_config(settings)))
+        event_loop.run(
+            _serve(app, traced(app) if tracing else app, hypercorn_config(settings)), settings.event_loop
+        )
     except LifespanFailureError:
         reason = getattr(app.state, "startup_error", None) or "see the log above"
         print(f"rag-api: startup failed: {reason}", file=sys.stderr)

@@ -37,6 +37,11 @@ class ApiSettings(DatabaseSettings, S3Settings, EmbeddingSettings, EventRetentio
     request_read_timeout_seconds: float = Field(default=30.0, gt=0)
     ws_max_connections_per_user: int = Field(default=20, ge=1)
     ws_max_frame_bytes: int = Field(default=65536, ge=128)
+    # permessage-deflate (rag_api/ws_compression.py): refused by default, it costs ~100 KiB
+    # of zlib state per socket for little gain on small JSON frames.
+    ws_compression: bool = False
+    ws_compression_window_bits: int = Field(default=11, ge=9, le=15)
+    ws_compression_min_bytes: int = Field(default=512, ge=0)
     max_workspaces_per_user: int = Field(default=100, ge=1)
     workspace_max_members: int = Field(default=1000, ge=1)
     questions_per_minute: int = Field(default=20, ge=1)

@@ -14,3 +14,20 @@ def test_the_listen_backlog_holds_a_replica_of_reconnecting_clients() -> None:
     """hypercorn's own default (100) made the kernel drop SYNs in a reconnect storm."""
     assert hypercorn_config(settings()).backlog == 4096
     assert hypercorn_config(settings(api_listen_backlog=512)).backlog == 512
+
+
+def test_permessage_deflate_is_refused_unless_ws_compression_is_set() -> None:
+    """The policy hypercorn_config installs; test_ws_compression.py checks real handshakes."""
+    from hypercorn.protocol import ws_stream
+
+    from rag_api import ws_compression
+
+    try:
+        hypercorn_config(settings())
+        assert ws_stream.PerMessageDeflate is ws_compression.DeclinedDeflate  # type: ignore[attr-defined]
+        hypercorn_config(settings(ws_compression=True, ws_compression_window_bits=9))
+        extension = ws_stream.PerMessageDeflate()  # type: ignore[attr-defined]
+        assert isinstance(extension, ws_compression.BoundedDeflate)
+        assert extension.client_max_window_bits == 9
+    finally:
+        ws_compression.uninstall()
