@@ -24,6 +24,8 @@ class DatabaseSettings(_Base):
     eventbus_database_url: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "console"] = "json"
+    # rag_core/event_loop.py: uvloop when installed (auto), or asyncio's own loop.
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
 
     @property
     def listen_dsn(self) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
+from rag_core.event_loop import loop_name
 from rag_core.settings import DatabaseSettings
 from rag_jobqueue import JobKind
 from rag_jobqueue.settings import JobSettings
@@ -42,6 +43,7 @@ KindFactory = Callable[[AsyncConnectionPool[Any], ObjectStore], JobKind]
 
 async def serve_worker(name: str, settings: WorkerServiceSettings, build_kind: KindFactory) -> None:
     """Run one worker process until SIGTERM/SIGINT."""
+    log.info("event_loop", loop=loop_name())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

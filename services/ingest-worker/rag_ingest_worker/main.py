@@ -6,12 +6,12 @@ are killed when the worker stops. Tracing is configured after they start: they t
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from rag_core import event_loop
 from rag_core.settings import load_settings
 from rag_core.worker_service import serve_worker
 from rag_embedding import EmbeddingConfigurationError, build_embedder
@@ -47,7 +47,7 @@ def main() -> None:
     try:
         compute.start()
         tracing = configure_tracing("rag-ingest-worker")
-        asyncio.run(serve_worker("ingest-worker", settings, build))
+        event_loop.run(serve_worker("ingest-worker", settings, build), settings.event_loop)
     finally:
         compute.close()
         if tracing is not None:

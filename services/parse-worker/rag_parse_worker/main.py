@@ -9,13 +9,13 @@ the children trace nothing, and start without the exporter's thread).
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from typing import Any
 
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
+from rag_core import event_loop
 from rag_core.settings import load_settings
 from rag_core.worker_service import serve_worker
 from rag_observability import configure_logging, configure_tracing
@@ -72,7 +72,7 @@ def main() -> None:
     except ValueError as exc:  # OCR_PROVIDER=tesseract without its models: the operator must know now
         print(f"configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    asyncio.run(serve(settings, ocr))
+    event_loop.run(serve(settings, ocr), settings.event_loop)
 
 
 if __name__ == "__main__":
