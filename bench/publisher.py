@@ -24,7 +24,7 @@ import psycopg
 
 from bench.common import emit, now_ns
 from rag_core.events import DocumentStatusUpdated, Event
-from rag_eventbus import publish
+from rag_eventbus import publish_and_number
 
 RAW_CHANNEL = "bench_raw"
 
@@ -64,7 +64,7 @@ async def main(
             first = (k * per_tx) % len(users)
             targets = [(first + j) % len(users) for j in range(per_tx)]
             if mode == "bus":
-                ids = await publish(conn, [events[t] for t in targets])
+                ids = await publish_and_number(conn, [events[t] for t in targets])
                 ns = now_ns()  # as COMMIT is sent: latency includes the commit itself
                 await conn.commit()
                 for user_id, numbers in ids.items():

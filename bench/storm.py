@@ -51,7 +51,7 @@ from rag_api.settings import ApiSettings
 from rag_core.events import DocumentStatusUpdated, Event
 from rag_devstack.postgres import free_port
 from rag_devstack.procs import ServiceProcess, venv_command
-from rag_eventbus import publish
+from rag_eventbus import publish_and_number
 from rag_eventbus.queries import SELECT_AFTER, SELECT_STREAM
 from rag_testing.system import system_env
 
@@ -251,7 +251,7 @@ async def publish_for(dsn: str, users: list[dict[str, str]], counts: list[int]) 
     async with await psycopg.AsyncConnection.connect(dsn) as conn:
         for start in range(0, len(todo), PUBLISH_BATCH):
             async with conn.transaction():
-                ids = await publish(conn, todo[start : start + PUBLISH_BATCH])
+                ids = await publish_and_number(conn, todo[start : start + PUBLISH_BATCH])
             for user_id, numbers in ids.items():
                 last[index[user_id]] = max(last.get(index[user_id], 0), *numbers)
     return last

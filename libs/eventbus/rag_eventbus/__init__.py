@@ -10,7 +10,7 @@
 
 from rag_eventbus.listener import Listener, ListenerState
 from rag_eventbus.log import EventLog, Replay, ResyncRequired, StreamPosition
-from rag_eventbus.publish import REALTIME_CHANNEL, Notice, decode_notice, publish
+from rag_eventbus.publish import REALTIME_CHANNEL, Notice, decode_notice, publish, publish_and_number
 from rag_eventbus.types import DeliveredEvent, Publishable
 from rag_eventbus.wakeup import notify_job, wakeup_listener
 
@@ -28,5 +28,6 @@ __all__ = [
     "decode_notice",
     "notify_job",
     "publish",
+    "publish_and_number",
     "wakeup_listener",
 ]

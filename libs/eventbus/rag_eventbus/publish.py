@@ -65,20 +65,37 @@ def _current_traceparent() -> str | None:
 
 async def publish(
     conn: AsyncConnection[Any], events: Sequence[Publishable], *, traceparent: str | None = None
-) -> dict[UUID, list[int]]:
-    """Store `events` for every recipient of their audiences; return the ids per user.
+) -> None:
+    """Store `events` for every recipient of their audiences, in the caller's transaction.
 
     Must run inside a transaction on `conn`; nothing is visible or notified until
     it commits, and nothing at all if it rolls back. `traceparent` is the trace the events
     belong to when it is not the current span's (a claim publishes outside its jobs' spans).
+
+    It never reads the statement's result, so in psycopg's pipeline mode
+    (`conn.pipeline()`) the publish travels with the statements around it and the COMMIT,
+    costing no round trip of its own; an error surfaces at the next sync, which aborts
+    the transaction all the same. `publish_and_number` also returns the ids.
     """
+    if events:
+        await conn.execute(PUBLISH, _publish_args(events, traceparent))
+
+
+async def publish_and_number(
+    conn: AsyncConnection[Any], events: Sequence[Publishable], *, traceparent: str | None = None
+) -> dict[UUID, list[int]]:
+    """`publish`, then wait for the ids each user's events got (tests, benchmarks)."""
     if not events:
         return {}
+    cur = await conn.execute(PUBLISH, _publish_args(events, traceparent))
+    return {user_id: list(range(first, last + 1)) for user_id, first, last in await cur.fetchall()}
+
+
+def _publish_args(events: Sequence[Publishable], traceparent: str | None) -> tuple[str, str | None]:
     body = orjson.dumps(
         [{"type": e.type, "audience": e.audience, "payload": e.payload} for e in events]
     ).decode()
-    cur = await conn.execute(PUBLISH, (body, traceparent or _current_traceparent()))
-    return {user_id: list(range(first, last + 1)) for user_id, first, last in await cur.fetchall()}
+    return body, traceparent or _current_traceparent()
 
 
 def decode_notice(payload: str, wanted: Callable[[UUID], bool] | None = None) -> Notice:

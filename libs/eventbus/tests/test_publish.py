@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg import AsyncConnection
 
-from rag_eventbus import EventLog, publish
+from rag_eventbus import EventLog, publish, publish_and_number
 
 from .conftest import TestEvent, make_audience, user_event_ids
 
@@ -84,7 +84,7 @@ async def test_rolled_back_publish_leaves_no_event_and_no_gap(bus_database_url: 
                 await publish(conn, [event_for(audience), event_for(audience)])
                 raise RuntimeError("the caller's work failed")
         async with conn.transaction():
-            ids = await publish(conn, [event_for(audience)])
+            ids = await publish_and_number(conn, [event_for(audience)])
     assert ids == {user: [2]}
     assert user_event_ids(bus_database_url, user) == [1, 2]
 

@@ -4,7 +4,10 @@ The runtime owns the job row (claim, lease, retry, failure, release); a kind own
 the work and the rows of its own domain around it, and says which events each
 transition publishes. Every hook that receives a connection runs
 inside the runtime's transaction for that transition, so the job's state, the
-domain rows and the events commit together.
+domain rows and the events commit together. That transaction runs in psycopg's pipeline
+mode: statements whose results a hook does not read (an UPDATE, `publish`) travel with
+the COMMIT, while each read (`fetchone`, ...) costs a round trip; a hook that only writes
+adds none.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ class JobKind(Protocol):
         """
 
     async def on_claimed(self, conn: Conn, jobs: Sequence[Job]) -> Sequence[Publishable]:
-        """Called once per claim with every job it started (one round trip for many jobs)."""
+        """Called once per claim with every job it started (one statement for many jobs)."""
 
     async def on_retry(self, conn: Conn, job: Job, error: str) -> Sequence[Publishable]: ...
 

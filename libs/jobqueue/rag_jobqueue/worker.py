@@ -129,9 +129,7 @@ class Worker:
                 due_in: float | None = None
                 if free > 0:
                     try:
-                        claimed = await self._claim_and_start(free)
-                        if claimed < free:
-                            due_in = await self._next_due()
+                        claimed, due_in = await self._claim_and_start(free)
                         self._db_ok = True
                         db_failures = 0
                     except (psycopg.Error, OSError) as exc:
@@ -172,29 +170,41 @@ class Worker:
 
     # -- claiming --------------------------------------------------------------
 
-    async def _claim_and_start(self, free: int) -> int:
+    async def _claim_and_start(self, free: int) -> tuple[int, float | None]:
+        """Claim up to `free` jobs and start them: (how many, seconds until the next queued
+        job is due when fewer than `free` were claimed; None: none queued, or not asked)."""
         jobs: list[Job] = []
+        due_in: float | None = None
         if time.monotonic() - self._last_rescue >= self._rescue_interval:
             self._last_rescue = time.monotonic()
-            jobs += await self._claim(self._sql.rescue, free, takeover=True)
+            jobs += (await self._claim(self._sql.rescue, free, takeover=True))[0]
         if len(jobs) < free:
-            jobs += await self._claim(self._sql.claim, free - len(jobs), takeover=False)
+            claimed, due_in = await self._claim(self._sql.claim, free - len(jobs), takeover=False)
+            jobs += claimed
         for job in jobs:
             lease = Lease(job, self.worker_id, self._sql)
             task = asyncio.create_task(self._execute(job, lease), name=f"{self.queue.name}:{job.id}")
             self._inflight[job.id] = (task, lease)
         metrics.IN_FLIGHT.labels(queue=self.queue.name).set(len(self._inflight))
-        return len(jobs)
+        return len(jobs), due_in
 
-    async def _claim(self, statement: Any, limit: int, *, takeover: bool) -> list[Job]:
-        """Claim, publish `running` (or fail jobs out of attempts), in one transaction."""
+    async def _claim(self, statement: Any, limit: int, *, takeover: bool) -> tuple[list[Job], float | None]:
+        """Claim, publish `running` (or fail jobs out of attempts), in one transaction; also
+        (for a new claim) the seconds until the next queued job is due.
+
+        Two round trips in pipeline mode: BEGIN, the claim and the next-due read travel
+        together; the kind's domain update, the publish and the COMMIT travel together
+        (neither is read back: `publish` does not wait for its result). Without jobs the
+        second is the COMMIT alone."""
         params = {"limit": limit, "worker": self.worker_id, "lease": self.settings.job_lease_seconds}
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
             async with conn.cursor(row_factory=dict_row) as cur:
                 await cur.execute(statement, params)
+                due = None if takeover else await conn.execute(self._sql.next_due)
                 rows = await cur.fetchall()
+            due_in = None if due is None else _seconds(await due.fetchone())
             if not rows:
-                return []
+                return [], due_in
             started: list[Job] = []
             events: list[Publishable] = []
             for row in rows:
@@ -216,14 +226,7 @@ class Worker:
         metrics.JOBS_CLAIMED.labels(queue=self.queue.name, kind=kind).inc(len(started))
         if takeover and started:
             log.warning("jobs_taken_over", queue=self.queue.name, jobs=[str(j.id) for j in started])
-        return started
-
-    async def _next_due(self) -> float | None:
-        """Seconds until the earliest queued job is due (retries with a later run_at)."""
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(self._sql.next_due)
-            row = await cur.fetchone()
-        return None if row is None or row[0] is None else float(row[0])
+        return started, due_in
 
     # -- running ---------------------------------------------------------------
 
@@ -305,7 +308,7 @@ class Worker:
         if cause is not None:
             log.info("job_failure_cause", cause=repr(cause), cause_type=type(cause).__qualname__)
         try:
-            async with self.pool.connection() as conn, conn.transaction():
+            async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
                 if final:
                     updated = await self._transition(conn, self._sql.fail, job, error=error)
                     events = await self.kind.on_failed(conn, updated, error) if updated else []
@@ -384,7 +387,7 @@ class Worker:
         # A span of its own in the job's trace: its lines and its `queued` event belong there.
         with span(f"{self.queue.name} job release", parent=job.row.get("traceparent")):
             try:
-                async with self.pool.connection() as conn, conn.transaction():
+                async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
                     released = await self._transition(conn, self._sql.release, job)
                     if released is None:
                         return
@@ -393,6 +396,11 @@ class Worker:
                 log.info("job_released", job_id=str(job.id), queue=self.queue.name)
             except (psycopg.Error, OSError) as exc:
                 log.error("job_release_failed", job_id=str(job.id), error=str(exc))
+
+
+def _seconds(row: tuple[Any, ...] | None) -> float | None:
+    """NEXT_DUE's answer: seconds until the earliest queued job is due (None: none queued)."""
+    return None if row is None or row[0] is None else float(row[0])
 
 
 def _common_traceparent(jobs: list[Job]) -> str | None:
