@@ -31,11 +31,13 @@ from bench.common import ROOT, Bench, Section, raise_fd_limit
 BENCHMARKS = (
     "wakeup",
     "throughput",
+    "workers",
     "realtime",
     "connections",
     "pipeline",
     "scaleout",
     "claimcost",
+    "publishcost",
     "pathological",
     "storm",
 )

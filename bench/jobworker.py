@@ -20,6 +20,7 @@ import time
 from bench import trace
 from bench.common import emit, now_ns, stdin_closed
 from bench.queues import OURS_SYSTEMS, pgqueuer_driver, pgqueuer_manager, procrastinate_worker, run_ours
+from rag_core import event_loop
 
 PEER_SETTLE_SECONDS = 0.5  # peers give no "listening" signal: let their listener connect
 FIRST_START_TIMEOUT = 60.0  # throughput: a worker that starts nothing in this long has failed
@@ -130,4 +131,8 @@ async def main(system: str, dsn: str, mode: str, concurrency: int, args: list[st
 
 if __name__ == "__main__":
     system_, dsn_, mode_, concurrency_, *rest = sys.argv[1:]
-    asyncio.run(main(system_, dsn_, mode_, int(concurrency_), rest))
+    # Ours on the services' loop (uvloop), ours-asyncio and the peers on asyncio's, their default.
+    loop: event_loop.LoopChoice = (
+        "auto" if system_ in OURS_SYSTEMS and system_ != "ours-asyncio" else "asyncio"
+    )
+    event_loop.run(main(system_, dsn_, mode_, int(concurrency_), rest), loop)

@@ -5,6 +5,9 @@
   through the event bus; the job then completes with `lease.finish` + a `job success` event
   in one transaction (what every real kind does around its work).
 - `ours-noevents`: the same runtime, a kind that publishes nothing and touches no document.
+- `ours-asyncio`: `ours` on Python's own event loop instead of uvloop (EVENT_LOOP=asyncio),
+  to measure the loop. Every other `ours` runs on uvloop, the services' default; the peers
+  run on asyncio's loop, theirs.
 - `ours-poll`: `ours` with WORKER_LISTEN=false and WORKER_IDLE_SLEEP_SECONDS=1 (the seed).
 - `procrastinate`, `pgqueuer`: their default configuration on the same Postgres (their
   own database), a no-op async task. procrastinate runs on psycopg 3 (its only async
@@ -22,7 +25,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-OURS_SYSTEMS = ("ours", "ours-noevents", "ours-poll")
+OURS_SYSTEMS = ("ours", "ours-asyncio", "ours-noevents", "ours-poll")
 PEERS = ("procrastinate", "pgqueuer", "pgqueuer-psycopg")
 WORKSPACES = 100  # throughput jobs are spread over this many one-member workspaces
 
@@ -181,6 +184,15 @@ class Producer:
             await self._peer.driver.execute("ANALYZE pgqueuer")
         else:
             raise ValueError(self.system)
+
+    async def wake_workers(self) -> None:
+        """One NOTIFY on our queue's channel: every listening worker claims at once (ours only)."""
+        assert self._conn is not None
+        from psycopg import sql
+
+        from rag_core.queues import PARSE_QUEUE
+
+        await self._conn.execute(sql.SQL("NOTIFY {}").format(sql.Identifier(PARSE_QUEUE.channel)))
 
     async def reset(self) -> None:
         """Empty the queue and everything the last run wrote."""

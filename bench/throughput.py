@@ -10,9 +10,10 @@ from bench import profiling
 from bench.common import Bench, Child, Row, Section, median, warn
 from bench.queues import Producer, needs_our_schema
 
-SYSTEMS = ("ours", "ours-noevents", "procrastinate", "pgqueuer")
+SYSTEMS = ("ours", "ours-asyncio", "ours-noevents", "procrastinate", "pgqueuer")
 LABELS = {
     "ours": "rag_jobqueue, DocumentJobKind-style events",
+    "ours-asyncio": "the same on asyncio's loop (EVENT_LOOP=asyncio)",
     "ours-noevents": "rag_jobqueue, a kind without events",
     "procrastinate": "procrastinate",
     "pgqueuer": "pgqueuer (asyncpg)",

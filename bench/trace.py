@@ -2,8 +2,11 @@
 
 Instruments, in the worker's process only: the moment the listener rings the worker's
 wake-up event, the claim transaction (start, end) and every statement executed inside
-it (psycopg cursor executes, BEGIN, COMMIT). Each handler start then reports those
-times with its own, so the bench can split commit → start into its parts.
+it (psycopg cursor executes, the fetches that wait for results, BEGIN, COMMIT). Each handler
+start then reports those times with its own, so the bench can split commit → start into its
+parts. The claim runs in pipeline mode: an execute only queues its statement, and the round
+trips are the first fetch (BEGIN, the claim and the next-due read) and the COMMIT (the
+domain update, the publish and the COMMIT itself).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ def _label(query: Any) -> str:
     words = " ".join(text.split())
     for needle, label in (
         ("WITH picked", "claim UPDATE … SKIP LOCKED"),
+        ("WITH RECURSIVE firsts", "fair claim UPDATE … SKIP LOCKED"),
+        ("EXTRACT(EPOCH FROM (min(run_at)", "next due (SELECT min(run_at))"),
         ("UPDATE documents", "UPDATE documents (status)"),
         ("FROM workspace_members", "SELECT recipients"),
         ("INSERT INTO user_streams", "INSERT user_streams (ids)"),
@@ -57,6 +62,21 @@ def install() -> None:
         return result
 
     AsyncCursor.execute = execute  # type: ignore[method-assign]
+
+    original_fetchall = AsyncCursor.fetchall
+
+    async def fetchall(self: Any) -> Any:
+        current = _in_claim.get()
+        if current is None:
+            return await original_fetchall(self)
+        t0 = time.perf_counter_ns()
+        result = await original_fetchall(self)
+        current.append(
+            ("fetch the claimed rows (waits for the pipeline)", (time.perf_counter_ns() - t0) / 1e6)
+        )
+        return result
+
+    AsyncCursor.fetchall = fetchall  # type: ignore[method-assign]
 
     enter, leave = AsyncTransaction.__aenter__, AsyncTransaction.__aexit__
 
@@ -88,15 +108,16 @@ def install() -> None:
         token = _in_claim.set(statements)
         t0 = time.time_ns()
         try:
-            jobs = await original_claim(self, statement, limit, takeover=takeover)
+            result = await original_claim(self, statement, limit, takeover=takeover)
         finally:
             _in_claim.reset(token)
+        jobs, _due_in = result
         if jobs:  # the empty claims (nothing due) are not what a wake-up waits for
             STATE["claim0"], STATE["claim1"] = t0, time.time_ns()
             STATEMENTS["claims"].append(1.0)
             for label, ms in statements:
                 STATEMENTS[label].append(ms)
-        return jobs
+        return result
 
     worker_module.Worker._claim = claim  # type: ignore[method-assign]
 

@@ -10,9 +10,10 @@ from typing import Any
 from bench.common import Bench, Child, Row, Section, median_of, now_ns, percentile, warn
 from bench.queues import Producer, needs_our_schema
 
-SYSTEMS = ("ours", "ours-noevents", "ours-poll", "procrastinate", "pgqueuer")
+SYSTEMS = ("ours", "ours-asyncio", "ours-noevents", "ours-poll", "procrastinate", "pgqueuer")
 LABELS = {
     "ours": "rag_jobqueue (NOTIFY), running events in the claim",
+    "ours-asyncio": "the same on asyncio's loop (EVENT_LOOP=asyncio)",
     "ours-noevents": "rag_jobqueue (NOTIFY), a kind without events",
     "ours-poll": "rag_jobqueue, WORKER_LISTEN=false, poll 1 s",
     "procrastinate": "procrastinate",
@@ -92,7 +93,14 @@ async def one_run(
 
 async def run(bench: Bench) -> Section:
     runs = bench.runs(3)
-    samples = {"ours": 150, "ours-noevents": 100, "ours-poll": 14, "procrastinate": 80, "pgqueuer": 80}
+    samples = {
+        "ours": 150,
+        "ours-asyncio": 100,
+        "ours-noevents": 100,
+        "ours-poll": 14,
+        "procrastinate": 80,
+        "pgqueuer": 80,
+    }
     budget = 8.0
     poll_budget = 14.0  # each polling sample costs about a second (a random phase, then the poll)
     if bench.quick:
