@@ -9,7 +9,7 @@ under the next id of their own stream. The audience is not delivered: only type 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -36,7 +36,9 @@ class DeliveredEvent:
     """An event as a user receives it: numbered in that user's own stream.
 
     A slotted dataclass, not a pydantic model: an api replica builds one per event per
-    connected recipient, and validation would only re-check what Postgres wrote.
+    connected recipient, and validation would only re-check what Postgres wrote. The hub
+    hands the same object to every socket of its user, so the frame is encoded once per
+    user, on first use, and kept (`to_frame`, `to_text`).
     """
 
     id: int
@@ -46,8 +48,23 @@ class DeliveredEvent:
     # The W3C trace context it was published in (None: tracing off): for the deliverer's
     # span, never part of the frame.
     traceparent: str | None = None
+    _frame: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _text: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def to_frame(self) -> bytes:
-        return orjson.dumps(
-            {"id": self.id, "type": self.type, "payload": self.payload, "created_at": self.created_at}
-        )
+        """The frame's JSON (what SSE writes)."""
+        if self._frame is None:
+            frame = orjson.dumps(
+                {"id": self.id, "type": self.type, "payload": self.payload, "created_at": self.created_at}
+            )
+            object.__setattr__(self, "_frame", frame)  # a cache: the event itself stays frozen
+            return frame
+        return self._frame
+
+    def to_text(self) -> str:
+        """The frame as text (what a WebSocket text message carries)."""
+        if self._text is None:
+            text = self.to_frame().decode()
+            object.__setattr__(self, "_text", text)
+            return text
+        return self._text

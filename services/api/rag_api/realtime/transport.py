@@ -57,7 +57,7 @@ class WebSocketTransport:
         await self.websocket.send_text(frame.decode())
 
     async def send_event(self, event: DeliveredEvent) -> None:
-        await self.websocket.send_text(event.to_frame().decode())
+        await self.websocket.send_text(event.to_text())
 
     async def receive(self) -> str | bytes | None:
         message = await self.websocket.receive()
