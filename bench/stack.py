@@ -28,10 +28,12 @@ def s3(log_dir: Path) -> Iterator[dict[str, str]]:
 
 
 @contextlib.contextmanager
-def apis(database_url: str, s3_env: dict[str, str], log_dir: Path, count: int = 1) -> Iterator[System]:
-    """`count` rag-api processes, each ready (/readyz 200)."""
+def apis(
+    database_url: str, s3_env: dict[str, str], log_dir: Path, count: int = 1, **overrides: str
+) -> Iterator[System]:
+    """`count` rag-api processes, each ready (/readyz 200); `overrides`: their env (settings)."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    system = start_system(database_url, s3_env, log_dir, apis=count, workers=False)
+    system = start_system(database_url, s3_env, log_dir, apis=count, workers=False, **overrides)
     try:
         yield system
     finally:

@@ -38,6 +38,7 @@ from rag_api.sweeper import run_sweeper_of
 from rag_api.uploads import upload_documents
 from rag_api.user_slots import UserSlots
 from rag_api.workspaces import add_member, create_workspace, list_workspaces, remove_member
+from rag_core.event_loop import loop_name
 from rag_embedding import build_embedder
 from rag_jobqueue import Worker
 from rag_observability import configure_logging
@@ -157,7 +158,7 @@ def create_app(settings: ApiSettings) -> Starlette:
                 stop_answers = asyncio.Event()
                 answering = asyncio.create_task(answers.run(stop_answers), name="answer-worker")
                 sweeping = asyncio.create_task(run_sweeper_of(pool, store, settings), name="orphan-sweeper")
-                log.info("api_started", host=settings.api_host, port=settings.api_port)
+                log.info("api_started", host=settings.api_host, port=settings.api_port, loop=loop_name())
                 try:
                     yield
                 finally:

@@ -60,7 +60,6 @@ def hypercorn_config(settings: ApiSettings) -> Config:
 
 
 async def _serve(app: Starlette, served: ASGIApp, config: Config) -> None:
-    logging.getLogger("rag_api").info("event loop: %s", event_loop.loop_name())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
