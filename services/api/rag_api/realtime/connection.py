@@ -10,7 +10,9 @@ How an event reaches the socket:
   reconnect or a periodic check). These are synchronous and never await: they update
   a few integers and a deque and wake the writer. One slow client therefore never
   delays another, nor the listener.
-- One writer task per connection is the only sender after `hello`. It keeps
+- A writer task is the only sender after `hello`; it exists only while there is something
+  to send (started by `_kick`, it ends when nothing is left), so an idle connection holds
+  one task, its reader, and two timer handles (heartbeat, token expiry). It keeps
   `last_sent` and only ever sends `last_sent + 1`: an inline event with id <=
   last_sent is a duplicate and dropped; when the next event is not at hand (a range
   notice, a gap after a reconnect, a resume) it reads the ids it lacks from the event
@@ -102,7 +104,6 @@ class Connection:
         self.user_id: UUID = claims.user_id
         self._expires_at = claims.expires_at  # the current token's exp (Unix seconds)
         self._verify = verify
-        self._reauthed = asyncio.Event()  # a valid auth frame replaced the token
         self._pool = pool
         self._queue_max = queue_max
         self._heartbeat = heartbeat_seconds
@@ -120,8 +121,10 @@ class Connection:
         self._fill_all = False  # read the log to its end (position unknown: DB was down)
         self._pending: deque[DeliveredEvent] = deque()  # inline events, in id order
         self._control: deque[bytes] = deque()  # pong / error / ping / resync frames
-        self._wake = asyncio.Event()
-        self._done = asyncio.Event()
+        self._serving = False  # hello sent: the writer may run
+        self._closed = asyncio.get_running_loop().create_future()  # done once request_close ran
+        self._timers: list[asyncio.TimerHandle] = []  # token expiry (notice, close)
+        self._heartbeat_timer: asyncio.TimerHandle | None = None
         self._close: tuple[int, str] | None = None  # what the server closes with
         self._client_closed = False
         self._last_received = time.monotonic()
@@ -138,7 +141,7 @@ class Connection:
         self._pending.append(event)
         self._announced = max(self._announced, event.id)
         self._check_backlog()
-        self._wake.set()
+        self._kick()
 
     def announce(self, last_id: int) -> None:
         """Live events up to `last_id` were committed (too big to travel inline)."""
@@ -147,7 +150,7 @@ class Connection:
         self._announced = max(self._announced, last_id)
         self._fill_upto = max(self._fill_upto, last_id)
         self._check_backlog()
-        self._wake.set()
+        self._kick()
 
     def hold(self) -> None:
         """The listener reconnected, maybe to another server: send no event until `catch_up`."""
@@ -165,7 +168,7 @@ class Connection:
             self._stale = True
         else:
             self._fill_upto = max(self._fill_upto, position.last_id)
-        self._wake.set()
+        self._kick()
 
     def request_close(self, code: int, reason: str) -> None:
         """Stop delivering now and close with `code` (first request wins)."""
@@ -175,9 +178,28 @@ class Connection:
         self._unregister(self)
         self._pending.clear()
         self._control.clear()
+        self._cancel_timers()
         if self._writer is not None:
             self._writer.cancel()  # it may be blocked on a socket that does not drain
-        self._done.set()
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    def _kick(self) -> None:
+        """Something may be due: start the writer unless it runs (it re-checks everything
+        before it ends) or hello is not sent yet (serve kicks once it is)."""
+        if self._serving and self._close is None and (self._writer is None or self._writer.done()):
+            self._writer = asyncio.create_task(self._write_loop(), name="ws-writer")
+            self._writer.add_done_callback(self._writer_ended)
+
+    def _writer_ended(self, task: asyncio.Task[None]) -> None:
+        if self._writer is task:
+            self._writer = None
+        if task.cancelled():
+            return
+        failure = task.exception()
+        if failure is not None and self._close is None and not self._client_closed:
+            log.warning("realtime_failed", user_id=str(self.user_id), error=repr(failure))
+            self.request_close(frames.CLOSE_SERVER_ERROR, "internal error")
 
     def _check_backlog(self) -> None:
         if self._baseline is None:
@@ -239,28 +261,32 @@ class Connection:
                 self.last_sent = resume_after
                 self._fill_upto = max(self._fill_upto, last_id)
             self._check_backlog()
-
-            self._writer = asyncio.create_task(self._write_loop(), name="ws-writer")
-            tasks = [
-                self._writer,
-                asyncio.create_task(self._read_loop(), name="ws-reader"),
-                asyncio.create_task(self._done.wait(), name="ws-done"),
-                asyncio.create_task(self._expiry_loop(), name="ws-expiry"),
-            ]
+            if self._close is not None:
+                return
+            self._serving = True
+            self._schedule_expiry()
             if self._heartbeat:
-                tasks.append(asyncio.create_task(self._heartbeat_loop(), name="ws-heartbeat"))
-            finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in finished:
-                if not task.cancelled() and (failure := task.exception()) is not None:
-                    if self._close is None and not self._client_closed:
-                        log.warning("realtime_failed", user_id=str(self.user_id), error=repr(failure))
-                        self.request_close(frames.CLOSE_SERVER_ERROR, "internal error")
+                self._heartbeat_timer = asyncio.get_running_loop().call_later(
+                    self._heartbeat, self._heartbeat_tick
+                )
+            self._kick()
+            reader = asyncio.create_task(self._read_loop(), name="ws-reader")
+            tasks = [reader]
+            await asyncio.wait([reader, self._closed], return_when=asyncio.FIRST_COMPLETED)
+            if reader.done() and not reader.cancelled() and (failure := reader.exception()) is not None:
+                if self._close is None and not self._client_closed:
+                    log.warning("realtime_failed", user_id=str(self.user_id), error=repr(failure))
+                    self.request_close(frames.CLOSE_SERVER_ERROR, "internal error")
         except asyncio.CancelledError:
             # The server cancels the app when its graceful shutdown times out: say so
             # with 1001 rather than letting hypercorn close with 1011.
             self.request_close(frames.CLOSE_GOING_AWAY, "server shutting down")
             raise
         finally:
+            self._serving = False
+            self._cancel_timers()
+            if self._writer is not None:
+                tasks.append(self._writer)
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -300,7 +326,7 @@ class Connection:
             self.request_close(frames.CLOSE_TOO_SLOW, "send queue full")
             return False
         self._control.append(frame)
-        self._wake.set()
+        self._kick()
         return True
 
     def _reauthenticate(self, token: str) -> bytes | None:
@@ -316,53 +342,59 @@ class Connection:
             self.request_close(frames.CLOSE_UNAUTHORIZED, "token of another user")
             return None
         self._expires_at = claims.expires_at
-        self._reauthed.set()
+        self._schedule_expiry()  # the timer restarts from the new exp
         return frames.auth_ok(claims.expires_at)
 
-    async def _expiry_loop(self) -> None:
-        """token_expiring before the token's exp, then 4401 at it, unless a refresh came."""
-        while True:
-            self._reauthed.clear()
-            expires_at = self._expires_at
-            if await self._refreshed_within(expires_at - TOKEN_EXPIRING_NOTICE - time.time()):
-                continue
-            if not self._push_control(frames.token_expiring(expires_at)):
-                return
-            if await self._refreshed_within(expires_at - time.time()):
-                continue
-            log.info("realtime_token_expired", user_id=str(self.user_id))
-            self.request_close(frames.CLOSE_UNAUTHORIZED, "token expired")
-            return
+    # -- timers (callbacks on the loop, not tasks: an idle connection stays cheap) -----
 
-    async def _refreshed_within(self, seconds: float) -> bool:
-        """True as soon as a refresh replaces the token; False once `seconds` passed without one."""
-        if seconds > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._reauthed.wait(), seconds)
-        return self._reauthed.is_set()
+    def _schedule_expiry(self) -> None:
+        """token_expiring TOKEN_EXPIRING_NOTICE s before the token's exp (at once if less is
+        left), then 4401 at it; a refresh reschedules both."""
+        for timer in self._timers:
+            timer.cancel()
+        loop = asyncio.get_running_loop()
+        expires_at = self._expires_at
+        notice_in = max(0.0, expires_at - TOKEN_EXPIRING_NOTICE - time.time())
+        self._timers = [
+            loop.call_later(notice_in, self._push_control, frames.token_expiring(expires_at)),
+            loop.call_later(max(notice_in, expires_at - time.time()), self._token_expired),
+        ]
 
-    async def _heartbeat_loop(self) -> None:
+    def _token_expired(self) -> None:
+        log.info("realtime_token_expired", user_id=str(self.user_id))
+        self.request_close(frames.CLOSE_UNAUTHORIZED, "token expired")
+
+    def _heartbeat_tick(self) -> None:
         assert self._heartbeat
-        while True:
-            await asyncio.sleep(self._heartbeat)
-            silent = time.monotonic() - self._last_received >= 2 * self._heartbeat
-            if self.transport.client_frames and silent:
-                log.info("realtime_heartbeat_timeout", user_id=str(self.user_id))
-                self.request_close(frames.CLOSE_TOO_SLOW, "heartbeat timeout")
-                return
-            if not self._push_control(frames.PING):
-                return
+        self._heartbeat_timer = None
+        silent = time.monotonic() - self._last_received >= 2 * self._heartbeat
+        if self.transport.client_frames and silent:
+            log.info("realtime_heartbeat_timeout", user_id=str(self.user_id))
+            self.request_close(frames.CLOSE_TOO_SLOW, "heartbeat timeout")
+            return
+        if self._push_control(frames.PING):
+            self._heartbeat_timer = asyncio.get_running_loop().call_later(
+                self._heartbeat, self._heartbeat_tick
+            )
+
+    def _cancel_timers(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers = []
+        if self._heartbeat_timer is not None:
+            self._heartbeat_timer.cancel()
+            self._heartbeat_timer = None
 
     async def _write_loop(self) -> None:
+        """Send what is due, in order, until nothing is: then end (`_kick` starts it again).
+        Nothing changes between the last check and the return (no await), so nothing is missed."""
         pending = self._pending
         while True:
-            self._wake.clear()
             if self._control:
                 await self.transport.send_control(self._control.popleft())
                 continue
             if self._held:
-                await self._wake.wait()
-                continue
+                return  # catch_up kicks
             if self._stale:
                 await self._check_epoch()
                 continue
@@ -378,7 +410,7 @@ class Connection:
             if known > self.last_sent:
                 await self._fill(known)
                 continue
-            await self._wake.wait()
+            return
 
     async def _send_event(self, event: DeliveredEvent) -> None:
         event = self._redaction.apply(event)  # every event frame passes here, in id order
