@@ -127,7 +127,9 @@ async def run(bench: Bench) -> Section:
     limits = (
         "One connection publishing alone: the figures are the cost of one event's transaction, not a "
         "throughput under contention (publishers to the same members serialize on their stream rows until "
-        "commit). The embedded Postgres runs with synchronous_commit on, on the machine's shared disk."
+        "commit). The bench's Postgres runs with fsync, synchronous_commit and full_page_writes off (a "
+        "throwaway cluster): no commit waits for a disk flush here, so on a durable server each figure "
+        "grows by the flush, and the WAL written per event is what that flush must carry."
     )
     return Section(
         "publishcost", "Publish cost by workspace size", rows, method, limits, extra="\n".join(table)
