@@ -15,12 +15,20 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-# The vector side as the api runs it: HNSW (pgvector's default ef_search), cosine distance.
+# The vector side as the api runs it, run after API_VECTOR_SETTINGS in the same transaction:
+# HNSW, cosine distance. Alone (vector_recall's "before"), a plain scan: at most ef_search rows.
 VECTOR_SIDE = """
 SELECT id FROM chunks
 WHERE workspace_id = %(workspace)s AND embedding_model = %(model)s
 ORDER BY embedding <=> %(vector)s::vector
 LIMIT %(candidates)s
+"""
+
+# The api's HNSW settings (rag_api.search.HYBRID_SEARCH's vec_settings), for this transaction.
+API_VECTOR_SETTINGS = """
+SELECT set_config('hnsw.iterative_scan', %(iterative_scan)s::text, true),
+       set_config('hnsw.ef_search', %(ef_search)s::text, true),
+       set_config('hnsw.max_scan_tuples', %(max_scan_tuples)s::text, true)
 """
 
 # Exact nearest neighbours (run with index scans off: a sequential scan and a sort).
@@ -62,6 +70,11 @@ CREATE TABLE bench_chunk_tsv (
 )
 """
 COPY_TITLES = "COPY bench_titles (document_id, title) FROM STDIN"
+DROP_SIDE_TABLE = "DROP TABLE IF EXISTS bench_titles, bench_chunk_tsv"
+INGESTED_WORKSPACE = """
+SELECT w.id, m.user_id FROM workspaces w JOIN workspace_members m ON m.workspace_id = w.id AND m.role = 'owner'
+WHERE w.name = 'retrieval' ORDER BY w.created_at DESC LIMIT 1
+"""
 FILL_SIDE_TABLE = """
 INSERT INTO bench_chunk_tsv
 SELECT c.id, c.workspace_id, to_tsvector('simple', c.text),
@@ -91,7 +104,7 @@ SELECT 'Postgres ' || current_setting('server_version') || ', pgvector '
 
 @dataclass(frozen=True, slots=True)
 class FullText:
-    """One way of running the full-text side. The api's: or / english / tsv / ts_rank_cd / 0."""
+    """One way of running the full-text side (the defaults: the api's before issue 17's measure)."""
 
     tsquery: str = "or"  # a key of TSQUERIES
     config: str = "english"  # the text search configuration of the query
@@ -116,4 +129,5 @@ class FullText:
         )
 
 
-API_FULL_TEXT = FullText()
+API_FULL_TEXT = FullText(rank="ts_rank", norm=1)  # rag_api.search.HYBRID_SEARCH's fts
+BEFORE_FULL_TEXT = FullText()  # what the api ranked by until ArguAna was measured: ts_rank_cd

@@ -199,9 +199,8 @@ def test_the_bench_scores_the_fixture_through_the_real_api(pg_admin_dsn: str, tm
     ):
         assert results[name]["ndcg_cut_10"] == pytest.approx(0.8), name
         assert results[name]["recall_50"] == pytest.approx(0.8), name
-    # plainto_tsquery ANDs every word: only q-valleys's passage holds all of its query's words.
-    assert results["full-text variant: plainto(english) · chunk tsv · ts_rank_cd"][
-        "ndcg_cut_10"
-    ] == pytest.approx(0.2)
+    # The ranking and fusion the api had before ArguAna was measured, from the same pieces.
+    assert results["hybrid, the api before this measure"]["ndcg_cut_10"] == pytest.approx(0.8)
+    assert "full-text variant: or(english) · chunk tsv · ts_rank_cd" in results
     assert "| hybrid, the api as shipped | GET /search, k=50 | 0.800 | 0.800 | n/a |" in section.extra
     assert section.rows[0].name == "hybrid (api): nDCG@10"

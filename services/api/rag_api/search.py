@@ -1,10 +1,12 @@
 """Hybrid search over a workspace: pgvector (HNSW, cosine) and full-text, fused by RRF.
 
 Reciprocal rank fusion needs no score calibration between the two rankings: a
-chunk's score is the sum of 1/(60 + rank) over the rankings it appears in. The
-full-text side ORs the query's lexemes (a question rarely contains every word of
-its answer) and ranks by cover density. Only chunks embedded with the current
-model enter the vector ranking: mixing vector spaces would rank noise.
+chunk's score is the sum of weight/(60 + rank) over the rankings it appears in, the
+vector ranking weighing 2 and the full-text one 1. The full-text side ORs the query's
+lexemes (a question rarely contains every word of its answer) and ranks by `ts_rank`
+with length normalisation 1. Both choices were measured on a labelled set against the
+alternatives (`python -m bench retrieval`, docs/benchmarks.md, 9). Only chunks embedded
+with the current model enter the vector ranking: mixing vector spaces would rank noise.
 
 The vector side holds up whatever share of the table a workspace has. One HNSW index
 serves every workspace, and `WHERE workspace_id = ...` is checked on the rows the graph
@@ -63,6 +65,11 @@ log = structlog.get_logger("rag_api.search")
 NO_FILTERS = SearchFilters()
 
 RRF_K = 60
+# Full-text ranking and fusion weights, as measured on ArguAna (docs/benchmarks.md, 9): ts_rank
+# with normalisation 1 (÷ 1 + log length) ranked better than ts_rank_cd's cover density, and
+# the vector side, much the better of the two alone, counts twice in the fusion.
+VECTOR_WEIGHT = 2.0
+TEXT_WEIGHT = 1.0
 CANDIDATES = 50  # per ranking, before fusion
 # The vector side's HNSW scan (pgvector >= 0.8): iterative, so that rows of other workspaces
 # the graph walk meets do not use up the candidates; ef_search is the candidate count.
@@ -101,14 +108,18 @@ WITH vec_settings AS MATERIALIZED (
         ARRAY(SELECT quote_literal(l) FROM unnest(tsvector_to_array(to_tsvector('english', %(q)s))) l),
         ' | '), ''), quote_literal(''))) AS tsq
 ), fts AS (
-    SELECT c.id, row_number() OVER (ORDER BY ts_rank_cd(c.tsv, query.tsq) DESC, c.id) AS rank
+    SELECT c.id, row_number() OVER (ORDER BY ts_rank(c.tsv, query.tsq, 1) DESC, c.id) AS rank
     FROM chunks c, query
     WHERE c.workspace_id = %(workspace)s AND c.tsv @@ query.tsq{fts_filter}
-    ORDER BY ts_rank_cd(c.tsv, query.tsq) DESC, c.id
+    ORDER BY ts_rank(c.tsv, query.tsq, 1) DESC, c.id
     LIMIT %(candidates)s
 ), fused AS (
-    SELECT id, sum(1.0 / (%(rrf_k)s + rank)) AS score
-    FROM (SELECT id, rank FROM vec UNION ALL SELECT id, rank FROM fts) ranked
+    SELECT id, sum(weight / (%(rrf_k)s + rank)) AS score
+    FROM (
+        SELECT id, rank, %(vector_weight)s::float8 AS weight FROM vec
+        UNION ALL
+        SELECT id, rank, %(text_weight)s::float8 FROM fts
+    ) ranked
     GROUP BY id
 )
 SELECT c.id, c.document_id, d.filename, c.ordinal, c.text, f.score::float8,
@@ -196,6 +207,8 @@ async def rank_chunks(
             "ef_search": max(CANDIDATES, k),
             "max_scan_tuples": MAX_SCAN_TUPLES,
             "rrf_k": RRF_K,
+            "vector_weight": VECTOR_WEIGHT,
+            "text_weight": TEXT_WEIGHT,
             "k": k,
         },
     )
