@@ -300,13 +300,12 @@ def realtime_limits(m: dict[str, dict[str, float]], seconds: float, fanout: tupl
             f"(p50 {n1000['p50']:.0f} ms, p99 {n1000['p99']:.0f} ms). "
         )
     text += (
-        "Inside the api (py-spy above) the write path dominates: each event is its own `send_text` through "
-        "Starlette and hypercorn's wsproto, a quarter of the busy time is permessage-deflate compressing "
-        "each frame (the clients offer it as browsers do and hypercorn always accepts it), much of the rest "
-        "the socket write; decoding the notification and fanning it out (`RealtimeHub._on_notice`) is about "
-        "an eighth. Fixes, biggest first: not negotiating permessage-deflate (the frames are small JSON; "
-        "it costs a quarter of the api's CPU here and 100 KiB per socket, section 4), which hypercorn has "
-        "no setting for (a patched handshake, or a server that has one); then the per-frame path through "
-        "ASGI `send`, hypercorn and wsproto, which is the server's."
+        "Inside the api (py-spy above) the write path dominates: each event is its own `send_text` "
+        "through Starlette, hypercorn and wsproto, then the socket write; decoding the notification and "
+        "fanning it out (`RealtimeHub._on_notice`) is a smaller share. The clients offer "
+        "permessage-deflate as browsers do and the api declines it (WS_COMPRESSION=false, the default), "
+        "which took a quarter of the api's busy time here while hypercorn accepted it; each event's frame "
+        "is encoded once per user. What is left is the per-frame path through ASGI `send`, hypercorn and "
+        "wsproto, which is the server's."
     )
     return text
