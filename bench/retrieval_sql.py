@@ -16,12 +16,17 @@ from dataclasses import dataclass
 from psycopg import sql
 
 # The vector side as the api runs it, run after API_VECTOR_SETTINGS in the same transaction:
-# HNSW, cosine distance. Alone (vector_recall's "before"), a plain scan: at most ef_search rows.
+# HNSW, cosine distance, then sorted by distance as the api's `vec` ranks it (an iterative scan
+# in relaxed order returns its rows only roughly sorted). Alone (vector_recall's "before"), a
+# plain scan: at most ef_search rows, already in order.
 VECTOR_SIDE = """
-SELECT id FROM chunks
-WHERE workspace_id = %(workspace)s AND embedding_model = %(model)s
-ORDER BY embedding <=> %(vector)s::vector
-LIMIT %(candidates)s
+SELECT id FROM (
+    SELECT id, embedding <=> %(vector)s::vector AS distance FROM chunks
+    WHERE workspace_id = %(workspace)s AND embedding_model = %(model)s
+    ORDER BY embedding <=> %(vector)s::vector
+    LIMIT %(candidates)s
+) scanned
+ORDER BY distance, id
 """
 
 # The api's HNSW settings (rag_api.search.HYBRID_SEARCH's vec_settings), for this transaction.
