@@ -14,6 +14,8 @@ from typing import Literal, TypeVar
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rag_core.event_loop import LoopChoice
+
 
 class _Base(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
@@ -24,8 +26,7 @@ class DatabaseSettings(_Base):
     eventbus_database_url: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "console"] = "json"
-    # rag_core/event_loop.py: uvloop when installed (auto), or asyncio's own loop.
-    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+    event_loop: LoopChoice = "auto"  # rag_core/event_loop.py: uvloop when installed, or asyncio's
 
     @property
     def listen_dsn(self) -> str:

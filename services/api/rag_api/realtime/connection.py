@@ -12,7 +12,7 @@ How an event reaches the socket:
   delays another, nor the listener.
 - A writer task is the only sender after `hello`; it exists only while there is something
   to send (started by `_kick`, it ends when nothing is left), so an idle connection holds
-  one task, its reader, and two timer handles (heartbeat, token expiry). It keeps
+  one task, its reader, and three timer handles (heartbeat, token expiring, token expiry). It keeps
   `last_sent` and only ever sends `last_sent + 1`: an inline event with id <=
   last_sent is a duplicate and dropped; when the next event is not at hand (a range
   notice, a gap after a reconnect, a resume) it reads the ids it lacks from the event
@@ -196,8 +196,12 @@ class Connection:
             self._writer = None
         if task.cancelled():
             return
-        failure = task.exception()
-        if failure is not None and self._close is None and not self._client_closed:
+        if (failure := task.exception()) is not None:
+            self._failed(failure)
+
+    def _failed(self, failure: BaseException) -> None:
+        """The reader or the writer raised: close with 1011 unless a close is under way."""
+        if self._close is None and not self._client_closed:
             log.warning("realtime_failed", user_id=str(self.user_id), error=repr(failure))
             self.request_close(frames.CLOSE_SERVER_ERROR, "internal error")
 
@@ -274,9 +278,7 @@ class Connection:
             tasks = [reader]
             await asyncio.wait([reader, self._closed], return_when=asyncio.FIRST_COMPLETED)
             if reader.done() and not reader.cancelled() and (failure := reader.exception()) is not None:
-                if self._close is None and not self._client_closed:
-                    log.warning("realtime_failed", user_id=str(self.user_id), error=repr(failure))
-                    self.request_close(frames.CLOSE_SERVER_ERROR, "internal error")
+                self._failed(failure)
         except asyncio.CancelledError:
             # The server cancels the app when its graceful shutdown times out: say so
             # with 1001 rather than letting hypercorn close with 1011.
@@ -350,8 +352,7 @@ class Connection:
     def _schedule_expiry(self) -> None:
         """token_expiring TOKEN_EXPIRING_NOTICE s before the token's exp (at once if less is
         left), then 4401 at it; a refresh reschedules both."""
-        for timer in self._timers:
-            timer.cancel()
+        self._cancel_expiry()
         loop = asyncio.get_running_loop()
         expires_at = self._expires_at
         notice_in = max(0.0, expires_at - TOKEN_EXPIRING_NOTICE - time.time())
@@ -377,10 +378,13 @@ class Connection:
                 self._heartbeat, self._heartbeat_tick
             )
 
-    def _cancel_timers(self) -> None:
+    def _cancel_expiry(self) -> None:
         for timer in self._timers:
             timer.cancel()
         self._timers = []
+
+    def _cancel_timers(self) -> None:
+        self._cancel_expiry()
         if self._heartbeat_timer is not None:
             self._heartbeat_timer.cancel()
             self._heartbeat_timer = None
