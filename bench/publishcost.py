@@ -1,12 +1,17 @@
 """Publish cost against the number of workspace members: the write amplification of per-user streams.
 
-An event of a workspace is stored once per member, under the next id of each member's own
-stream (rag_eventbus `publish`): a `user_streams` row locked and updated and an `events` row
-inserted per member, in the producer's transaction. This measures what one event costs as
-the team grows: a workspace of 1, 10, 100 and 1,000 members (the largest WORKSPACE_MAX_MEMBERS
-allows), one `document.status_updated` per transaction from one connection, as a worker
-publishes. Figures per event: the transaction's round trip (BEGIN, publish, COMMIT), the WAL
-it writes, and that time per member.
+A workspace's event reaches every member under the next id of that member's own stream. As
+shipped (rag_eventbus migrations/0004_audience_streams.sql) the event is stored once, in the
+workspace's stream, and the per-member write is the bump of the member's `user_streams` row
+(plus a `user_runs` row when the member's events switch workspace). Before, every member got
+an `events` row of their own, payload included. Both run here, interleaved, in one database:
+the design before is installed beside ours in a schema `legacy` (its tables, and its publish
+function taken from the bus's own 0003 migration, pointed at that schema).
+
+A workspace of 1, 10, 100 and 1,000 members (the largest WORKSPACE_MAX_MEMBERS allows), one
+`document.status_updated` per transaction from one connection, as a worker publishes.
+Figures per event: the transaction's round trip (BEGIN, publish, COMMIT), the WAL it writes,
+and that time per member.
 """
 
 from __future__ import annotations
@@ -16,16 +21,44 @@ import uuid
 from statistics import median
 from typing import Any
 
+import orjson
 import psycopg
 
 from bench.common import Bench, Row, Section, percentile
 from rag_core.events import DocumentStatusUpdated, Event
 from rag_eventbus import publish
+from rag_eventbus.schema import migrations
 
 MEMBERS = (1, 10, 100, 1000)
 # Events published per size and run: the same wall time roughly, more for the cheap sizes.
 EVENTS = {1: 400, 10: 400, 100: 200, 1000: 60}
 WARMUP = 5
+DESIGNS = ("shipped", "before")
+
+# The event log before 0004: one events row per member per event.
+LEGACY_TABLES = """
+CREATE SCHEMA legacy;
+CREATE TABLE legacy.user_streams (
+    user_id uuid PRIMARY KEY, last_id bigint NOT NULL DEFAULT 0,
+    pruned_through bigint NOT NULL DEFAULT 0, generation uuid NOT NULL DEFAULT gen_random_uuid()
+);
+CREATE TABLE legacy.events (
+    user_id uuid NOT NULL, id bigint NOT NULL, type text NOT NULL, payload jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(), traceparent text, PRIMARY KEY (user_id, id)
+);
+CREATE INDEX ON legacy.events (created_at);
+"""
+LEGACY_PUBLISH = "SELECT user_id, first_id, last_id FROM legacy.eventbus_publish(%s::jsonb, %s::text)"
+
+
+def legacy_function() -> str:
+    """0003's eventbus_publish, created in `legacy` and resolving its tables there."""
+    sql = dict(migrations())["0003_event_traceparent"]
+    body = sql[sql.index("CREATE OR REPLACE FUNCTION eventbus_publish") :]
+    return body.replace(
+        "CREATE OR REPLACE FUNCTION eventbus_publish", "CREATE FUNCTION legacy.eventbus_publish"
+    ).replace("LANGUAGE plpgsql AS", "LANGUAGE plpgsql SET search_path = legacy, public AS", 1)
+
 
 MAKE_WORKSPACE = """
 WITH w AS (INSERT INTO workspaces (name, created_by) VALUES ('members-' || %(n)s, gen_random_uuid()) RETURNING id)
@@ -44,10 +77,14 @@ def workspace_with(conn: psycopg.Connection[Any], members: int) -> uuid.UUID:
     return uuid.UUID(str(rows[0][0]))
 
 
-async def one_size(dsn: str, workspace: uuid.UUID, events: int) -> dict[str, float]:
+async def one_size(dsn: str, workspace: uuid.UUID, events: int, design: str) -> dict[str, float]:
     """ms per event (p50, p99) and WAL bytes per event, publishing `events` one per transaction."""
     event = Event.of(
         DocumentStatusUpdated(workspace_id=workspace, document_id=uuid.uuid4(), status="parsing", error=None)
+    )
+    legacy_args = (
+        orjson.dumps([{"type": event.type, "audience": event.audience, "payload": event.payload}]).decode(),
+        None,
     )
     times: list[float] = []
     async with await psycopg.AsyncConnection.connect(dsn) as conn:
@@ -59,7 +96,10 @@ async def one_size(dsn: str, workspace: uuid.UUID, events: int) -> dict[str, flo
         for i in range(WARMUP + events):
             t0 = time.perf_counter()
             async with conn.transaction():
-                await publish(conn, [event])
+                if design == "shipped":
+                    await publish(conn, [event])
+                else:
+                    await conn.execute(LEGACY_PUBLISH, legacy_args)
             if i >= WARMUP:
                 times.append((time.perf_counter() - t0) * 1000)
         cur = await conn.execute(WAL_BYTES, (wal_start,))
@@ -74,46 +114,58 @@ async def run(bench: Bench) -> Section:
     runs = bench.runs(3)
     scale = 10 if bench.quick else 1
     dsn = bench.database("publishcost", migrated=True)
-    results: dict[int, list[dict[str, float]]] = {m: [] for m in MEMBERS}
+    results: dict[tuple[str, int], list[dict[str, float]]] = {(d, m): [] for d in DESIGNS for m in MEMBERS}
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(LEGACY_TABLES)
+            conn.execute(legacy_function().encode())
             workspaces = {m: workspace_with(conn, m) for m in MEMBERS}
         for _ in range(runs):
             for members in MEMBERS:  # interleaved
-                events = max(10, EVENTS[members] // scale)
-                results[members].append(await one_size(dsn, workspaces[members], events))
+                for design in DESIGNS:
+                    events = max(10, EVENTS[members] // scale)
+                    results[design, members].append(await one_size(dsn, workspaces[members], events, design))
     finally:
         bench.drop_database(dsn)
 
-    def med(m: int, key: str) -> float:
-        return median(r[key] for r in results[m])
+    def med(design: str, m: int, key: str) -> float:
+        return median(r[key] for r in results[design, m])
 
     rows: list[Row] = []
-    for m in MEMBERS:
-        rows += [
-            Row(
-                "publishcost",
-                f"{m} member(s): ms per event p50",
-                med(m, "p50"),
-                "ms",
-                runs=[r["p50"] for r in results[m]],
-            ),
-            Row(
-                "publishcost",
-                f"{m} member(s): ms per event p99",
-                med(m, "p99"),
-                "ms",
-                runs=[r["p99"] for r in results[m]],
-            ),
-            Row("publishcost", f"{m} member(s): WAL per event", med(m, "wal") / 1024, "KiB"),
-        ]
-    base = med(1, "p50")
+    for design in DESIGNS:
+        label = "" if design == "shipped" else ", before (a row per member)"
+        for m in MEMBERS:
+            rows += [
+                Row(
+                    "publishcost",
+                    f"{m} member(s){label}: ms per event p50",
+                    med(design, m, "p50"),
+                    "ms",
+                    runs=[r["p50"] for r in results[design, m]],
+                ),
+                Row(
+                    "publishcost",
+                    f"{m} member(s){label}: ms per event p99",
+                    med(design, m, "p99"),
+                    "ms",
+                    runs=[r["p99"] for r in results[design, m]],
+                ),
+                Row(
+                    "publishcost", f"{m} member(s){label}: WAL per event", med(design, m, "wal") / 1024, "KiB"
+                ),
+            ]
+    base = med("shipped", 1, "p50")
     table = [
-        "| members | per event p50 | p99 | × one member | per member | WAL per event |",
-        "|---|---|---|---|---|---|",
+        "| members | per event p50 | p99 | × one member | per member | WAL per event "
+        "| before: p50 | before: WAL per event | before ÷ shipped (time, WAL) |",
+        "|---|---|---|---|---|---|---|---|---|",
         *(
-            f"| {m:,} | {med(m, 'p50'):.2f} ms | {med(m, 'p99'):.2f} ms | {med(m, 'p50') / base:.1f}x |"
-            f" {med(m, 'p50') * 1000 / m:,.1f} µs | {med(m, 'wal') / 1024:,.1f} KiB |"
+            f"| {m:,} | {med('shipped', m, 'p50'):.2f} ms | {med('shipped', m, 'p99'):.2f} ms"
+            f" | {med('shipped', m, 'p50') / base:.1f}x | {med('shipped', m, 'p50') * 1000 / m:,.1f} µs"
+            f" | {med('shipped', m, 'wal') / 1024:,.1f} KiB | {med('before', m, 'p50'):.2f} ms"
+            f" | {med('before', m, 'wal') / 1024:,.1f} KiB"
+            f" | {med('before', m, 'p50') / med('shipped', m, 'p50'):.1f}x,"
+            f" {med('before', m, 'wal') / med('shipped', m, 'wal'):.1f}x |"
             for m in MEMBERS
         ),
     ]
@@ -121,15 +173,20 @@ async def run(bench: Bench) -> Section:
         f"One workspace per size with 1, 10, 100 and 1,000 members in a fresh database; for each, "
         f"{', '.join(f'{EVENTS[m] // scale:,}' for m in MEMBERS)} `document.status_updated` events "
         f"published one per transaction (BEGIN, `publish`, COMMIT) from one connection, after {WARMUP} "
-        f"unmeasured ones; {runs} runs, sizes interleaved, medians of the per-run p50 and p99. WAL: "
-        "`pg_wal_lsn_diff` over the run, per event."
+        f"unmeasured ones, by the publish as shipped and by the one before (a row per member, in schema "
+        f"`legacy` of the same database); {runs} runs, sizes and designs interleaved, medians of the per-run "
+        "p50 and p99. WAL: `pg_wal_lsn_diff` over the run, per event."
     )
     limits = (
         "One connection publishing alone: the figures are the cost of one event's transaction, not a "
-        "throughput under contention (publishers to the same members serialize on their stream rows until "
-        "commit). The bench's Postgres runs with fsync, synchronous_commit and full_page_writes off (a "
-        "throwaway cluster): no commit waits for a disk flush here, so on a durable server each figure "
-        "grows by the flush, and the WAL written per event is what that flush must carry."
+        "throughput under contention (publishers to a workspace serialize on its stream row and its members' "
+        "rows until commit). Every member's `user_streams` row is still bumped, so the cost still grows with "
+        "the team, by that one row's update per member: it is what keeps each user's ids consecutive across "
+        "workspaces. The members here receive only this workspace's events (one run each); a member whose "
+        "events alternate between workspaces adds a `user_runs` row per switch. The bench's Postgres runs with "
+        "fsync, synchronous_commit and full_page_writes off (a throwaway cluster): no commit waits for a disk "
+        "flush here, so on a durable server each figure grows by the flush, and the WAL written per event is "
+        "what that flush must carry."
     )
     return Section(
         "publishcost", "Publish cost by workspace size", rows, method, limits, extra="\n".join(table)

@@ -36,7 +36,7 @@ def _label(query: Any) -> str:
         ("UPDATE documents", "UPDATE documents (status)"),
         ("FROM workspace_members", "SELECT recipients"),
         ("INSERT INTO user_streams", "INSERT user_streams (ids)"),
-        ("INSERT INTO events", "INSERT events"),
+        ("INSERT INTO audience_events", "INSERT audience_events"),
         ("pg_notify", "NOTIFY rag_realtime"),
         ("eventbus_publish", "publish (eventbus_publish)"),
     ):

@@ -42,7 +42,9 @@ def test_four_concurrent_runs_on_an_empty_database_apply_once(empty_database_url
         "ingest_jobs",
         "chunks",
         "user_streams",
-        "events",
+        "user_runs",
+        "audience_streams",
+        "audience_events",
     } <= tables
 
 
@@ -124,6 +126,7 @@ def test_a_database_of_the_previous_head_upgrades_to_the_schema_of_a_fresh_one(
         "eventbus/0001_event_log",
         "eventbus/0002_stream_epoch",
         "eventbus/0003_event_traceparent",
+        "eventbus/0004_audience_streams",
         "0007_event_recipients",
         "0008_job_traceparent",
         "0009_answer_filters",
@@ -134,6 +137,7 @@ def test_a_database_of_the_previous_head_upgrades_to_the_schema_of_a_fresh_one(
     assert [f[0] for f in fresh["functions"]] == [
         "eventbus_epoch",
         "eventbus_lineage",
+        "eventbus_prune",
         "eventbus_publish",
         "eventbus_stream",
     ]

@@ -102,6 +102,11 @@ class EventLog:
         return Replay(position, events)
 
     async def prune(self, max_age_seconds: float, max_per_user: int) -> int:
-        """Delete events past either limit; return how many rows went."""
+        """Delete events past either limit; return how many stored events went.
+
+        `max_per_user` bounds each user's stream and each audience's (an event is stored once,
+        in its audience's stream, however many users it reached)."""
         cur = await self._conn.execute(PRUNE, {"max_age": max_age_seconds, "max_per_user": max_per_user})
-        return cur.rowcount
+        row = await cur.fetchone()
+        assert row is not None, "eventbus_prune returns one row"
+        return int(row[0])

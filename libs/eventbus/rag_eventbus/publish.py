@@ -1,18 +1,21 @@
 """Publish events inside the caller's transaction.
 
-Every recipient of the event's audience (the users the application's
-`eventbus_recipients` view names for it) gets the event under the next id
-of their own stream. The id comes from `UPDATE user_streams ... RETURNING` whose row
-lock is held until commit, so a user's ids are consecutive and in commit order and a
-rollback leaves no gap (a bigserial gives neither). Users are locked in sorted order
-so that two transactions publishing to overlapping users cannot deadlock.
+Each event is stored once, under the next seq of its audience's stream, and every
+recipient of the audience (the users the application's `eventbus_recipients` view names
+for it) gets it under the next id of their own stream. The id comes from the user's
+`user_streams` row, whose lock is held until commit, so a user's ids are consecutive and
+in commit order and a rollback leaves no gap (a bigserial gives neither). Audiences, then
+users, are locked in sorted order so that two transactions publishing to overlapping
+users cannot deadlock. A user's ids map onto audience events by runs (a row only when the
+user's events switch audience), so an event of a workspace of n members costs n small row
+updates rather than n copies (migrations/0004_audience_streams.sql).
 
 One NOTIFY on `rag_realtime` per call: it carries the numbered events inline when
 they fit well below Postgres' 8000-byte limit, otherwise only per-user id ranges
 that the api replicas read back from the log. Call `publish` once, as late as
 possible in the transaction, with every event of that transaction.
 
-All of it runs in Postgres (`eventbus_publish`, migrations/0001_event_log.sql): one
+All of it runs in Postgres (`eventbus_publish`, migrations/0004_audience_streams.sql): one
 round trip, which matters because the job runtime publishes inside every claim.
 
 Trace context: the events of one call are stored with one W3C traceparent, the caller's

@@ -3,16 +3,36 @@
 from __future__ import annotations
 
 # The whole publish (recipients, ids, rows, NOTIFY) is one server-side function: one
-# round trip inside the caller's transaction (migrations/0001_event_log.sql; its trace
-# context argument: 0003_event_traceparent.sql).
+# round trip inside the caller's transaction (migrations/0004_audience_streams.sql).
 PUBLISH = "SELECT user_id, first_id, last_id FROM eventbus_publish(%s::jsonb, %s::text)"
 
-# A user's events in (after, upto], oldest first.
+# A user's events in (after, upto], oldest first, through the user's runs
+# (migrations/0004_audience_streams.sql). Ids are consecutive, so the answer is the ids
+# after+1 .. hi, hi = least(after + limit, upto, last_id): the runs needed are the one that
+# holds after+1 and those starting up to hi, each ending where the next begins (the last at
+# hi); each is one range scan of its audience's events.
 SELECT_AFTER = """
-SELECT id, type, payload, created_at, traceparent FROM events
-WHERE user_id = %(user_id)s AND id > %(after)s AND (%(upto)s::bigint IS NULL OR id <= %(upto)s)
+WITH bounds AS (
+    SELECT %(after)s::bigint + 1 AS lo,
+           least(%(after)s::bigint + %(limit)s, coalesce(%(upto)s::bigint, s.last_id), s.last_id) AS hi
+    FROM user_streams s WHERE s.user_id = %(user_id)s
+), runs AS (
+    (SELECT u.first_id, u.audience, u.first_seq FROM user_runs u, bounds b
+     WHERE u.user_id = %(user_id)s AND u.first_id <= b.lo ORDER BY u.first_id DESC LIMIT 1)
+    UNION ALL
+    (SELECT u.first_id, u.audience, u.first_seq FROM user_runs u, bounds b
+     WHERE u.user_id = %(user_id)s AND u.first_id > b.lo AND u.first_id <= b.hi)
+), spans AS (
+    SELECT r.audience, r.first_seq - r.first_id AS shift,
+           greatest(r.first_id, b.lo) AS from_id,
+           coalesce(lead(r.first_id) OVER (ORDER BY r.first_id) - 1, b.hi) AS to_id
+    FROM runs r, bounds b
+)
+SELECT e.seq - sp.shift AS id, e.type, e.payload, e.created_at, e.traceparent
+FROM spans sp
+JOIN audience_events e
+  ON e.audience = sp.audience AND e.seq BETWEEN sp.from_id + sp.shift AND sp.to_id + sp.shift
 ORDER BY id
-LIMIT %(limit)s
 """
 
 # (last_id, oldest retained id, epoch); creates the row when missing (migrations/0002_stream_epoch.sql).
@@ -27,23 +47,8 @@ FROM user_streams s, lineage
 WHERE s.user_id = ANY(%s)
 """
 
-# Age and count limits, applied per user; pruned_through records what is gone.
-PRUNE = """
-WITH doomed AS (
-    SELECT e.user_id, max(e.id) AS upto
-    FROM events e
-    JOIN user_streams s USING (user_id)
-    WHERE e.created_at < now() - make_interval(secs => %(max_age)s)
-       OR e.id <= s.last_id - %(max_per_user)s
-    GROUP BY e.user_id
-), bumped AS (
-    UPDATE user_streams s SET pruned_through = greatest(s.pruned_through, d.upto)
-    FROM doomed d WHERE s.user_id = d.user_id
-    RETURNING s.user_id, s.pruned_through
-)
-DELETE FROM events e USING bumped b
-WHERE e.user_id = b.user_id AND e.id <= b.pruned_through
-"""
+# Age and count limits (migrations/0004_audience_streams.sql): how many audience events went.
+PRUNE = "SELECT eventbus_prune(%(max_age)s, %(max_per_user)s)"
 
 # A job's doorbell: (channel, job id).
 NOTIFY_JOB = "SELECT pg_notify(%s, %s)"
