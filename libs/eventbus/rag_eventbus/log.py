@@ -92,6 +92,8 @@ class EventLog:
             raise ResyncRequired(position, f"epoch {epoch!r} is not the stream's ({position.epoch!r})")
         if after + 1 < position.oldest_id:
             raise ResyncRequired(position, f"events before {position.oldest_id} are no longer retained")
+        if after >= position.last_id:
+            return Replay(position, [])  # nothing newer (and no after + limit to overflow a bigint)
         cur = await self._conn.execute(
             SELECT_AFTER, {"user_id": user_id, "after": after, "upto": upto, "limit": limit}
         )

@@ -78,7 +78,7 @@ CREATE VIEW events AS
 --    them. An event continues the run when it has the run's audience and keeps its
 --    seq - id offset; otherwise it opens a run.
 -- Then one NOTIFY on rag_realtime as before: the numbered events inline when the payload
--- stays under 7000 bytes, otherwise per-user id ranges (at most 100 users per notification)
+-- stays under 7000 bytes (not even built when an estimate says it cannot), otherwise per-user id ranges (at most 100 users per notification)
 -- that the listeners read back from the log. Returns (user_id, first_id, last_id).
 CREATE OR REPLACE FUNCTION eventbus_publish(p_events jsonb, p_traceparent text DEFAULT NULL)
 RETURNS TABLE (user_id uuid, first_id bigint, last_id bigint)
@@ -87,6 +87,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_audiences uuid[];
     v_seqs bigint[];
+    v_sizes int[];
     v_users uuid[];
     v_ords int[];
     v_ids bigint[];
@@ -94,6 +95,7 @@ DECLARE
     v_ranges jsonb;
     v_text text;
     v_batch jsonb;
+    v_small boolean;
 BEGIN
     WITH ev AS (
         SELECT e.ord, e.value->>'type' AS type, e.value->'payload' AS payload,
@@ -114,8 +116,9 @@ BEGIN
         INSERT INTO audience_events (audience, seq, type, payload, traceparent)
         SELECT n.audience, n.seq, n.type, n.payload, p_traceparent FROM numbered n
     )
-    SELECT array_agg(n.audience ORDER BY n.ord), array_agg(n.seq ORDER BY n.ord)
-    INTO v_audiences, v_seqs
+    SELECT array_agg(n.audience ORDER BY n.ord), array_agg(n.seq ORDER BY n.ord),
+           array_agg(octet_length(n.type) + octet_length(n.payload::text) ORDER BY n.ord)
+    INTO v_audiences, v_seqs, v_sizes
     FROM numbered n;
 
     WITH recipients AS (
@@ -138,6 +141,9 @@ BEGIN
     IF v_users IS NULL THEN
         RETURN;
     END IF;
+    -- Whether the events can travel inline, estimated (~80 bytes per event besides its type
+    -- and payload) before building it: a workspace of 1,000 members never fits.
+    v_small := (SELECT sum(v_sizes[o] + 80) FROM unnest(v_ords) AS o) <= 7000;
 
     WITH received AS (
         SELECT p.user_id, p.id, p.ord, v_audiences[p.ord] AS audience, v_seqs[p.ord] AS seq
@@ -165,7 +171,7 @@ BEGIN
             'e', jsonb_agg(
                 jsonb_build_array(j.user_id, j.id, p_events->(j.ord - 1)->>'type', p_events->(j.ord - 1)->'payload')
                 ORDER BY j.user_id, j.id
-            )
+            ) FILTER (WHERE v_small)
         ) || CASE WHEN p_traceparent IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('t', p_traceparent) END,
         (SELECT jsonb_agg(jsonb_build_array(g.user_id, g.first_id, g.last_id) ORDER BY g.user_id)
          FROM (SELECT j2.user_id, min(j2.id) AS first_id, max(j2.id) AS last_id FROM judged j2 GROUP BY j2.user_id) g)
@@ -173,7 +179,7 @@ BEGIN
     FROM judged j;
 
     v_text := v_inline::text;
-    IF octet_length(v_text) <= 7000 THEN
+    IF v_small AND octet_length(v_text) <= 7000 THEN
         PERFORM pg_notify('rag_realtime', v_text);
     ELSE
         FOR v_batch IN
