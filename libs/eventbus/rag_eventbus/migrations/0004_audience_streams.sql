@@ -92,7 +92,6 @@ DECLARE
     v_ords int[];
     v_ids bigint[];
     v_inline jsonb;
-    v_ranges jsonb;
     v_text text;
     v_batch jsonb;
     v_small boolean;
@@ -133,17 +132,17 @@ BEGIN
         ON CONFLICT ON CONSTRAINT user_streams_pkey DO UPDATE SET last_id = s.last_id + excluded.last_id
         RETURNING s.user_id, s.last_id
     )
+    -- v_small: whether the events can travel inline, estimated (~80 bytes per event besides
+    -- its type and payload) before building it: a workspace of 1,000 members never fits.
     SELECT array_agg(r.user_id ORDER BY r.user_id, r.n), array_agg(r.ord ORDER BY r.user_id, r.n),
-           array_agg(a.last_id - r.total + r.n ORDER BY r.user_id, r.n)
-    INTO v_users, v_ords, v_ids
+           array_agg(a.last_id - r.total + r.n ORDER BY r.user_id, r.n),
+           sum(v_sizes[r.ord] + 80) <= 7000
+    INTO v_users, v_ords, v_ids, v_small
     FROM recipients r JOIN allocated a ON a.user_id = r.user_id;
 
     IF v_users IS NULL THEN
         RETURN;
     END IF;
-    -- Whether the events can travel inline, estimated (~80 bytes per event besides its type
-    -- and payload) before building it: a workspace of 1,000 members never fits.
-    v_small := (SELECT sum(v_sizes[o] + 80) FROM unnest(v_ords) AS o) <= 7000;
 
     WITH received AS (
         SELECT p.user_id, p.id, p.ord, v_audiences[p.ord] AS audience, v_seqs[p.ord] AS seq
@@ -171,29 +170,35 @@ BEGIN
             'e', jsonb_agg(
                 jsonb_build_array(j.user_id, j.id, p_events->(j.ord - 1)->>'type', p_events->(j.ord - 1)->'payload')
                 ORDER BY j.user_id, j.id
-            ) FILTER (WHERE v_small)
-        ) || CASE WHEN p_traceparent IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('t', p_traceparent) END,
-        (SELECT jsonb_agg(jsonb_build_array(g.user_id, g.first_id, g.last_id) ORDER BY g.user_id)
-         FROM (SELECT j2.user_id, min(j2.id) AS first_id, max(j2.id) AS last_id FROM judged j2 GROUP BY j2.user_id) g)
-    INTO v_inline, v_ranges
-    FROM judged j;
+            )
+        ) || CASE WHEN p_traceparent IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('t', p_traceparent) END
+    INTO v_inline
+    FROM judged j
+    WHERE v_small;
 
     v_text := v_inline::text;
     IF v_small AND octet_length(v_text) <= 7000 THEN
         PERFORM pg_notify('rag_realtime', v_text);
     ELSE
         FOR v_batch IN
-            SELECT jsonb_agg(r.value ORDER BY r.ord)
-            FROM jsonb_array_elements(v_ranges) WITH ORDINALITY AS r(value, ord)
-            GROUP BY (r.ord - 1) / 100
-            ORDER BY min(r.ord)
+            WITH ranges AS (
+                SELECT p.user_id, min(p.id) AS first_id, max(p.id) AS last_id,
+                       row_number() OVER (ORDER BY p.user_id) AS k
+                FROM unnest(v_users, v_ids) AS p(user_id, id)
+                GROUP BY p.user_id
+            )
+            SELECT jsonb_agg(jsonb_build_array(r.user_id, r.first_id, r.last_id) ORDER BY r.k)
+            FROM ranges r
+            GROUP BY (r.k - 1) / 100
+            ORDER BY min(r.k)
         LOOP
             PERFORM pg_notify('rag_realtime', jsonb_build_object('r', v_batch)::text);
         END LOOP;
     END IF;
     RETURN QUERY
-        SELECT (r.value->>0)::uuid, (r.value->>1)::bigint, (r.value->>2)::bigint
-        FROM jsonb_array_elements(v_ranges) AS r(value);
+        SELECT p.user_id, min(p.id), max(p.id)
+        FROM unnest(v_users, v_ids) AS p(user_id, id)
+        GROUP BY p.user_id;
 END;
 $$;
 
