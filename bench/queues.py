@@ -198,7 +198,9 @@ class Producer:
         """Empty the queue and everything the last run wrote."""
         if needs_our_schema(self.system):
             assert self._conn is not None
-            await self._conn.execute("TRUNCATE parse_jobs, events, user_streams, documents CASCADE")
+            await self._conn.execute(
+                "TRUNCATE parse_jobs, audience_events, audience_streams, user_streams, documents CASCADE"
+            )
         elif self.system == "procrastinate":
             await self._peer[0].connector.execute_query_async(
                 "TRUNCATE procrastinate_jobs, procrastinate_events, procrastinate_workers CASCADE"
