@@ -135,25 +135,21 @@ async def run(bench: Bench) -> Section:
     for design in DESIGNS:
         label = "" if design == "shipped" else ", before (a row per member)"
         for m in MEMBERS:
-            rows += [
-                Row(
-                    "publishcost",
-                    f"{m} member(s){label}: ms per event p50",
-                    med(design, m, "p50"),
-                    "ms",
-                    runs=[r["p50"] for r in results[design, m]],
-                ),
-                Row(
-                    "publishcost",
-                    f"{m} member(s){label}: ms per event p99",
-                    med(design, m, "p99"),
-                    "ms",
-                    runs=[r["p99"] for r in results[design, m]],
-                ),
+            for q in ("p50", "p99"):
+                rows.append(
+                    Row(
+                        "publishcost",
+                        f"{m} member(s){label}: ms per event {q}",
+                        med(design, m, q),
+                        "ms",
+                        runs=[r[q] for r in results[design, m]],
+                    )
+                )
+            rows.append(
                 Row(
                     "publishcost", f"{m} member(s){label}: WAL per event", med(design, m, "wal") / 1024, "KiB"
-                ),
-            ]
+                )
+            )
     base = med("shipped", 1, "p50")
     table = [
         "| members | per event p50 | p99 | × one member | per member | WAL per event "
