@@ -273,7 +273,10 @@ def connections_limits(
         f"costs {enabled:.1f} KiB per idle socket; hypercorn's own acceptance cost about 139 KiB (the "
         f"zlib state of a 15-bit window and memLevel 8, created by the `hello` frame). On asyncio's loop "
         f"instead of uvloop an idle socket costs {on_asyncio:.1f} KiB. What remains is per-connection "
-        "state of hypercorn and wsproto (the connection objects, their tasks, queues and buffers) and "
-        "ours (the Connection object and its tasks: writer, reader, close-waiter, token expiry and "
-        "heartbeat); the traced run above splits it by package."
+        "state of the server stack (hypercorn, Starlette, wsproto and h11: the connection objects, "
+        "their tasks, queues and buffers) and ours (the Connection object, its one reader task, the "
+        "heartbeat and token-expiry timers; no writer task until something is sent); the traced run "
+        "above splits it by package. The server stack's share of the Python heap alone (hypercorn, "
+        "starlette, wsproto and h11 in that table) is close to the whole 16 KiB target, so the target "
+        "cannot be met on this server stack by trimming our side."
     )
