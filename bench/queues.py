@@ -248,7 +248,7 @@ async def run_ours(
 
         async def run(self, job: Job, lease: Lease) -> None:
             on_start(str(job.id))
-            async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+            async with self.pool.connection() as conn, conn.transaction():
                 done = await lease.finish(conn)
                 if events:
                     await publish(conn, [job_event(done, "parse")])

@@ -4,9 +4,7 @@ Instruments, in the worker's process only: the moment the listener rings the wor
 wake-up event, the claim transaction (start, end) and every statement executed inside
 it (psycopg cursor executes, the fetches that wait for results, BEGIN, COMMIT). Each handler
 start then reports those times with its own, so the bench can split commit → start into its
-parts. The claim runs in pipeline mode: an execute only queues its statement, and the round
-trips are the first fetch (BEGIN, the claim and the next-due read) and the COMMIT (the
-domain update, the publish and the COMMIT itself).
+parts. Each statement of the claim is a round trip of its own (no pipeline mode).
 """
 
 from __future__ import annotations
@@ -71,9 +69,7 @@ def install() -> None:
             return await original_fetchall(self)
         t0 = time.perf_counter_ns()
         result = await original_fetchall(self)
-        current.append(
-            ("fetch the claimed rows (waits for the pipeline)", (time.perf_counter_ns() - t0) / 1e6)
-        )
+        current.append(("fetch the claimed rows", (time.perf_counter_ns() - t0) / 1e6))
         return result
 
     AsyncCursor.fetchall = fetchall  # type: ignore[method-assign]

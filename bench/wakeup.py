@@ -255,11 +255,9 @@ def wakeup_limits(
             f"{parts['ring → claim starts']:.2f} ms later, the claim transaction takes "
             f"{parts['claim transaction']:.2f} ms and the handler starts "
             f"{parts['claim → handler starts']:.2f} ms after it commits. The claim transaction is the cost. "
-            "It runs in psycopg's pipeline mode: two round trips, where it was five in sequence (BEGIN, "
-            "the claim and the next-due read travel together and the worker waits for the claimed rows; "
-            "the document update, the publish and the COMMIT travel together). An execute only queues "
-            f"its statement, so the timings are the waits ({listing}); the claimed rows are needed before "
-            "the domain update and its events can be built, which is the second round trip. "
+            f"Each statement is a round trip ({listing}); psycopg's pipeline mode would send them in two, "
+            "but its waiting loop spun the worker's CPU and cost more than the loopback round trips it "
+            'saved (docs/jobs.md, "Round trips"). '
         )
     text += (
         "What would take more off, not done here: one round trip, a server-side function per queue "

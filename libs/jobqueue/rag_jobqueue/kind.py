@@ -4,10 +4,9 @@ The runtime owns the job row (claim, lease, retry, failure, release); a kind own
 the work and the rows of its own domain around it, and says which events each
 transition publishes. Every hook that receives a connection runs
 inside the runtime's transaction for that transition, so the job's state, the
-domain rows and the events commit together. That transaction runs in psycopg's pipeline
-mode: statements whose results a hook does not read (an UPDATE, `publish`) travel with
-the COMMIT, while each read (`fetchone`, ...) costs a round trip; a hook that only writes
-adds none.
+domain rows and the events commit together. Each statement a hook sends is a round trip
+(docs/jobs.md, "Round trips": psycopg's pipeline mode was measured and cost more CPU than
+it saved here).
 """
 
 from __future__ import annotations

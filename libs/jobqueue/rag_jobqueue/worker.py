@@ -190,19 +190,21 @@ class Worker:
 
     async def _claim(self, statement: Any, limit: int, *, takeover: bool) -> tuple[list[Job], float | None]:
         """Claim, publish `running` (or fail jobs out of attempts), in one transaction; also
-        (for a new claim) the seconds until the next queued job is due.
+        (for a new claim that came back short) the seconds until the next queued job is due.
 
-        Two round trips in pipeline mode: BEGIN, the claim and the next-due read travel
-        together; the kind's domain update, the publish and the COMMIT travel together
-        (neither is read back: `publish` does not wait for its result). Without jobs the
-        second is the COMMIT alone."""
+        Not in psycopg's pipeline mode: on this runtime's loopback round trips its waiting
+        loop cost more CPU than the round trips it saved (docs/jobs.md, "Round trips"). The
+        next-due read is only made when the claim came back short (a full claim claims again
+        at once, so it would not be used)."""
         params = {"limit": limit, "worker": self.worker_id, "lease": self.settings.job_lease_seconds}
-        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+        async with self.pool.connection() as conn, conn.transaction():
             async with conn.cursor(row_factory=dict_row) as cur:
                 await cur.execute(statement, params)
-                due = None if takeover else await conn.execute(self._sql.next_due)
                 rows = await cur.fetchall()
-            due_in = None if due is None else _seconds(await due.fetchone())
+            due_in = None
+            if not takeover and len(rows) < limit:
+                due = await conn.execute(self._sql.next_due)
+                due_in = _seconds(await due.fetchone())
             if not rows:
                 return [], due_in
             started: list[Job] = []
@@ -308,7 +310,7 @@ class Worker:
         if cause is not None:
             log.info("job_failure_cause", cause=repr(cause), cause_type=type(cause).__qualname__)
         try:
-            async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+            async with self.pool.connection() as conn, conn.transaction():
                 if final:
                     updated = await self._transition(conn, self._sql.fail, job, error=error)
                     events = await self.kind.on_failed(conn, updated, error) if updated else []
@@ -387,7 +389,7 @@ class Worker:
         # A span of its own in the job's trace: its lines and its `queued` event belong there.
         with span(f"{self.queue.name} job release", parent=job.row.get("traceparent")):
             try:
-                async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+                async with self.pool.connection() as conn, conn.transaction():
                     released = await self._transition(conn, self._sql.release, job)
                     if released is None:
                         return

@@ -149,9 +149,7 @@ class ParseKind(DocumentJobKind):
             await self.store.put_bytes(key, body, PARSED_CONTENT_TYPE)
         metrics.BYTES.labels(direction="out").inc(len(body))
 
-        # Pipeline mode: only the fenced finish and the ingest job's row are waited for; the
-        # other writes and the publish travel with the COMMIT.
-        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+        async with self.pool.connection() as conn, conn.transaction():
             done = await lease.finish(conn)  # LeaseLost: taken over; nothing here commits
             events = [job_event(done, "parse")]
             events.append(await set_document_status(conn, done, "parsed"))

@@ -114,7 +114,7 @@ class AnswerKind:
                 max_chars=self.coalesce_chars,
             )
             async for delta in deltas:
-                async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+                async with self.pool.connection() as conn, conn.transaction():
                     await lease.check(conn)
                     await conn.execute(APPEND_DELTA, {"delta": delta, "id": job.row["message_id"]})
                     await publish(conn, [_event(job, "streaming", delta=delta, offset=offset)])
@@ -124,7 +124,7 @@ class AnswerKind:
             raise PermanentJobError(LLM_REFUSED) from exc
         content = "".join(parts)
         citations = cited(content, hits)
-        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+        async with self.pool.connection() as conn, conn.transaction():
             await lease.finish(conn)
             await conn.execute(
                 COMPLETE_MESSAGE, {"citations": _citations_json(citations), "id": job.row["message_id"]}
