@@ -201,31 +201,30 @@ def markdown(sections: list[Section], m: dict[str, Any], total: float, *, quick:
 def merge(existing: str, sections: list[Section], m: dict[str, Any], total: float, *, quick: bool) -> str:
     """docs/benchmarks.md with only `sections` rewritten (a partial `--write-docs` run).
 
-    Their rows of the Results table and their `## title` sections are replaced (appended
-    when new); every other benchmark's figures stay as the last full run wrote them, and
+    Their rows of the Results table and their `## title` sections are replaced where they
+    stand (appended when new); every other benchmark's figures stay as the last full run wrote them, and
     each rewritten section says which run its figures are from, since it is not the one
     named at the top.
     """
     fresh = markdown(sections, m, total, quick=quick)
-    fresh_parts = _parts(fresh)
     titles = {s.title for s in sections}
     new_rows = _results_rows(fresh)
-    out: list[str] = []
-    for title, body in _parts(existing):
-        if title in titles:
-            continue
-        if title == "Results":
-            body = _replace_rows(body, titles, new_rows)
-        out.append(body)
     stamp = (
         f"Figures of a partial run of {m['date']} at commit `{m['commit']}`"
         + (" (**--quick: small counts, rough figures**)" if quick else "")
         + ", not the full run named at the top."
     )
-    for title, body in fresh_parts:
+    rewritten: dict[str, str] = {}
+    for title, body in _parts(fresh):
         if title in titles:
             head, _, rest = body.partition("\n\n")
-            out.append(f"{head}\n\n{stamp}\n\n{rest}")
+            rewritten[title] = f"{head}\n\n{stamp}\n\n{rest}"
+    out: list[str] = []
+    for title, body in _parts(existing):
+        if title == "Results":
+            body = _replace_rows(body, titles, new_rows)
+        out.append(rewritten.pop(title, body))  # a rewritten section keeps its place
+    out.extend(rewritten.values())
     return "".join(out)
 
 

@@ -179,9 +179,8 @@ def throughput_limits(med: dict[tuple[str, int], float]) -> str:
         f"fair SKIP LOCKED claim across workspaces, the documents' status, `publish`, COMMIT; at "
         f"concurrency 10 one claim takes up to the free slots, so it is shared by the jobs it claims) and "
         f"the completion the kind writes in its own transaction (BEGIN, the fenced UPDATE to `success`, "
-        f"`publish`, COMMIT) for every job. Neither runs in psycopg's pipeline mode: it sends them in "
-        f"two round trips each, but its waiting loop spun the worker's CPU (44 % of the busy samples in "
-        f"`BasePipeline._communicate_gen` in a profiled run) and throughput at concurrency 10 fell "
+        f"`publish`, COMMIT) for every job. Neither runs in psycopg's pipeline mode: it would send each in "
+        f"two round trips, but measured both ways the worker without it did more jobs per second "
         f'(docs/jobs.md, "Round trips"). The worker process is CPU-bound (py-spy above: almost no idle samples) in psycopg\'s '
         f"per-statement work and the event bus's (building, serialising and publishing events); the job "
         f"logic is nothing. The peers do less per job and amortise it: procrastinate claims with one "

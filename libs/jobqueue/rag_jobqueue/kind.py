@@ -5,8 +5,8 @@ the work and the rows of its own domain around it, and says which events each
 transition publishes. Every hook that receives a connection runs
 inside the runtime's transaction for that transition, so the job's state, the
 domain rows and the events commit together. Each statement a hook sends is a round trip
-(docs/jobs.md, "Round trips": psycopg's pipeline mode was measured and cost more CPU than
-it saved here).
+(docs/jobs.md, "Round trips": psycopg's pipeline mode was measured and cost more than it
+saved here).
 """
 
 from __future__ import annotations

@@ -192,8 +192,8 @@ class Worker:
         """Claim, publish `running` (or fail jobs out of attempts), in one transaction; also
         (for a new claim that came back short) the seconds until the next queued job is due.
 
-        Not in psycopg's pipeline mode: on this runtime's loopback round trips its waiting
-        loop cost more CPU than the round trips it saved (docs/jobs.md, "Round trips"). The
+        Not in psycopg's pipeline mode: measured, the worker did more jobs per second without
+        it (docs/jobs.md, "Round trips"). The
         next-due read is only made when the claim came back short (a full claim claims again
         at once, so it would not be used)."""
         params = {"limit": limit, "worker": self.worker_id, "lease": self.settings.job_lease_seconds}
