@@ -92,11 +92,14 @@ class EventLog:
             raise ResyncRequired(position, f"epoch {epoch!r} is not the stream's ({position.epoch!r})")
         if after + 1 < position.oldest_id:
             raise ResyncRequired(position, f"events before {position.oldest_id} are no longer retained")
-        if after >= position.last_id:
-            return Replay(position, [])  # nothing newer (and no after + limit to overflow a bigint)
-        cur = await self._conn.execute(
-            SELECT_AFTER, {"user_id": user_id, "after": after, "upto": upto, "limit": limit}
-        )
+        # Ids are consecutive: the answer is after+1 .. hi, never past the position just read
+        # (whose ids are all committed, runs included).
+        hi = min(position.last_id, after + limit)
+        if upto is not None:
+            hi = min(hi, upto)
+        if hi <= after:
+            return Replay(position, [])
+        cur = await self._conn.execute(SELECT_AFTER, {"user_id": user_id, "lo": after + 1, "hi": hi})
         events = [
             DeliveredEvent(id=i, type=t, payload=p, created_at=c, traceparent=tp)
             for i, t, p, c, tp in await cur.fetchall()

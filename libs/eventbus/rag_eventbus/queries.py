@@ -6,27 +6,23 @@ from __future__ import annotations
 # round trip inside the caller's transaction (migrations/0004_audience_streams.sql).
 PUBLISH = "SELECT user_id, first_id, last_id FROM eventbus_publish(%s::jsonb, %s::text)"
 
-# A user's events in (after, upto], oldest first, through the user's runs
-# (migrations/0004_audience_streams.sql). Ids are consecutive, so the answer is the ids
-# after+1 .. hi, hi = least(after + limit, upto, last_id): the runs needed are the one that
-# holds after+1 and those starting up to hi, each ending where the next begins (the last at
-# hi); each is one range scan of its audience's events.
+# A user's events with lo <= id <= hi, oldest first, through the user's runs
+# (migrations/0004_audience_streams.sql). The caller bounds hi by the stream's last id, so
+# every id in the range is committed: the runs needed are the one that holds lo and those
+# starting up to hi, each ending where the next begins (the last at hi); each is one range
+# scan of its audience's events.
 SELECT_AFTER = """
-WITH bounds AS (
-    SELECT %(after)s::bigint + 1 AS lo,
-           least(%(after)s::bigint + %(limit)s, coalesce(%(upto)s::bigint, s.last_id), s.last_id) AS hi
-    FROM user_streams s WHERE s.user_id = %(user_id)s
-), runs AS (
-    (SELECT u.first_id, u.audience, u.first_seq FROM user_runs u, bounds b
-     WHERE u.user_id = %(user_id)s AND u.first_id <= b.lo ORDER BY u.first_id DESC LIMIT 1)
+WITH runs AS (
+    (SELECT u.first_id, u.audience, u.first_seq FROM user_runs u
+     WHERE u.user_id = %(user_id)s AND u.first_id <= %(lo)s ORDER BY u.first_id DESC LIMIT 1)
     UNION ALL
-    (SELECT u.first_id, u.audience, u.first_seq FROM user_runs u, bounds b
-     WHERE u.user_id = %(user_id)s AND u.first_id > b.lo AND u.first_id <= b.hi)
+    (SELECT u.first_id, u.audience, u.first_seq FROM user_runs u
+     WHERE u.user_id = %(user_id)s AND u.first_id > %(lo)s AND u.first_id <= %(hi)s)
 ), spans AS (
     SELECT r.audience, r.first_seq - r.first_id AS shift,
-           greatest(r.first_id, b.lo) AS from_id,
-           coalesce(lead(r.first_id) OVER (ORDER BY r.first_id) - 1, b.hi) AS to_id
-    FROM runs r, bounds b
+           greatest(r.first_id, %(lo)s) AS from_id,
+           coalesce(lead(r.first_id) OVER (ORDER BY r.first_id) - 1, %(hi)s) AS to_id
+    FROM runs r
 )
 SELECT e.seq - sp.shift AS id, e.type, e.payload, e.created_at, e.traceparent
 FROM spans sp

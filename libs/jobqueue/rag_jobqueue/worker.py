@@ -193,9 +193,8 @@ class Worker:
         (for a new claim that came back short) the seconds until the next queued job is due.
 
         Not in psycopg's pipeline mode: measured, the worker did more jobs per second without
-        it (docs/jobs.md, "Round trips"). The
-        next-due read is only made when the claim came back short (a full claim claims again
-        at once, so it would not be used)."""
+        it (docs/jobs.md, "Round trips"). The next-due read is only made when the claim came
+        back short (a full claim claims again at once, so it would not be used)."""
         params = {"limit": limit, "worker": self.worker_id, "lease": self.settings.job_lease_seconds}
         async with self.pool.connection() as conn, conn.transaction():
             async with conn.cursor(row_factory=dict_row) as cur:
