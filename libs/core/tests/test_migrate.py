@@ -127,6 +127,7 @@ def test_a_database_of_the_previous_head_upgrades_to_the_schema_of_a_fresh_one(
         "eventbus/0002_stream_epoch",
         "eventbus/0003_event_traceparent",
         "eventbus/0004_audience_streams",
+        "eventbus/0005_run_spans_generic_plans",
         "0007_event_recipients",
         "0008_job_traceparent",
         "0009_answer_filters",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 # The whole publish (recipients, ids, rows, NOTIFY) is one server-side function: one
-# round trip inside the caller's transaction (migrations/0004_audience_streams.sql).
+# round trip inside the caller's transaction (migrations/0004_audience_streams.sql; its
+# statements on generic plans since 0005_run_spans_generic_plans.sql).
 PUBLISH = "SELECT user_id, first_id, last_id FROM eventbus_publish(%s::jsonb, %s::text)"
 
 # A user's events with lo <= id <= hi, oldest first, through the user's runs
@@ -43,7 +44,8 @@ FROM user_streams s, lineage
 WHERE s.user_id = ANY(%s)
 """
 
-# Age and count limits (migrations/0004_audience_streams.sql): how many audience events went.
+# Age and count limits (migrations/0004_audience_streams.sql, reading run spans from 0005's
+# eventbus_runs view): how many audience events went.
 PRUNE = "SELECT eventbus_prune(%(max_age)s, %(max_per_user)s)"
 
 # A job's doorbell: (channel, job id).
