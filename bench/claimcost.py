@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from bench.common import Bench, Row, Section, median
-from rag_core.queues import PARSE_QUEUE
-from rag_jobqueue.queries import QueueSQL
+from rag_jobqueue.queries import FAIR_CLAIM, FIFO_CLAIM, compose
 
 WORKSPACES = 1_000
 QUEUED = 100_000
@@ -94,17 +91,10 @@ def fill(dsn: str, *, workspaces: int, queued: int, heavy: int, running: int) ->
 
 
 def measure(
-    dsn: str,
-    claim: Callable[[int], sql.Composed],
-    limit: int,
-    samples: int,
-    *,
-    drop: tuple[str, ...] = (),
-    warmup: int = 1,
+    dsn: str, statement: Any, limit: int, samples: int, *, drop: tuple[str, ...] = (), warmup: int = 1
 ) -> dict[str, Any]:
-    """Server (EXPLAIN ANALYZE) and client milliseconds of the `claim` of `limit` jobs, each run rolled back."""
-    statement = claim(limit)
-    params = {"worker": "bench", "lease": 30}
+    """Server (EXPLAIN ANALYZE) and client milliseconds of `statement`, each run rolled back."""
+    params = {"limit": limit, "worker": "bench", "lease": 30}
     server: list[float] = []
     client: list[float] = []
     picked: list[str] = []
@@ -151,8 +141,7 @@ async def run(bench: Bench) -> Section:
     scale = 10 if bench.quick else 1
     workspaces, queued, heavy = WORKSPACES // scale, QUEUED // scale, HEAVY // scale
     samples = 5 if bench.quick else SAMPLES
-    fair, fifo = QueueSQL(PARSE_QUEUE).claim, QueueSQL(replace(PARSE_QUEUE, partition_by=None)).claim
-
+    fair, fifo = compose(FAIR_CLAIM, "parse_jobs", "workspace_id"), compose(FIFO_CLAIM, "parse_jobs")
     results: dict[str, dict[str, Any]] = {}
     dsn = bench.database("claimcost")
     try:

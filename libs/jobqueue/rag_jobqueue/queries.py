@@ -5,12 +5,6 @@ the table, `{p}` the queue's partition column. `attempt` counts claims; `locked_
 `attempt` form the fencing token: every update of a running job checks both
 (`{fence}`), so a worker whose lease expired and was taken over cannot overwrite the
 new owner's result.
-
-A claim's `{limit}` is written into the statement, not sent as a parameter: one statement
-per limit (at most the worker's concurrency of them). With the limit a parameter, the
-planner's generic plan guessed a large LIMIT, looked dearer than the plan made for the
-actual one, and Postgres went on planning the claim afresh on every call, which cost as
-much as running it (docs/jobs.md, "Round trips").
 """
 
 from __future__ import annotations
@@ -40,7 +34,7 @@ FIFO_CLAIM = (
     """
 WITH picked AS (
     SELECT id FROM {t} WHERE status = 'queued' AND run_at <= now()
-    ORDER BY run_at, id LIMIT {limit} FOR UPDATE SKIP LOCKED
+    ORDER BY run_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 )"""
     + START
 )
@@ -84,11 +78,11 @@ heads AS (
 deeper AS (
     SELECT h.part, d.run_at, d.id, h.running,
            1 + row_number() OVER (PARTITION BY h.part ORDER BY d.run_at, d.id) AS rank
-    FROM (SELECT * FROM heads ORDER BY running, run_at, id LIMIT {limit} + {spares}) h
+    FROM (SELECT * FROM heads ORDER BY running, run_at, id LIMIT %(limit)s + {spares}) h
     CROSS JOIN LATERAL (
         SELECT q.run_at, q.id FROM {t} q
         WHERE q.status = 'queued' AND q.{p} = h.part AND q.run_at <= now() AND (q.run_at, q.id) > (h.run_at, h.id)
-        ORDER BY q.run_at, q.id LIMIT {limit} + {spares} - 1) d
+        ORDER BY q.run_at, q.id LIMIT %(limit)s + {spares} - 1) d
 ),
 candidates AS (
     SELECT id, run_at, running, 1 AS rank FROM heads UNION ALL SELECT id, run_at, running, rank FROM deeper
@@ -96,7 +90,7 @@ candidates AS (
 picked AS (
     SELECT j.id FROM (SELECT * FROM candidates ORDER BY rank, running, run_at, id) c
     JOIN {t} j ON j.id = c.id WHERE j.status = 'queued' AND j.run_at <= now()
-    ORDER BY c.rank, c.running, c.run_at, c.id LIMIT {limit} FOR UPDATE OF j SKIP LOCKED
+    ORDER BY c.rank, c.running, c.run_at, c.id LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED
 )"""
     + START
 )
@@ -105,7 +99,7 @@ picked AS (
 RESCUE = """
 WITH picked AS (
     SELECT id FROM {t} WHERE status = 'running' AND locked_until < now()
-    ORDER BY locked_until LIMIT {limit} FOR UPDATE SKIP LOCKED
+    ORDER BY locked_until LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 )
 UPDATE {t} j SET attempt = j.attempt + 1, locked_by = %(worker)s,
     locked_until = {lease}, started_at = now(), updated_at = now()
@@ -163,10 +157,8 @@ FROM {t} WHERE status = 'queued'
 INSERT = "INSERT INTO {t} ({columns}) VALUES ({values}) RETURNING *"
 
 
-def compose(
-    template: str, table: str, partition: str | None = None, *, limit: int | None = None
-) -> sql.Composed:
-    """`template` for one job table (and partition column; and `limit`, for a claim)."""
+def compose(template: str, table: str, partition: str | None = None) -> sql.Composed:
+    """`template` for one job table (and partition column)."""
     parts: dict[str, sql.Composable] = {
         "t": sql.Identifier(table),
         "lease": LEASE,
@@ -175,10 +167,6 @@ def compose(
     }
     if partition is not None:
         parts["p"] = sql.Identifier(partition)
-    if limit is not None:
-        if limit < 1:
-            raise ValueError(f"a claim's limit must be at least 1, not {limit}")
-        parts["limit"] = sql.Literal(limit)
     return sql.SQL(template).format(**parts)
 
 
@@ -192,14 +180,14 @@ def insert(table: str, values: Mapping[str, object]) -> sql.Composed:
 
 
 class QueueSQL:
-    """The statements for one queue's table, composed once (a claim once per limit)."""
+    """The statements for one queue's table, composed once."""
 
     def __init__(self, spec: QueueSpec) -> None:
         def q(template: str) -> sql.Composed:
             return compose(template, spec.table, spec.partition_by)
 
-        self._spec = spec
-        self._claims: dict[tuple[str, int], sql.Composed] = {}
+        self.claim = q(FIFO_CLAIM if spec.partition_by is None else FAIR_CLAIM)
+        self.rescue = q(RESCUE)
         self.heartbeat = q(HEARTBEAT)
         self.check_fence = q(CHECK_FENCE)
         self.succeed = q(SUCCEED)
@@ -208,17 +196,3 @@ class QueueSQL:
         self.release = q(RELEASE)
         self.next_due = q(NEXT_DUE)
         self.depth = q(DEPTH)
-
-    def claim(self, limit: int) -> sql.Composed:
-        """The claim of up to `limit` due queued jobs: fair across partitions when the queue has them."""
-        return self._with_limit(FIFO_CLAIM if self._spec.partition_by is None else FAIR_CLAIM, limit)
-
-    def rescue(self, limit: int) -> sql.Composed:
-        """The takeover of up to `limit` running jobs whose lease expired."""
-        return self._with_limit(RESCUE, limit)
-
-    def _with_limit(self, template: str, limit: int) -> sql.Composed:
-        key = (template, limit)
-        if key not in self._claims:
-            self._claims[key] = compose(template, self._spec.table, self._spec.partition_by, limit=limit)
-        return self._claims[key]

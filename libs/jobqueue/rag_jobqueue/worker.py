@@ -177,10 +177,9 @@ class Worker:
         due_in: float | None = None
         if time.monotonic() - self._last_rescue >= self._rescue_interval:
             self._last_rescue = time.monotonic()
-            jobs += (await self._claim(self._sql.rescue(free), free, takeover=True))[0]
+            jobs += (await self._claim(self._sql.rescue, free, takeover=True))[0]
         if len(jobs) < free:
-            want = free - len(jobs)
-            claimed, due_in = await self._claim(self._sql.claim(want), want, takeover=False)
+            claimed, due_in = await self._claim(self._sql.claim, free - len(jobs), takeover=False)
             jobs += claimed
         for job in jobs:
             lease = Lease(job, self.worker_id, self._sql)
@@ -190,14 +189,13 @@ class Worker:
         return len(jobs), due_in
 
     async def _claim(self, statement: Any, limit: int, *, takeover: bool) -> tuple[list[Job], float | None]:
-        """Claim with `statement` (up to `limit` jobs), publish `running` (or fail jobs out of
-        attempts), in one transaction; also
+        """Claim, publish `running` (or fail jobs out of attempts), in one transaction; also
         (for a new claim that came back short) the seconds until the next queued job is due.
 
         Not in psycopg's pipeline mode: measured, the worker did more jobs per second without
         it (docs/jobs.md, "Round trips"). The next-due read is only made when the claim came
         back short (a full claim claims again at once, so it would not be used)."""
-        params = {"worker": self.worker_id, "lease": self.settings.job_lease_seconds}
+        params = {"limit": limit, "worker": self.worker_id, "lease": self.settings.job_lease_seconds}
         async with self.pool.connection() as conn, conn.transaction():
             async with conn.cursor(row_factory=dict_row) as cur:
                 await cur.execute(statement, params)

@@ -63,7 +63,7 @@ def queues(jobs_database_url: str) -> Iterator[Queues]:
 
 def claim(conn: psycopg.Connection[Any], limit: int, spec: QueueSpec = QUEUE) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(QueueSQL(spec).claim(limit), {"worker": "test", "lease": 30})
+        cur.execute(QueueSQL(spec).claim, {"limit": limit, "worker": "test", "lease": 30})
         return cur.fetchall()
 
 
