@@ -48,11 +48,13 @@ test-fast: install
 	$(BIN)/pytest -m unit
 
 # Distribution packages, installed when missing (needs root or sudo): Debian's Chromium for the
-# browser tests, Tesseract's English model for OCR (the parse worker's tests, and make dev).
+# browser tests, Tesseract's English model for OCR (the parse worker's tests, and make dev),
+# Debian's redis-server for the Redis broker's tests (started by them on a port of their own).
 CHROMIUM_PACKAGE := /usr/bin/chromium=chromium
 OCR_PACKAGES := /usr/share/tesseract-ocr/5/tessdata/eng.traineddata=tesseract-ocr-eng
+REDIS_PACKAGE := /usr/bin/redis-server=redis-server
 os-packages:
-	tools/ensure-debian-packages.sh $(CHROMIUM_PACKAGE) $(OCR_PACKAGES)
+	tools/ensure-debian-packages.sh $(CHROMIUM_PACKAGE) $(OCR_PACKAGES) $(REDIS_PACKAGE)
 
 lint: install $(ASYNCAPI_STAMP) $(JSCLIENT_STAMP)
 	$(BIN)/ruff check .

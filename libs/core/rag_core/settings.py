@@ -43,7 +43,11 @@ def load_settings(cls: type[S]) -> S:
         return cls()
     except ValidationError as exc:
         for err in exc.errors():
-            name = str(err["loc"][0]).upper() if err["loc"] else "?"
+            if not err["loc"]:
+                # A rule across variables (a model validator): its message names them.
+                print(f"configuration error: {err['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+                continue
+            name = str(err["loc"][0]).upper()
             reason = "is required" if err["type"] == "missing" else f"is invalid: {err['msg']}"
             print(f"configuration error: {name} {reason}", file=sys.stderr)
         raise SystemExit(2) from None

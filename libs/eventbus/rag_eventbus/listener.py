@@ -8,6 +8,10 @@ are plain functions that must not block: they set an event or fill a queue.
 After every (re)connection `on_reconnect` runs: whatever was notified while the
 connection was down is lost, and the owner re-reads it from Postgres (workers poll,
 the api replays each socket's gap from the event log).
+
+`exclusive` (an advisory lock key) makes one listener among several listen: each waits,
+connected, until its session holds the lock, then LISTENs. The lock is the session's, so it
+goes when that connection does, and a waiting one takes over (the Redis relay's failover).
 """
 
 from __future__ import annotations
@@ -42,7 +46,11 @@ KEEPALIVE_PARAMS: Mapping[str, Any] = {
 class ListenerState(enum.Enum):
     STOPPED = "stopped"
     CONNECTING = "connecting"
+    STANDBY = "standby"  # connected, waiting for the `exclusive` lock
     CONNECTED = "connected"
+
+
+TRY_LOCK = "SELECT pg_try_advisory_lock(%s)"
 
 
 class Listener:
@@ -59,8 +67,12 @@ class Listener:
         backoff_initial: float = 0.1,
         backoff_max: float = 10.0,
         name: str = "listener",
+        exclusive: int | None = None,
+        standby_interval: float = 1.0,
     ) -> None:
         self._dsn = dsn
+        self._exclusive = exclusive
+        self._standby_interval = standby_interval
         self._handlers = dict(handlers)
         self._on_reconnect = on_reconnect
         self._health_interval = health_interval
@@ -111,6 +123,8 @@ class Listener:
                 async with await AsyncConnection.connect(
                     self._dsn, autocommit=True, **KEEPALIVE_PARAMS
                 ) as conn:
+                    if self._exclusive is not None:
+                        await self._wait_for_lock(conn, self._exclusive)
                     for channel in self._handlers:
                         await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
                     self.state = ListenerState.CONNECTED
@@ -128,6 +142,17 @@ class Listener:
             self.state = ListenerState.CONNECTING
             failures += 1
             await asyncio.sleep(self._backoff.backoff(failures))
+
+    async def _wait_for_lock(self, conn: AsyncConnection[Any], key: int) -> None:
+        """Return once this session holds advisory lock `key`; each try proves the connection alive."""
+        self.state = ListenerState.STANDBY
+        while True:
+            cur = await conn.execute(TRY_LOCK, (key,))
+            row = await cur.fetchone()
+            if row is not None and row[0]:
+                log.info("listener_lock_acquired", listener=self._name)
+                return
+            await asyncio.sleep(self._standby_interval)
 
     async def _after_connect(self) -> None:
         if self._on_reconnect is None:

@@ -101,8 +101,9 @@ def _publish_args(events: Sequence[Publishable], traceparent: str | None) -> tup
     return body, traceparent or _current_traceparent()
 
 
-def decode_notice(payload: str, wanted: Callable[[UUID], bool] | None = None) -> Notice:
-    """Parse a `rag_realtime` payload written by `publish`.
+def decode_notice(payload: str | bytes, wanted: Callable[[UUID], bool] | None = None) -> Notice:
+    """Parse a `rag_realtime` payload written by `publish` (or its part one user's Redis
+    channel carries, `redis_wire.split_notice`).
 
     With `wanted`, only the users for whom it is true are decoded: an api replica gets
     every notification and drops those of users it does not hold, and building their

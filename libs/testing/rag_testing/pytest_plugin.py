@@ -16,6 +16,10 @@ Fixtures:
 - `database_url`: a fresh migrated database for the test; `empty_database_url`: one with no schema.
 - `s3_server`: a moto S3 endpoint for the session (`TEST_S3_ENDPOINT_URL` if set);
   `s3_env`: the S3_* variables of a fresh bucket for the test.
+- `redis_server`: a `redis-server` (or `valkey-server`) from the PATH on a port of its own
+  (None when `TEST_REDIS_URL` is set or Docker runs one), for tests that restart it;
+  `redis_url`: the session's Redis: `TEST_REDIS_URL` if set, else one in Docker through
+  testcontainers when an engine answers, else that local server. Never an imitation of Redis.
 - `system_factory(**options)`: the whole system as processes on the test's database and bucket
   (`rag_testing.system.start_system`); `system`: one started with the defaults.
 - `anyio_backend`: asyncio.
@@ -48,7 +52,9 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from rag_core.migrate import migrate
+from rag_devstack.backends import docker_answers
 from rag_devstack.postgres import EmbeddedPostgres
+from rag_devstack.redis import RedisServer
 from rag_devstack.s3 import MotoServer, ensure_bucket
 from rag_devstack.s3 import s3_env as s3_env_for
 from rag_testing import linear_time
@@ -57,8 +63,18 @@ from rag_testing.system import System, start_system
 TEMPLATE_DB = "rag_test_template"
 # A real Postgres, a real S3 or real processes: what makes a test an integration test.
 INTEGRATION_FIXTURES = frozenset(
-    {"pg_server", "pg_admin_dsn", "database_url", "empty_database_url", "s3_server", "s3_env"}
+    {
+        "pg_server",
+        "pg_admin_dsn",
+        "database_url",
+        "empty_database_url",
+        "s3_server",
+        "s3_env",
+        "redis_server",
+        "redis_url",
+    }
 )
+REDIS_IMAGE = "redis:7.4-alpine"
 END_TO_END_DIR = "tests"  # under the root: tests/adversarial, tests/browser, tests/dev, ...
 
 
@@ -207,6 +223,37 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.endpoint_url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer | None]:
+    """The local Redis server when one was started (tests that restart it need it), else None."""
+    if os.environ.get("TEST_REDIS_URL") or docker_answers():
+        yield None
+        return
+    root = Path(tempfile.mkdtemp(prefix="rag-test-redis-"))
+    server = RedisServer(root)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: RedisServer | None) -> Iterator[str]:
+    """The session's Redis URL (see the module's docstring for where it comes from)."""
+    if redis_server is not None:
+        yield redis_server.url
+    elif os.environ.get("TEST_REDIS_URL"):
+        yield os.environ["TEST_REDIS_URL"]
+    else:
+        from testcontainers.redis import RedisContainer
+
+        with RedisContainer(REDIS_IMAGE) as container:
+            host, port = container.get_container_host_ip(), container.get_exposed_port(6379)
+            yield f"redis://{host}:{port}/0"
 
 
 @pytest.fixture

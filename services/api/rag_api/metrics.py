@@ -22,6 +22,32 @@ EVENTS_DELIVERED = Counter(
 )
 LISTENER_RECONNECTS = Gauge("rag_api_listener_reconnects", "Reconnections of the realtime listener")
 LISTENER_CONNECTED = Gauge("rag_api_listener_connected", "1 while the realtime listener is connected")
+# The Redis broker (EVENTBUS_BROKER=redis, rag_api/realtime/brokers.py); all 0 with the Postgres one.
+# Counts since the process started, read from the relay and the subscriber when scraped.
+REDIS_RELAY_ACTIVE = Gauge("rag_api_redis_relay_active", "1 while this replica's relay is the one forwarding")
+REDIS_RELAY_FORWARDED = Gauge(
+    "rag_api_redis_relay_forwarded", "Notices this replica's relay forwarded to Redis"
+)
+REDIS_RELAY_PUBLISH_ERRORS = Gauge(
+    "rag_api_redis_relay_publish_errors", "Failed publishes to Redis (each followed by a refill)"
+)
+REDIS_RELAY_REFILLS = Gauge("rag_api_redis_relay_refills", "Refill messages this replica's relay published")
+REDIS_RELAY_DROPPED = Gauge(
+    "rag_api_redis_relay_dropped", "Notices dropped while the relay's queue was full (a refill covers them)"
+)
+REDIS_SUBSCRIBER_CONNECTED = Gauge(
+    "rag_api_redis_subscriber_connected", "1 while the Redis subscription is up"
+)
+REDIS_SUBSCRIBER_ERRORS = Gauge(
+    "rag_api_redis_subscriber_errors",
+    "Redis subscription failures (each followed by a reconnect and a refill)",
+)
+REDIS_SUBSCRIBER_REFILLS = Gauge("rag_api_redis_subscriber_refills", "Refill messages received")
+# Every read of all local users' gaps from the log because notices may have been lost:
+# `cause` reconnect (the Postgres listener, or the Redis subscription, came back) | refill (the relay's).
+REALTIME_CATCH_UPS = Counter(
+    "rag_api_realtime_catch_ups_total", "Catch-ups of every local connection", ["cause"]
+)
 UPLOAD_BYTES = Counter("rag_api_upload_bytes_total", "Bytes of accepted uploads")
 # From an event's created_at (set in its producer's transaction, by the database's clock) to its
 # frame written to a socket or stream, for events newer than that connection: live delivery, not

@@ -1,4 +1,4 @@
-"""GET /healthz (the process runs), /readyz (database + realtime listener), /metrics."""
+"""GET /healthz (the process runs), /readyz (database + realtime broker connection), /metrics."""
 
 from __future__ import annotations
 
@@ -39,7 +39,13 @@ async def readyz(request: Request) -> Response:
     realtime = bool(hub is not None and hub.ready)
     database = await _database_answers(request)
     ready = database and realtime
-    body = {"status": "ready" if ready else "unavailable", "database": database, "realtime": realtime}
+    body = {
+        "status": "ready" if ready else "unavailable",
+        "database": database,
+        "realtime": realtime,
+        # Which engine brings the realtime notices (EVENTBUS_BROKER); `realtime` is its connection.
+        "broker": hub.broker.name if hub is not None else None,
+    }
     return json_response(body, status=200 if ready else 503)
 
 

@@ -8,12 +8,14 @@ from pydantic import Field
 
 from rag_core.settings import DatabaseSettings
 from rag_embedding.settings import EmbeddingSettings
-from rag_eventbus.settings import EventRetentionSettings
+from rag_eventbus.settings import BrokerSettings, EventRetentionSettings
 from rag_jobqueue.settings import JobSettings
 from rag_storage.settings import S3Settings
 
 
-class ApiSettings(DatabaseSettings, S3Settings, EmbeddingSettings, EventRetentionSettings, JobSettings):
+class ApiSettings(
+    DatabaseSettings, S3Settings, EmbeddingSettings, EventRetentionSettings, BrokerSettings, JobSettings
+):
     jwt_secret: str = Field(min_length=1)
     jwt_audience: str | None = None
     api_host: str = "127.0.0.1"

@@ -20,7 +20,10 @@ def test_probes_and_metrics(shared_api: Any) -> None:
     health = client.get("/healthz")
     assert (health.status_code, health.json()) == (200, {"status": "ok"})
     ready = client.get("/readyz")
-    assert (ready.status_code, ready.json()) == (200, {"status": "ready", "database": True, "realtime": True})
+    assert (ready.status_code, ready.json()) == (
+        200,
+        {"status": "ready", "database": True, "realtime": True, "broker": "postgres"},
+    )
     user = shared_api.user()
     ws = user.create_workspace()
     user.upload(ws["id"], [("m.txt", b"metrics " + uuid.uuid4().bytes.hex().encode())])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from rag_api.main import hypercorn_config
 from rag_api.settings import ApiSettings
 
@@ -31,3 +34,23 @@ def test_permessage_deflate_is_refused_unless_ws_compression_is_set() -> None:
         assert extension.client_max_window_bits == 9
     finally:
         ws_compression.uninstall()
+
+
+def test_the_redis_broker_without_a_redis_url_is_one_clear_line_at_startup() -> None:
+    env = {
+        "PATH": "/usr/bin",
+        "EVENTBUS_BROKER": "redis",
+        "DATABASE_URL": "postgresql://x/y",
+        "S3_BUCKET": "b",
+        "JWT_SECRET": "s" * 32,
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "rag_api.main"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "configuration error: EVENTBUS_BROKER=redis needs REDIS_URL (e.g. redis://redis:6379/0)"
+    )
+    assert settings().eventbus_broker == "postgres"  # today's behaviour unless asked
+    chosen = settings(eventbus_broker="redis", redis_url="redis://r:6379/0")
+    assert (chosen.eventbus_broker, chosen.eventbus_redis_prefix) == ("redis", "rag:rt:")

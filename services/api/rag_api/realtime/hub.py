@@ -1,17 +1,19 @@
-"""The realtime hub of one api process: one LISTEN connection, many WebSockets.
+"""The realtime hub of one api process: one broker connection, many WebSockets.
 
-- One dedicated `Listener` (rag_eventbus) on `rag_realtime`, on `listen_dsn`
-  (EVENTBUS_DATABASE_URL when the pool goes through a transaction-mode pooler). Its
-  handler only decodes the notification and hands each event to the connections of
-  its user on this process (`Connection.offer` / `announce`: synchronous, no I/O).
-  Every replica receives every notification and drops those of users it does not hold.
+- The broker (`brokers.py`, EVENTBUS_BROKER) brings the `rag_realtime` notices: a dedicated
+  LISTEN on `listen_dsn` (EVENTBUS_DATABASE_URL when the pool goes through a
+  transaction-mode pooler), where every replica receives every notice and drops those of
+  users it does not hold; or the Redis channels of the users this replica holds. The
+  handler only decodes the notice and hands each event to the connections of its user on
+  this process (`Connection.offer` / `announce`: synchronous, no I/O).
 - Everything that needs the database (range notices, gaps, resumes) is read by each
   connection's writer on a pool connection, never on the listener's.
 - After every (re)connection of the listener, notifications sent meanwhile are lost,
   and the database may be another server now (a failover): every connection holds its
   events, one query finds the stream position and epoch of every local user, and each
   connection that is behind reads its gap from the log, or resyncs if its stream's epoch
-  changed. The same check runs every `reconcile_seconds`
+  changed. A Redis broker's refills (its relay changed, Redis came back) run the same
+  catch-up without the hold. The same check runs every `reconcile_seconds`
   as a safety net, so that a lost notification costs latency, never an event.
 - Retention (`retention.py`) prunes the log periodically, one replica at a time.
 """
@@ -28,14 +30,16 @@ from uuid import UUID
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
-from rag_api.metrics import LISTENER_CONNECTED, LISTENER_RECONNECTS
+from rag_api.metrics import LISTENER_CONNECTED, LISTENER_RECONNECTS, REALTIME_CATCH_UPS
 from rag_api.realtime import frames
+from rag_api.realtime.brokers import Broker, PostgresBroker, broker_for
 from rag_api.realtime.connection import Connection
 from rag_api.realtime.retention import DEFAULT_RETENTION_INTERVAL, run_retention
 from rag_api.realtime.transport import Transport
 from rag_api.settings import ApiSettings
 from rag_core.tokens import TokenClaims, verify_token
-from rag_eventbus import REALTIME_CHANNEL, EventLog, Listener, decode_notice
+from rag_eventbus import EventLog, Listener, decode_notice
+from rag_eventbus.redis_subscriber import RefillCause
 
 log = structlog.get_logger("rag_api.realtime")
 
@@ -70,12 +74,7 @@ class RealtimeHub:
         self.sse_keepalive_seconds = sse_keepalive_seconds
         self._reconcile_seconds = reconcile_seconds
         self._retention_interval = retention_interval_seconds
-        self._listener = Listener(
-            listen_dsn,
-            {REALTIME_CHANNEL: self._on_notice},
-            on_reconnect=self._on_listener_connected,
-            name="realtime",
-        )
+        self.broker: Broker = broker_for(settings, listen_dsn, self)
         self._by_user: dict[UUID, set[Connection]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
@@ -84,12 +83,15 @@ class RealtimeHub:
 
     @property
     def ready(self) -> bool:
-        """True while the listener is connected (/readyz)."""
-        return self._started and self._listener.is_connected
+        """True while the broker's connection is up (/readyz)."""
+        return self._started and self.broker.connected
 
     @property
     def listener(self) -> Listener:
-        return self._listener
+        """The Postgres broker's LISTEN connection (tests stop and start it)."""
+        if not isinstance(self.broker, PostgresBroker):
+            raise AttributeError("the Redis broker has no realtime listener of its own")
+        return self.broker.listener
 
     @property
     def connection_count(self) -> int:
@@ -101,8 +103,9 @@ class RealtimeHub:
             return
         self._started = True
         LISTENER_CONNECTED.set_function(lambda: 1.0 if self.ready else 0.0)
-        LISTENER_RECONNECTS.set_function(lambda: float(self._listener.reconnects))
-        self._listener.start()
+        LISTENER_RECONNECTS.set_function(lambda: float(self.broker.reconnects))
+        self.broker.export_metrics()
+        self.broker.start()
         if self._reconcile_seconds:
             self._spawn(self._reconcile_loop(self._reconcile_seconds))
         if self._retention_interval:
@@ -115,7 +118,7 @@ class RealtimeHub:
                 )
             )
         try:
-            await self._listener.wait_connected(START_TIMEOUT)
+            await self.broker.wait_connected(START_TIMEOUT)
         except TimeoutError:
             # Not fatal: the listener keeps retrying and /readyz answers 503 meanwhile.
             log.warning("realtime_listener_not_connected_yet", timeout=START_TIMEOUT)
@@ -143,7 +146,7 @@ class RealtimeHub:
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
-        await self._listener.stop()
+        await self.broker.stop()
         self._started = False
 
     # -- connections ------------------------------------------------------------------
@@ -176,6 +179,7 @@ class RealtimeHub:
             return False
         conns.add(conn)
         conn.transport.open_gauge.inc()
+        self.broker.add_user(conn.user_id)
         return True
 
     def _unregister(self, conn: Connection) -> None:
@@ -186,11 +190,12 @@ class RealtimeHub:
         if not conns:
             del self._by_user[conn.user_id]
         conn.transport.open_gauge.dec()
+        self.broker.remove_user(conn.user_id)
 
     # -- notifications ----------------------------------------------------------------
 
-    def _on_notice(self, payload: str) -> None:
-        """The listener's handler: decode and hand over; never awaits, never blocks."""
+    def on_notice(self, payload: str | bytes) -> None:
+        """The broker's handler: decode and hand over; never awaits, never blocks."""
         try:
             # Only the users with a socket here are decoded; the rest is dropped unread.
             notice = decode_notice(payload, wanted=self._by_user.__contains__)
@@ -209,18 +214,25 @@ class RealtimeHub:
                 for conn in tuple(conns):
                     conn.announce(last)
 
-    def _on_listener_connected(self) -> None:
-        """Whatever was notified while the listener was down is lost: re-read the gaps.
+    def on_lost(self, cause: RefillCause, *, hold: bool) -> None:
+        """Notices may have been lost (the listener reconnected, a Redis refill): re-read the gaps.
 
-        The listener may have reached another server (a promoted replica): every connection
-        holds its events until the catch-up compared its epoch with the stream's. Runs
-        before the listener consumes any notification."""
-        log.info("realtime_listener_connected", reconnects=self._listener.reconnects)
+        With `hold` (the listener may have reached another server, a promoted replica)
+        every connection holds its events until the catch-up compared its epoch with the
+        stream's. Runs before the broker hands over any later notice."""
+        log.info("realtime_notices_may_be_lost", broker=self.broker.name, reconnects=self.broker.reconnects)
+        REALTIME_CATCH_UPS.labels(cause=cause).inc()
         if self._by_user:
-            for conns in self._by_user.values():
-                for c in conns:
-                    c.hold()
+            if hold:
+                for conns in self._by_user.values():
+                    for c in conns:
+                        c.hold()
             self._spawn(self.catch_up_all())
+
+    def on_user_subscribed(self, user_id: UUID) -> None:
+        """The broker now brings `user_id`'s notices here: what came before, read from the log."""
+        for c in tuple(self._by_user.get(user_id, ())):
+            c.catch_up(None)
 
     async def catch_up_all(self) -> None:
         """Every local connection reads what it lacks up to its user's stream position (or
@@ -248,7 +260,7 @@ class RealtimeHub:
     async def _reconcile_loop(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval * random.uniform(0.8, 1.2))
-            if self._listener.is_connected:
+            if self.broker.connected:
                 try:
                     await self.catch_up_all()
                 except Exception:

@@ -1,0 +1,203 @@
+"""The Redis broker's two halves against a real Postgres and a real Redis: the relay
+(Postgres notifications onto per-user channels, one relay active) and a replica's
+subscriber (only its users' channels, refills where messages may have been lost)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from uuid import UUID
+
+import psycopg
+import pytest
+
+from rag_devstack.redis import RedisServer
+from rag_eventbus import publish
+from rag_eventbus.publish import decode_notice
+from rag_eventbus.redis_relay import RedisRelay
+from rag_eventbus.redis_subscriber import RedisSubscriber
+from rag_eventbus.redis_wire import split_notice
+
+from .conftest import TestEvent, make_audience
+
+pytestmark = pytest.mark.anyio
+
+
+@dataclass
+class Replica:
+    """What an api replica's hub would see: user events, refills, confirmed subscriptions."""
+
+    events: dict[UUID, list[int]] = field(default_factory=dict)
+    ranges: dict[UUID, list[tuple[int, int]]] = field(default_factory=dict)
+    refills: int = 0
+    subscribed: list[UUID] = field(default_factory=list)
+
+    def on_notice(self, payload: bytes) -> None:
+        notice = decode_notice(payload.decode())
+        for user, event in notice.events:
+            self.events.setdefault(user, []).append(event.id)
+        for user, first, last in notice.ranges:
+            self.ranges.setdefault(user, []).append((first, last))
+
+    def on_refill(self, cause: str) -> None:
+        self.refills += 1
+
+    def on_subscribed(self, user: UUID) -> None:
+        self.subscribed.append(user)
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
+
+
+async def publish_to(dsn: str, audience: UUID, n: int = 1) -> None:
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        for _ in range(n):
+            async with conn.transaction():
+                await publish(conn, [TestEvent(audience=audience)])
+
+
+@contextlib.asynccontextmanager
+async def relay(dsn: str, redis_url: str, prefix: str, **options: float) -> AsyncIterator[RedisRelay]:
+    r = RedisRelay(dsn, redis_url, prefix=prefix, **options)  # type: ignore[arg-type]
+    r.start()
+    try:
+        yield r
+    finally:
+        await r.stop()
+
+
+@contextlib.asynccontextmanager
+async def subscriber(redis_url: str, prefix: str, replica: Replica) -> AsyncIterator[RedisSubscriber]:
+    s = RedisSubscriber(
+        redis_url,
+        prefix=prefix,
+        on_notice=replica.on_notice,
+        on_refill=replica.on_refill,
+        on_subscribed=replica.on_subscribed,
+    )
+    s.start()
+    await s.wait_connected(10)
+    try:
+        yield s
+    finally:
+        await s.stop()
+
+
+@pytest.fixture
+def prefix() -> str:
+    """Channels of this test only: tests share the session's Redis."""
+    return f"test:{uuid.uuid4().hex[:8]}:"
+
+
+def test_a_notice_splits_into_each_users_part_in_order() -> None:
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    inline = f'{{"c":"2026-01-01T00:00:00Z","t":"tp","e":[["{a}",1,"x",{{}}],["{b}",7,"x",{{}}],["{a}",2,"y",{{}}]]}}'
+    parts = dict(split_notice(inline))
+    assert list(parts) == [a, b]
+    assert [e.id for _, e in decode_notice(parts[a].decode()).events] == [1, 2]
+    assert decode_notice(parts[b].decode()).events[0][1].traceparent == "tp"
+    ranges = dict(split_notice(f'{{"r":[["{a}",3,9],["{b}",1,1]]}}'))
+    assert decode_notice(ranges[a].decode()).ranges == [(UUID(a), 3, 9)]
+    for bad in ("[]", '{"x":1}', "not json"):
+        with pytest.raises(ValueError):
+            list(split_notice(bad))
+
+
+async def test_a_replica_receives_only_the_users_it_holds_in_order(
+    bus_database_url: str, redis_url: str, prefix: str
+) -> None:
+    held, other = uuid.uuid4(), uuid.uuid4()
+    both = make_audience(bus_database_url, [held, other])
+    replica = Replica()
+    async with relay(bus_database_url, redis_url, prefix) as r, subscriber(redis_url, prefix, replica) as s:
+        await r.listener.wait_connected(10)
+        s.add(held)
+        await eventually(lambda: replica.subscribed == [held])
+        await publish_to(bus_database_url, both, 50)
+        await eventually(lambda: len(replica.events.get(held, [])) == 50)
+    assert replica.events[held] == list(range(1, 51))
+    assert other not in replica.events  # never sent to this replica, not even dropped here
+
+
+async def test_a_user_whose_last_socket_left_is_unsubscribed(
+    bus_database_url: str, redis_url: str, prefix: str
+) -> None:
+    user = uuid.uuid4()
+    audience = make_audience(bus_database_url, [user])
+    replica = Replica()
+    async with relay(bus_database_url, redis_url, prefix) as r, subscriber(redis_url, prefix, replica) as s:
+        await r.listener.wait_connected(10)
+        s.add(user)
+        s.add(user)  # two sockets
+        await eventually(lambda: replica.subscribed == [user])
+        s.remove(user)
+        await publish_to(bus_database_url, audience)
+        await eventually(lambda: replica.events.get(user) == [1])  # one socket left: still here
+        s.remove(user)
+        await asyncio.sleep(0.2)  # the unsubscribe is on its way
+        await publish_to(bus_database_url, audience)
+        await eventually(lambda: r.forwarded == 2)
+        await asyncio.sleep(0.2)
+    assert replica.events[user] == [1]
+
+
+async def test_one_relay_is_active_and_another_takes_over_with_a_refill(
+    bus_database_url: str, redis_url: str, prefix: str
+) -> None:
+    user = uuid.uuid4()
+    audience = make_audience(bus_database_url, [user])
+    replica = Replica()
+    async with subscriber(redis_url, prefix, replica) as s:
+        s.add(user)
+        await eventually(lambda: replica.subscribed == [user])
+        refills_before = replica.refills
+        first = RedisRelay(bus_database_url, redis_url, prefix=prefix, standby_interval=0.1)
+        first.start()
+        await first.listener.wait_connected(10)
+        async with relay(bus_database_url, redis_url, prefix, standby_interval=0.1) as second:
+            await asyncio.sleep(0.5)
+            assert first.active and not second.active  # one relay forwards, not two
+            await publish_to(bus_database_url, audience, 3)
+            await eventually(lambda: replica.events.get(user) == [1, 2, 3])
+            await first.stop()  # its session ends: the lock goes with it
+            await second.listener.wait_connected(10)
+            # The new relay says notices may have been missed, then forwards.
+            await eventually(lambda: replica.refills > refills_before + 1)
+            await publish_to(bus_database_url, audience, 2)
+            await eventually(lambda: replica.events.get(user) == [1, 2, 3, 4, 5])
+
+
+async def test_a_redis_restart_costs_a_refill_on_both_sides_and_delivery_resumes(
+    bus_database_url: str, redis_server: RedisServer | None, prefix: str
+) -> None:
+    if redis_server is None:
+        pytest.skip("needs the local Redis server, which the test restarts (not TEST_REDIS_URL or Docker)")
+    user = uuid.uuid4()
+    audience = make_audience(bus_database_url, [user])
+    replica = Replica()
+    async with (
+        relay(bus_database_url, redis_server.url, prefix) as r,
+        subscriber(redis_server.url, prefix, replica) as s,
+    ):
+        await r.listener.wait_connected(10)
+        s.add(user)
+        await eventually(lambda: replica.subscribed == [user])
+        await publish_to(bus_database_url, audience, 2)
+        await eventually(lambda: replica.events.get(user) == [1, 2])
+        connects, refills = s.connects, replica.refills
+        await asyncio.to_thread(redis_server.restart, 0.5)
+        await publish_to(bus_database_url, audience, 1)  # published while Redis was away, or just back
+        await eventually(lambda: s.connects > connects, timeout=15)
+        # The subscriber refilled (its connection is new) and the relay reported the failure.
+        await eventually(lambda: replica.refills > refills)
+        await eventually(lambda: r.publish_errors + r.refills >= 1)
+        await publish_to(bus_database_url, audience, 1)
+        await eventually(lambda: 4 in replica.events.get(user, []), timeout=15)
