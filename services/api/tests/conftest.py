@@ -193,6 +193,22 @@ def api_factory(database_url: str, s3_env: dict[str, str], tmp_path: Path) -> It
         system.stop()
 
 
+@pytest.fixture(params=["postgres", "redis"])
+def broker_api_factory(request: pytest.FixtureRequest, api_factory: ApiFactory) -> ApiFactory:
+    """`api_factory` on each realtime broker in turn (EVENTBUS_BROKER): the end-to-end realtime
+    suite runs on both. The Redis one is the session's real Redis, with channels of this test's own."""
+    if request.param == "postgres":
+        return api_factory
+    redis_url: str = request.getfixturevalue("redis_url")
+    prefix = f"test:{uuid.uuid4().hex[:8]}:"
+
+    def factory(*, wait_ready: bool = True, **overrides: str) -> Api:
+        env = {"EVENTBUS_BROKER": "redis", "REDIS_URL": redis_url, "EVENTBUS_REDIS_PREFIX": prefix}
+        return api_factory(wait_ready=wait_ready, **{**env, **overrides})
+
+    return factory
+
+
 @pytest.fixture
 def api(api_factory: ApiFactory) -> Api:
     """One api replica on this test's own database and bucket."""
