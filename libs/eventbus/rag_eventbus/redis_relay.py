@@ -12,7 +12,7 @@ Nothing is lost when a notification is: whenever notifications may have been mis
 relay has just started listening, its LISTEN connection came back, or Redis refused a
 publish), the relay publishes a refill message, and every replica reads each local user's
 gap from the log. Redis being down only delays events; publishing resumes, refill first,
-when it is back.
+when it is back, and the refill stands for every notice queued until then.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ class RedisRelay:
         self.publish_errors = 0
         self.refills = 0  # refill messages published
         self.dropped = 0  # notifications dropped while the queue was full
+        self.covered = 0  # notifications not sent because a refill covered them
 
     @property
     def active(self) -> bool:
@@ -115,20 +116,33 @@ class RedisRelay:
             try:
                 await self._send(batch)
                 failures = 0
-            except (RedisError, OSError) as exc:
-                # This batch is gone: the refill published once Redis answers covers it.
+            except Exception as exc:
+                # This batch is gone: the refill published once Redis answers covers it. Any
+                # error, not only Redis' own: a relay whose loop died would hold the lock forever.
                 self.publish_errors += 1
                 self._refill_due = True
                 failures += 1
-                log.warning("redis_relay_publish_failed", error=str(exc), notices=len(batch))
+                log.warning(
+                    "redis_relay_publish_failed",
+                    error=str(exc),
+                    error_type=type(exc).__qualname__,
+                    notices=len(batch),
+                    exc_info=not isinstance(exc, RedisError | OSError),
+                )
                 await asyncio.sleep(RETRY.backoff(failures))
                 self._pending.set()
 
     async def _send(self, batch: list[str]) -> None:
+        if self._refill_due:
+            # The refill covers every notice queued before it: their events are committed, so
+            # each replica's read of the log after the refill finds them. Sending them too
+            # would only burst the backlog of an outage onto the sockets.
+            await self._redis.publish(refill_channel(self._prefix), REFILL_MESSAGE)
+            self._refill_due = False
+            self.refills += 1
+            self.covered += len(batch)
+            return
         pipe = self._redis.pipeline(transaction=False)
-        refill = self._refill_due
-        if refill:
-            pipe.publish(refill_channel(self._prefix), REFILL_MESSAGE)
         for payload in batch:
             try:
                 parts = list(split_notice(payload))
@@ -137,10 +151,6 @@ class RedisRelay:
                 continue
             for user, message in parts:
                 pipe.spublish(user_channel(self._prefix, user), message)
-        if not refill and not batch:
-            return
-        await pipe.execute()
-        if refill:
-            self._refill_due = False
-            self.refills += 1
-        self.forwarded += len(batch)
+        if batch:
+            await pipe.execute()
+            self.forwarded += len(batch)

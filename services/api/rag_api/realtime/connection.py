@@ -119,6 +119,10 @@ class Connection:
         self._announced = 0  # highest id seen in live notices
         self._fill_upto = 0  # ids up to this are known to exist and are read from the log
         self._fill_all = False  # read the log to its end (position unknown: DB was down)
+        # Ids up to this are a replay the server owes, not a backlog of the client's: a
+        # resume's history, or events whose notices the server lost (a broker reconnection
+        # or refill). The send bound (WS_SEND_QUEUE_MAX) counts only live ids after it.
+        self._replay_upto = 0
         self._pending: deque[DeliveredEvent] = deque()  # inline events, in id order
         self._control: deque[bytes] = deque()  # pong / error / ping / resync frames
         self._serving = False  # hello sent: the writer may run
@@ -138,6 +142,9 @@ class Connection:
         """A live event that travelled inline in the notification."""
         if self._close is not None or event.id <= self.last_sent:
             return
+        if self._baseline is not None and event.id > self._announced + 1:
+            # A jump: the notices of the ids between were lost (the hub's catch-up is on its way).
+            self._replay_upto = max(self._replay_upto, event.id - 1)
         self._pending.append(event)
         self._announced = max(self._announced, event.id)
         self._check_backlog()
@@ -167,6 +174,8 @@ class Connection:
         elif self._epoch and position.epoch != self._epoch:
             self._stale = True
         else:
+            if position.last_id > self._announced:  # ids no notice announced: theirs were lost
+                self._replay_upto = max(self._replay_upto, position.last_id)
             self._fill_upto = max(self._fill_upto, position.last_id)
         self._kick()
 
@@ -209,7 +218,10 @@ class Connection:
         if self._baseline is None:
             behind = len(self._pending)  # before hello: only what is held in memory
         else:
-            behind = self._announced - max(self.last_sent, self._baseline)
+            # Live ids waiting (in memory or in the log), and never more in memory than the bound.
+            behind = max(
+                self._announced - max(self.last_sent, self._baseline, self._replay_upto), len(self._pending)
+            )
         if behind > self._queue_max:
             log.info("realtime_too_slow", user_id=str(self.user_id), behind=behind)
             self.request_close(frames.CLOSE_TOO_SLOW, "send queue full")
