@@ -1,4 +1,4 @@
-"""6. Scale-out cost: CPU an api replica spends on notifications for users it does not hold."""
+"""6. Scale-out cost: CPU an api replica spends on events for users it does not hold, on each broker."""
 
 from __future__ import annotations
 
@@ -7,19 +7,27 @@ import functools
 import json
 from typing import Any
 
+import httpx
+
 from bench import profiling
 from bench.common import Bench, Child, Row, Section, cpu_seconds, median, median_of
+from bench.realtime import analyse
 from bench.stack import apis, make_users, s3
+from rag_devstack.redis import RedisServer
+from rag_testing.prometheus import metric_value
 
-REPLICAS = (2, 4)
+BROKERS = ("postgres", "redis")
+REPLICAS = (2, 4, 8)
 RATE = 1000  # events/s, one event (one NOTIFY) per transaction
 USERS = 100
 PUBLISHERS = 2
 CONNECTIONS = 3
 
 
-async def publish_window(bench: Bench, dsn: str, users_file: str, seconds: float) -> tuple[int, float]:
-    """Publish for `seconds`; (events, seconds actually taken)."""
+async def publish_window(
+    bench: Bench, dsn: str, users_file: str, seconds: float
+) -> tuple[list[list[int]], float]:
+    """Publish for `seconds`; (every event's [user, id, commit ns], seconds actually taken)."""
     pubs = [
         await Child.start(
             "bench.publisher",
@@ -43,11 +51,33 @@ async def publish_window(bench: Bench, dsn: str, users_file: str, seconds: float
     finally:
         for p in pubs:
             await p.stop()
-    return sum(len(d["commits"]) for d in done), max(float(d["seconds"]) for d in done)
+    return [c for d in done for c in d["commits"]], max(float(d["seconds"]) for d in done)
+
+
+async def relay_index(system: Any) -> int | None:
+    """Which replica's relay forwards (the Redis broker), by its /metrics; None: Postgres."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        for i, api in enumerate(system.apis):
+            text = (await http.get(api.url + "/metrics")).text
+            if metric_value(text, "rag_api_redis_relay_active") == 1.0:
+                return i
+    return None
+
+
+async def wait_for_relay(system: Any, timeout: float = 10) -> int | None:
+    """The forwarding relay's replica, once there is one (None at once: the Postgres broker)."""
+    if system.api.env.get("EVENTBUS_BROKER") != "redis":
+        return None
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (found := await relay_index(system)) is None:
+        if asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError("no relay took the lock")
+        await asyncio.sleep(0.1)
+    return found
 
 
 async def one_run(
-    bench: Bench, system: Any, dsn: str, users_file: str, clients: Child, seconds: float
+    bench: Bench, system: Any, dsn: str, users_file: str, clients: Child, seconds: float, relay: int | None
 ) -> dict[str, float]:
     pids = [api.process.pid for api in system.apis]
     # Idle baseline over the same length of time: heartbeats, reconcile, the answer worker's poll.
@@ -55,24 +85,41 @@ async def one_run(
     await asyncio.sleep(seconds)
     idle1 = [cpu_seconds(p) for p in pids]
     load0 = [cpu_seconds(p) for p in pids]
-    events, took = await publish_window(bench, dsn, users_file, seconds)
+    commits, took = await publish_window(bench, dsn, users_file, seconds)
+    events = len(commits)
     clients.send({"t": "collect", "expect": events, "timeout": 15})
     received = await clients.expect("received", timeout=120)
     load1 = [cpu_seconds(p) for p in pids]
     idle = [(b - a) / seconds for a, b in zip(idle0, idle1, strict=True)]
     load = [(b - a) / took for a, b in zip(load0, load1, strict=True)]
-    foreign = [load[i] - idle[i] for i in range(1, len(pids))]  # replicas holding no socket
-    holder = load[0] - idle[0]
-    per_event_us = [f / (events / took) * 1e6 for f in foreign]
+    busy = [load[i] - idle[i] for i in range(len(pids))]
+    # Replicas holding no socket, and not relaying: what one more replica costs.
+    foreign = [busy[i] for i in range(1, len(pids)) if i != relay]
+    rate = events / took
+    latency = analyse(commits, received)
+    # A replica that receives nothing measures within a tick of its idle baseline, either side:
+    # below it is noise, shown as 0.
+    foreign = [max(0.0, f) for f in foreign]
     return {
         "events": float(events),
-        "rate": events / took,
+        "rate": rate,
         "delivered": float(len(received["events"])),
-        "foreign_core_share": median(foreign) * 100,
-        "foreign_us_per_event": median(per_event_us),
-        "holder_us_per_event": holder / (events / took) * 1e6,
+        "foreign_core_share": median(foreign) * 100 / (rate / 1000),
+        "foreign_us_per_event": median(foreign) / rate * 1e6,
+        "holder_us_per_event": busy[0] / rate * 1e6,
+        "relay_us_per_event": busy[relay] / rate * 1e6 if relay not in (None, 0) else float("nan"),
         "idle_core_share": median(idle) * 100,
+        "p50": latency["p50"],
+        "p99": latency["p99"],
+        "lost": latency["lost"],
     }
+
+
+def broker_env(broker: str, redis: RedisServer | None, replicas: int) -> dict[str, str]:
+    if broker == "postgres":
+        return {"EVENTBUS_BROKER": "postgres"}
+    assert redis is not None
+    return {"EVENTBUS_BROKER": "redis", "REDIS_URL": redis.url, "EVENTBUS_REDIS_PREFIX": f"bench{replicas}:"}
 
 
 async def run(bench: Bench) -> Section:
@@ -82,12 +129,23 @@ async def run(bench: Bench) -> Section:
     users = make_users(dsn, USERS)
     users_file = bench.work_dir / "scaleout-users.json"
     users_file.write_text(json.dumps(users))
-    results: dict[str, list[dict[str, float]]] = {f"R={r}": [] for r in REPLICAS}
+    keys = [(b, r) for b in BROKERS for r in REPLICAS]
+    results: dict[str, list[dict[str, float]]] = {key_of(b, r): [] for b, r in keys}
     profile = ""
+    redis = RedisServer(bench.work_dir / "redis")
+    redis.start()
     try:
         with s3(bench.log_dir) as s3_env:
-            for replicas in REPLICAS:
-                with apis(dsn, s3_env, bench.log_dir / f"scaleout-{replicas}", count=replicas) as system:
+            for broker, replicas in keys:
+                key = key_of(broker, replicas)
+                log_dir = bench.log_dir / f"scaleout-{broker}-{replicas}"
+                env = broker_env(broker, redis, replicas)
+                # Replica 0 (which holds every socket) starts first, so that its relay is the
+                # one forwarding: the others then cost only what one more replica costs.
+                with apis(dsn, s3_env, log_dir, count=1, **env) as system:
+                    relay = await wait_for_relay(system)
+                    for _ in range(replicas - 1):
+                        system.add_api(wait=True)
                     clients = await Child.start(
                         "bench.wsclients",
                         "ws",
@@ -98,74 +156,86 @@ async def run(bench: Bench) -> Section:
                     try:
                         await clients.expect("ready", timeout=120)
                         for _ in range(runs):
-                            results[f"R={replicas}"].append(
-                                await one_run(bench, system, dsn, str(users_file), clients, seconds)
+                            results[key].append(
+                                await one_run(bench, system, dsn, str(users_file), clients, seconds, relay)
                             )
-                        if bench.profile and replicas == REPLICAS[0]:
+                        if bench.profile and broker == "postgres" and replicas == REPLICAS[0]:
                             # An extra, unmeasured window with py-spy on a replica that holds no socket.
                             sampling = asyncio.create_task(
                                 profiling.record(
                                     system.apis[1].process.pid, 2 * seconds, bench.work_dir / "scaleout.prof"
                                 )
                             )
-                            events, _ = await publish_window(bench, dsn, str(users_file), 2 * seconds)
-                            clients.send({"t": "collect", "expect": events, "timeout": 15})
+                            commits, _ = await publish_window(bench, dsn, str(users_file), 2 * seconds)
+                            clients.send({"t": "collect", "expect": len(commits), "timeout": 15})
                             await clients.expect("received", timeout=120)
                             raw = await sampling
                             profile = profiling.summarise(raw) if raw else "(py-spy unavailable)"
                     finally:
                         await clients.stop()
     finally:
+        redis.stop()
         bench.drop_database(dsn)
 
     med = functools.partial(median_of, results)
 
     rows: list[Row] = []
-    for replicas in REPLICAS:
-        key = f"R={replicas}"
-        rows.append(
-            Row(
-                "scaleout",
-                f"{key}: CPU per foreign event",
-                med(key, "foreign_us_per_event"),
-                "µs",
-                runs=[r["foreign_us_per_event"] for r in results[key]],
-            )
-        )
+    for broker, replicas in keys:
+        key = key_of(broker, replicas)
+        share = med(key, "foreign_core_share")
         rows.append(
             Row(
                 "scaleout",
                 f"{key}: core share per 1,000 foreign events/s",
-                med(key, "foreign_us_per_event") / 10,
+                share,
                 "%",
-                runs=[r["foreign_us_per_event"] / 10 for r in results[key]],
+                target="< 2 %" if broker == "redis" else "",
+                ok=share < 2 if broker == "redis" else None,
+                runs=[r["foreign_core_share"] for r in results[key]],
             )
         )
+        for q in ("p50", "p99"):
+            rows.append(
+                Row("scaleout", f"{key}: latency {q}", med(key, q), "ms", runs=[r[q] for r in results[key]])
+            )
     table = [
-        "| replicas | events/s published | delivered | a replica without the users: CPU per event, core share | the replica holding them: CPU per event | idle replica |",
-        "|---|---|---|---|---|---|",
+        "| broker | replicas | events/s published | delivered | a replica without the users: CPU per event, "
+        "core share per 1,000 events/s | the replica holding them: CPU per event | the relay: CPU per event "
+        "| commit to socket p50 / p99 |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for replicas in REPLICAS:
-        key = f"R={replicas}"
+    for broker, replicas in keys:
+        key = key_of(broker, replicas)
+        relay_cost = med(key, "relay_us_per_event")
+        relay_text = (
+            "(none)"
+            if broker == "postgres"
+            else ("the holder" if relay_cost != relay_cost else f"{relay_cost:.0f} µs")
+        )
         table.append(
-            f"| {replicas} | {med(key, 'rate'):,.0f} | {med(key, 'delivered') / med(key, 'events') * 100:.0f} % |"
-            f" {med(key, 'foreign_us_per_event'):.0f} µs, {med(key, 'foreign_core_share'):.1f} % of a core |"
-            f" {med(key, 'holder_us_per_event'):.0f} µs | {med(key, 'idle_core_share'):.1f} % of a core |"
+            f"| {broker} | {replicas} | {med(key, 'rate'):,.0f} |"
+            f" {med(key, 'delivered') / med(key, 'events') * 100:.0f} % |"
+            f" {med(key, 'foreign_us_per_event'):.0f} µs, {med(key, 'foreign_core_share'):.1f} % |"
+            f" {med(key, 'holder_us_per_event'):.0f} µs | {relay_text} |"
+            f" {med(key, 'p50'):.2f} / {med(key, 'p99'):.2f} ms |"
         )
     method = (
-        f"R real `rag-api` replicas on one database; {USERS} users, each in a workspace of their own, all "
-        f"connected to replica 0 only (one socket each, from a client process). Two publisher processes "
-        f"publish {RATE:,} events/s for {seconds:g} s with `rag_eventbus.publish`, one event per "
-        f"transaction (so one NOTIFY per event, the costliest case). Each replica's CPU is read from "
-        f"/proc/<pid>/stat (utime + stime) over the publishing window and, just before, over an idle window "
-        f"of the same length; the difference, divided by the events published, is what one notification "
-        f"costs a replica that holds none of its users (every replica LISTENs on `rag_realtime` and drops "
-        f"what is not for its sockets). The median over the replicas without users, then over {runs} runs."
+        f"R real `rag-api` replicas (R = {', '.join(map(str, REPLICAS))}) on one database, for each broker "
+        f"(EVENTBUS_BROKER: `postgres`, every replica LISTENs on `rag_realtime`; `redis`, a local "
+        f"redis-server, each replica subscribes to the channels of the users it holds and one replica's "
+        f"relay forwards Postgres' notices). {USERS} users, each in a workspace of their own, all connected "
+        f"to replica 0 only (one socket each, from a client process). Two publisher processes publish "
+        f"{RATE:,} events/s for {seconds:g} s with `rag_eventbus.publish`, one event per transaction (one "
+        f"NOTIFY per event, the costliest case). Each replica's CPU is read from /proc/<pid>/stat (utime + "
+        f"stime) over the publishing window and, just before, over an idle window of the same length; the "
+        f"difference, per event published, is what an event costs a replica that holds none of its users "
+        f"(the median over those replicas, the relay's excluded and shown apart), then the median over "
+        f"{runs} runs. Latency: from each event's commit in the publisher to its frame read by the client."
     )
     if profile:
         table += [
             "",
-            "py-spy on a replica that holds none of the users, while events are published:",
+            "py-spy on a replica that holds none of the users (Postgres broker), while events are published:",
             "",
             profile,
         ]
@@ -174,30 +244,45 @@ async def run(bench: Bench) -> Section:
         "6. Scale-out cost",
         rows,
         method,
-        limits=scaleout_limits({k: med(k, "foreign_us_per_event") for k in results}),
+        limits=scaleout_limits(
+            {k: med(k, "foreign_us_per_event") for k in results},
+            {k: med(k, "relay_us_per_event") for k in results},
+        ),
         extra="\n".join(table),
         details=results,
     )
 
 
-def scaleout_limits(us: dict[str, float]) -> str:
-    cost = median(list(us.values()))
-    at_10_percent = 0.10 / (cost / 1e6)
+def key_of(broker: str, replicas: int) -> str:
+    return f"{broker} R={replicas}"
+
+
+def scaleout_limits(us: dict[str, float], relay_us: dict[str, float]) -> str:
+    pg = median([v for k, v in us.items() if k.startswith("postgres")])
+    rd = median([v for k, v in us.items() if k.startswith("redis")])
+    relays = [v for k, v in relay_us.items() if k.startswith("redis") and v == v]
+    relay = median(relays) if relays else float("nan")
+    per_replica = ", ".join(f"{us[key_of('postgres', r)]:.0f} µs with {r}" for r in REPLICAS)
+    at_10_percent = 0.10 / (pg / 1e6)
+    relay_text = (
+        f"The relay pays about {relay:.0f} µs per event it forwards (decoding the notice, one SPUBLISH per "
+        f"user, pipelined), once in the cluster rather than once per replica. "
+        if relay == relay
+        else "The relay ran on the replica that holds the users in every run here, so its cost is inside "
+        "that replica's. "
+    )
     return (
-        f"Every replica pays about {cost:.0f} µs of CPU for every notification on `rag_realtime`, whoever "
-        f"it is for ({us['R=2']:.0f} µs with 2 replicas, {us['R=4']:.0f} µs with 4: the cost per replica "
-        f"does not grow with their number, the cluster's total does). That is "
-        f"{cost / 10:.0f} % of a core per 1,000 notifications/s, on each replica, before it delivers "
-        f"anything of its own. py-spy (above): most of it is psycopg's notification path (the "
-        f"`notifies()` generator waking the event loop, and the loop's per-wake-up work), then decoding. "
-        f"Since this benchmark a replica decodes only the events of users it holds "
-        f"(`decode_notice(payload, wanted=...)` in the hub; the pydantic events it built for others were "
-        f"a fifth of its busy samples; the gain is within this machine's noise per notification, as the "
-        f"fixed per-notification cost dominates). When to shard: when notifications/s x {cost:.0f} µs "
-        f"becomes a visible share of a replica's CPU, say 10 % at about {at_10_percent:,.0f} "
-        f"notifications/s, or when there are so many replicas that R x that is more than the fan-out is "
-        f"worth; then shard the channel by user (`rag_realtime_<n>`, n = hash(user) mod shards) and "
-        f"LISTEN only to the shards with local users, so that a replica pays only for its own share. Until "
-        f"then, publishing several events per transaction (one NOTIFY carries up to ~7 KB of events "
-        f"inline) divides the cost by the batch size."
+        f"Postgres broker: every replica pays about {pg:.0f} µs of CPU for every notification on "
+        f"`rag_realtime`, whoever it is for ({per_replica}: the cost per replica does not grow with their "
+        f"number, the cluster's total does), {pg / 10:.0f} % of a core per 1,000 notifications/s on each "
+        f"replica before it delivers anything of its own; py-spy (above): most of it is psycopg's "
+        f"notification path, then decoding. Redis broker: a replica that holds none of the users pays "
+        f"{rd:.0f} µs per event ({rd / 10:.2f} % of a core per 1,000 events/s): it is subscribed to no "
+        f"channel of theirs, so Redis sends it nothing. {relay_text}"
+        f"When to switch: when notifications/s x {pg:.0f} µs becomes a visible share of a replica's CPU "
+        f"(10 % at about {at_10_percent:,.0f} notifications/s), or when replicas x that is more than the "
+        f"fan-out is worth. Until then, publishing several events per transaction (one NOTIFY carries up to "
+        f"~7 KB of events inline) divides the Postgres broker's cost by the batch size. This machine has 2 "
+        f"cores for Postgres, Redis, the publishers, the client and up to 8 replicas: the latencies grow "
+        f"with the replicas here because they share those cores, not because of the brokers."
     )

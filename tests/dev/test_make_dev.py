@@ -54,13 +54,15 @@ def processes_of(clone: Path) -> list[str]:
 
 
 class DevRun:
-    def __init__(self, clone: Path, api_port: int) -> None:
+    def __init__(self, clone: Path, api_port: int, extra_env: dict[str, str]) -> None:
         self.clone = clone
         self.log = clone.parent / f"make-dev-{api_port}.log"
         env = {
             k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "S3_ENDPOINT_URL", "VIRTUAL_ENV"}
         }
         env["API_PORT"] = str(api_port)
+        env.pop("REDIS_URL", None)
+        env.update(extra_env)
         env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if ".venv" not in p)
         self.proc = subprocess.Popen(
             ["make", "dev"],
@@ -125,9 +127,11 @@ def test_make_dev_in_a_fresh_clone_runs_the_system_and_ctrl_c_leaves_nothing(tmp
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True)
     assert not (clone / ".venv").exists() and not (clone / ".dev").exists()
 
-    for run, timeout in (("first", INSTALL_AND_START_TIMEOUT), ("second", 300)):
+    # The second run carries the realtime notices through Redis (a local redis-server it starts).
+    runs = (("first", INSTALL_AND_START_TIMEOUT, {}), ("second", 300, {"EVENTBUS_BROKER": "redis"}))
+    for run, timeout, extra_env in runs:
         api_port = free_port()
-        dev = DevRun(clone, api_port)
+        dev = DevRun(clone, api_port, extra_env)
         try:
             env = dev.wait_stack_env(timeout)
             assert env["DEV_USER_ID"] and uuid.UUID(env["DEV_USER_ID"])
@@ -136,8 +140,12 @@ def test_make_dev_in_a_fresh_clone_runs_the_system_and_ctrl_c_leaves_nothing(tmp
             output = dev.output()
             assert "embedded Postgres" in output and "moto" in output, output
             assert f"{env['API_URL']}/#token=" in output
+            if extra_env:
+                assert env["EVENTBUS_BROKER"] == "redis" and "starting local Redis" in output, output
             asyncio.run(upload_and_watch(env))
             ports = [api_port, urlparse(env["DATABASE_URL"]).port, urlparse(env["S3_ENDPOINT_URL"]).port]
+            if env.get("REDIS_URL"):
+                ports.append(urlparse(env["REDIS_URL"]).port)
         finally:
             code = dev.ctrl_c() if dev.proc.poll() is None else dev.proc.returncode
         # make itself dies of the SIGINT (as in a terminal) once `python -m rag_devstack.dev`

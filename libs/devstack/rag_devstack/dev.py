@@ -30,6 +30,7 @@ import httpx
 from rag_devstack.backends import POSTGRES_IMAGE, BackendChoice, choose_backends
 from rag_devstack.postgres import EmbeddedPostgres, free_port
 from rag_devstack.procs import venv_command
+from rag_devstack.redis import RedisServer
 from rag_devstack.s3 import DEV_ACCESS_KEY, DEV_SECRET_KEY, MotoServer, ensure_bucket
 
 COLOURS = {"api": "\033[36m", "parse": "\033[33m", "ingest": "\033[35m", "dev": "\033[32m"}
@@ -143,6 +144,21 @@ class Stack:
             "S3_SECRET_ACCESS_KEY": config["secret_key"],
         }
 
+    def start_redis_if_wanted(self, env: dict[str, str]) -> None:
+        """`make dev EVENTBUS_BROKER=redis`: a local redis-server unless REDIS_URL names one."""
+        if env.get("EVENTBUS_BROKER") != "redis" or env.get("REDIS_URL"):
+            return
+        tmp = Path(tempfile.mkdtemp(prefix="rag-dev-redis-"))
+        server = RedisServer(tmp)
+        if server.binary is None:
+            raise DevError(
+                "EVENTBUS_BROKER=redis: no redis-server on the PATH (make os-packages) and no REDIS_URL"
+            )
+        say(f"starting local Redis on port {server.port}")
+        env["REDIS_URL"] = server.start()
+        self.on_exit(lambda: shutil.rmtree(tmp, ignore_errors=True))
+        self.on_exit(server.stop)
+
     # -- services --------------------------------------------------------------
 
     def spawn(self, name: str, command: str, env: dict[str, str]) -> None:
@@ -210,6 +226,7 @@ def run(root: Path) -> int:
     with stop_signals() as stop:
         try:
             stack.start_backends(choice, env)
+            stack.start_redis_if_wanted(env)
             ensure_bucket(env)
             user_id = env.get("DEV_USER_ID") or str(uuid.uuid4())
             env.setdefault("JWT_SECRET", secrets.token_urlsafe(32))
@@ -244,6 +261,8 @@ def run(root: Path) -> int:
                     "DATABASE_URL": env["DATABASE_URL"],
                     "S3_ENDPOINT_URL": env.get("S3_ENDPOINT_URL", ""),
                     "S3_BUCKET": env["S3_BUCKET"],
+                    "EVENTBUS_BROKER": env.get("EVENTBUS_BROKER", "postgres"),
+                    "REDIS_URL": env.get("REDIS_URL", ""),
                 },
             )
             say(f"ready: open {api_url}/#token={token}")
