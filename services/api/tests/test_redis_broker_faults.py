@@ -4,21 +4,27 @@ this process streaming 10,000 events, and a real WebSocket client per replica.
 
 Whatever breaks mid-stream (Redis restarts, the replica whose relay forwards is killed,
 every replica's subscription is cut), every client ends with all 10,000 events: ids
-consecutive from 1, none twice (docs/realtime.md, "Redis as the broker").
+consecutive from 1, none twice (docs/realtime.md, "Scaling out"). The clients behave as the
+contract asks: on a close they resume from their last id. The only close allowed is 4408,
+which a burst of live events beyond WS_SEND_QUEUE_MAX right after an outage can still cause.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
 import httpx
+import orjson
 import pytest
 import redis
 from psycopg import AsyncConnection
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from rag_core.events import DocumentStatusUpdated, Event
 from rag_devstack.redis import RedisServer
@@ -70,7 +76,10 @@ async def stream(dsn: str, workspace: UUID, fault: Callable[[], Awaitable[None]]
 
 
 def assert_all(events: list[dict[str, Any]]) -> None:
-    got = [e["id"] for e in events]
+    assert_ids([e["id"] for e in events])
+
+
+def assert_ids(got: list[int]) -> None:
     assert len(got) == len(set(got)), "an event was delivered twice"
     assert got == list(range(1, N + 1)), f"{len(got)} events, first gap near {_first_gap(got)}"
 
@@ -82,6 +91,53 @@ def _first_gap(got: list[int]) -> int | None:
 async def metric(api: Api, name: str) -> float:
     async with httpx.AsyncClient(timeout=10) as http:
         return metric_value((await http.get(api.url + "/metrics")).text, name)
+
+
+class ResumingClient:
+    """A client as the contract asks one to behave: it reads every event and, when the server
+    closes the socket (4408 after an outage's burst, say), reconnects with its last id."""
+
+    def __init__(self, ws_url: str, token: str) -> None:
+        self.ws_url, self.token = ws_url, token
+        self.ids: list[int] = []
+        self.closes: list[int | None] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> ResumingClient:
+        connected = asyncio.Event()
+        self._task = asyncio.create_task(self._run(connected))
+        await asyncio.wait_for(connected.wait(), 10)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _run(self, connected: asyncio.Event) -> None:
+        while True:
+            query = f"token={self.token}" + (f"&last_event_id={self.ids[-1]}" if self.ids else "")
+            try:
+                async with connect(f"{self.ws_url}?{query}", max_size=None) as ws:
+                    async for message in ws:
+                        frame = orjson.loads(message)
+                        if frame.get("type") == "hello":
+                            connected.set()
+                        elif "id" in frame and frame.get("type") != "pong":
+                            self.ids.append(frame["id"])
+            except ConnectionClosed as closed:
+                self.closes.append(closed.rcvd.code if closed.rcvd else None)
+            except OSError:
+                self.closes.append(None)
+            await asyncio.sleep(0.1)
+
+    async def wait_for(self, n: int, timeout: float) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(self.ids) < n:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{len(self.ids)} of {n} events in {timeout}s; closes {self.closes}")
+            await asyncio.sleep(0.05)
 
 
 async def relay_is_active(api: Api) -> bool:
@@ -100,8 +156,8 @@ async def test_a_redis_restart_mid_stream_loses_and_repeats_nothing(
 ) -> None:
     apis, workspace, (owner, member) = await two_clients(api_factory, local_redis)
     async with (
-        EventCollector(apis[0].ws_url, apis[0].token(owner)) as on_first,
-        EventCollector(apis[1].ws_url, apis[1].token(member)) as on_second,
+        ResumingClient(apis[0].ws_url, apis[0].token(owner)) as on_first,
+        ResumingClient(apis[1].ws_url, apis[1].token(member)) as on_second,
     ):
 
         async def restart_redis() -> None:
@@ -109,9 +165,12 @@ async def test_a_redis_restart_mid_stream_loses_and_repeats_nothing(
 
         await stream(apis[0].database_url, workspace, restart_redis)
         for client in (on_first, on_second):
-            await client.wait_until(lambda c=client: len(c.events) >= N, timeout=120)  # type: ignore[misc]
+            await client.wait_for(N, timeout=120)
             await asyncio.sleep(0.3)  # anything late and extra would arrive now
-            assert_all(client.events)
+            assert_ids(client.ids)
+            # Not one close but for a burst beyond WS_SEND_QUEUE_MAX right after the outage
+            # (docs/realtime.md, "Scaling out": a miss, left open).
+            assert set(client.closes) <= {4408}, client.closes
 
 
 async def test_killing_the_replica_whose_relay_forwards_loses_nothing(
@@ -150,8 +209,8 @@ async def test_cutting_every_replicas_subscription_mid_stream_loses_nothing(
     apis, workspace, (owner, member) = await two_clients(api_factory, local_redis)
     admin = redis.Redis.from_url(local_redis.url)
     async with (
-        EventCollector(apis[0].ws_url, apis[0].token(owner)) as on_first,
-        EventCollector(apis[1].ws_url, apis[1].token(member)) as on_second,
+        ResumingClient(apis[0].ws_url, apis[0].token(owner)) as on_first,
+        ResumingClient(apis[1].ws_url, apis[1].token(member)) as on_second,
     ):
 
         async def cut_subscriptions() -> None:
@@ -160,8 +219,9 @@ async def test_cutting_every_replicas_subscription_mid_stream_loses_nothing(
 
         await stream(apis[0].database_url, workspace, cut_subscriptions)
         for client in (on_first, on_second):
-            await client.wait_until(lambda c=client: len(c.events) >= N, timeout=120)  # type: ignore[misc]
+            await client.wait_for(N, timeout=120)
             await asyncio.sleep(0.3)
-            assert_all(client.events)
+            assert_ids(client.ids)
+            assert set(client.closes) <= {4408}, client.closes
     errors = [await metric(api, "rag_api_redis_subscriber_errors") for api in apis]
     assert errors == [1.0, 1.0]  # each replica noticed, reconnected and refilled
