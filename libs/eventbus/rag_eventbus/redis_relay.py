@@ -26,8 +26,7 @@ from redis.exceptions import RedisError
 
 from rag_eventbus.listener import Listener
 from rag_eventbus.publish import REALTIME_CHANNEL
-from rag_eventbus.redis_wire import REFILL_MESSAGE, refill_channel, split_notice, user_channel
-from rag_retry import RetryPolicy
+from rag_eventbus.redis_wire import REDIS_RETRY, REFILL_MESSAGE, refill_channel, split_notice, user_channel
 
 log = structlog.get_logger("rag_eventbus.redis_relay")
 
@@ -35,7 +34,6 @@ log = structlog.get_logger("rag_eventbus.redis_relay")
 RELAY_LOCK_KEY = int.from_bytes(b"ragrelay", "big") & (2**63 - 1)
 # Notifications waiting for Redis; beyond this they are dropped and a refill covers them.
 QUEUE_MAX = 10_000
-RETRY = RetryPolicy(base_seconds=0.1, max_seconds=5.0)
 
 
 class RedisRelay:
@@ -70,7 +68,6 @@ class RedisRelay:
         self.publish_errors = 0
         self.refills = 0  # refill messages published
         self.dropped = 0  # notifications dropped while the queue was full
-        self.covered = 0  # notifications not sent because a refill covered them
 
     @property
     def active(self) -> bool:
@@ -129,7 +126,7 @@ class RedisRelay:
                     notices=len(batch),
                     exc_info=not isinstance(exc, RedisError | OSError),
                 )
-                await asyncio.sleep(RETRY.backoff(failures))
+                await asyncio.sleep(REDIS_RETRY.backoff(failures))
                 self._pending.set()
 
     async def _send(self, batch: list[str]) -> None:
@@ -140,7 +137,6 @@ class RedisRelay:
             await self._redis.publish(refill_channel(self._prefix), REFILL_MESSAGE)
             self._refill_due = False
             self.refills += 1
-            self.covered += len(batch)
             return
         pipe = self._redis.pipeline(transaction=False)
         for payload in batch:

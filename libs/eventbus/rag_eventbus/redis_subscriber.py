@@ -29,12 +29,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from rag_eventbus.redis_wire import refill_channel, user_channel
-from rag_retry import RetryPolicy
+from rag_eventbus.redis_wire import REDIS_RETRY, refill_channel, user_channel
 
 log = structlog.get_logger("rag_eventbus.redis_subscriber")
 
-RETRY = RetryPolicy(base_seconds=0.1, max_seconds=5.0)
 RefillCause = Literal["reconnect", "refill"]
 HEALTH_SECONDS = 15.0  # a quiet connection is pinged this often
 
@@ -160,7 +158,7 @@ class RedisSubscriber:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
             failures += 1
-            await asyncio.sleep(RETRY.backoff(failures))
+            await asyncio.sleep(REDIS_RETRY.backoff(failures))
 
     async def _consume(self, pubsub: PubSub, initial: set[str]) -> None:
         pending_initial = {c.encode() for c in initial}

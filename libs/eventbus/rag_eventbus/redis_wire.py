@@ -20,8 +20,12 @@ from uuid import UUID
 
 import orjson
 
+from rag_retry import RetryPolicy
+
 DEFAULT_PREFIX = "rag:rt:"
 REFILL_MESSAGE = b"refill"
+# Waits between tries while Redis does not answer, for the relay and the subscriber alike.
+REDIS_RETRY = RetryPolicy(base_seconds=0.1, max_seconds=5.0)
 
 
 def user_channel(prefix: str, user_id: UUID | str) -> str:
