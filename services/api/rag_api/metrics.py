@@ -48,6 +48,9 @@ REDIS_SUBSCRIBER_REFILLS = Gauge("rag_api_redis_subscriber_refills", "Refill mes
 REALTIME_CATCH_UPS = Counter(
     "rag_api_realtime_catch_ups_total", "Catch-ups of every local connection", ["cause"]
 )
+# A connection's events in memory, dropped to be read from the log instead: more than
+# WS_SEND_QUEUE_MAX waited behind a replay (docs/realtime.md, "Flow control").
+REALTIME_SPILLS = Counter("rag_api_realtime_spills_total", "Connections' in-memory events left to the log")
 UPLOAD_BYTES = Counter("rag_api_upload_bytes_total", "Bytes of accepted uploads")
 # From an event's created_at (set in its producer's transaction, by the database's clock) to its
 # frame written to a socket or stream, for events newer than that connection: live delivery, not

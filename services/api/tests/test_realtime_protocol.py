@@ -5,18 +5,22 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import jwt
+import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from rag_api.metrics import WEBSOCKET_CLOSES, WEBSOCKETS_OPEN
+from rag_api.realtime import connection
 from rag_api.realtime.connection import Connection
 from rag_core.tokens import TokenClaims, mint_token
-from rag_eventbus import DeliveredEvent
+from rag_eventbus import DeliveredEvent, EventLog
 from rag_testing.seed import make_workspace
 
-from .realtime_harness import SECRET, publish_events, served_hub, ws_client, ws_url
+from .realtime_harness import SECRET, Served, publish_events, served_hub, ws_client, ws_url
 
 pytestmark = pytest.mark.anyio
 
@@ -215,3 +219,100 @@ async def test_a_stuck_connection_is_closed_4408_without_delaying_the_handler(da
         assert stuck.closed == (4408, "send queue full")
         assert len(stuck.sent) == 3  # hello + 2 events, then stuck
         assert srv.hub.connection_count == 0
+
+
+class PacedTransport(StuckTransport):
+    """A client that reads, one frame every `delay` seconds."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(free=10**9)
+        self.delay = delay
+
+    async def _send(self, data: bytes) -> None:
+        await asyncio.sleep(self.delay)
+        self.sent.append(data)
+
+    def event_ids(self) -> list[int]:
+        return [
+            f["id"]
+            for f in map(orjson.loads, self.sent)
+            if "id" in f and f.get("type") == "document.status_updated"
+        ]
+
+
+def unhubbed_connection(
+    srv: Served, transport: StuckTransport, user: uuid.UUID, queue_max: int
+) -> Connection:
+    """A connection that only the test feeds (the hub's own notices never reach it)."""
+    return Connection(
+        transport,
+        TokenClaims(user, expires_at=int(time.time()) + 3600),
+        verify=srv.hub._verify,
+        pool=srv.hub.pool,
+        queue_max=queue_max,
+        heartbeat_seconds=None,
+        register=lambda _conn: True,
+        unregister=lambda _conn: None,
+    )
+
+
+async def lost_then_live(srv: Served, conn: Connection, workspace: uuid.UUID, lost: int, live: int) -> None:
+    """`lost` events whose notices never came (the hub's catch-up finds them), then a burst of
+    `live` notices at once, as a broker delivers them right after an outage."""
+    await publish_events(srv.dsn, workspace, lost, per_tx=50)
+    async with srv.hub.pool.connection() as db:
+        conn.catch_up(await EventLog(db).stream_position(conn.user_id))
+    await publish_events(srv.dsn, workspace, live, per_tx=50)
+    async with srv.hub.pool.connection() as db:
+        burst = (await EventLog(db).read_after(conn.user_id, lost, limit=live)).events
+    for event in burst:
+        conn.offer(event)
+
+
+async def test_live_events_while_a_lost_gap_is_read_back_are_no_backlog_and_not_kept_in_memory(
+    database_url: str,
+) -> None:
+    """After lost notices (a broker outage), a client that reads gets everything without a 4408:
+    the live burst beyond WS_SEND_QUEUE_MAX is read from the log with the gap, not kept in memory."""
+    user = uuid.uuid4()
+    workspace = make_workspace(database_url, [user])
+    async with served_hub(database_url) as srv:
+        client = PacedTransport(delay=0.0005)
+        conn = unhubbed_connection(srv, client, user, queue_max=50)
+        serving = asyncio.create_task(conn.serve(None))
+        await _until(lambda: len(client.sent) == 1, 5)  # hello
+        spills = REGISTRY.get_sample_value("rag_api_realtime_spills_total") or 0.0
+
+        await lost_then_live(srv, conn, workspace, lost=300, live=300)
+        assert len(conn._pending) <= 50, "the burst was kept in memory"
+        await _until(lambda: len(client.event_ids()) >= 600, 30)
+        assert client.event_ids() == list(range(1, 601))
+        assert client.closed is None and not serving.done()
+        assert (REGISTRY.get_sample_value("rag_api_realtime_spills_total") or 0.0) > spills
+        conn.request_close(1000, "done")
+        await asyncio.wait_for(serving, 10)
+
+
+async def test_a_client_that_stops_reading_during_a_replay_is_closed_4408_when_its_grace_ends(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The grace is for catching up, not for a stuck client: once it ends the bound applies,
+    without waiting for another event; meanwhile the socket holds no more than the bound."""
+    monkeypatch.setattr(connection, "REPLAY_GRACE_SECONDS", 0.5)
+    user = uuid.uuid4()
+    workspace = make_workspace(database_url, [user])
+    async with served_hub(database_url) as srv:
+        stuck = StuckTransport(free=3)
+        conn = unhubbed_connection(srv, stuck, user, queue_max=50)
+        serving = asyncio.create_task(conn.serve(None))
+        await lost_then_live(srv, conn, workspace, lost=100, live=200)
+        assert stuck.closed is None and len(conn._pending) <= 50
+        await asyncio.wait_for(serving, 10)
+        assert stuck.closed == (4408, "send queue full")
+
+
+async def _until(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout}s"
+        await asyncio.sleep(0.01)

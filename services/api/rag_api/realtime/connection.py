@@ -18,11 +18,16 @@ How an event reaches the socket:
   notice, a gap after a reconnect, a resume) it reads the ids it lacks from the event
   log on a pool connection (never on the listener's), in batches, releasing the
   connection before writing to the socket.
-- Backlog bound: `behind` = highest live id announced - max(last_sent, hello position).
-  When more than `queue_max` (WS_SEND_QUEUE_MAX) live events are waiting, wherever
-  they wait (in memory or still in the log), the connection is closed with 4408. A
-  resume's replay of older history does not count: it is read in batches as fast as
-  the socket takes it.
+- Backlog bound: `behind` = highest live id announced - max(last_sent, hello position,
+  end of what the server owes). When more than `queue_max` (WS_SEND_QUEUE_MAX) live
+  events are waiting, wherever they wait (in memory or still in the log), the connection
+  is closed with 4408. What the server owes does not count: a resume's replay of older
+  history, and events whose notices the server lost (a broker reconnection or refill, a
+  jump in the live ids). After either, the connection has REPLAY_GRACE_SECONDS to catch
+  up before the bound applies again: the live events arriving meanwhile are no fault of
+  the client's. Memory stays bounded all the same: events in memory beyond `queue_max`
+  that wait for the log are dropped from memory ("spilled") and read from the log with
+  the gap before them.
 - Epoch: ids are only comparable within the stream's epoch (rag_eventbus.EventLog). A
   resume from another epoch gets `resync_required` and continues live; every read of the
   log checks the epoch, and when the hub's catch-up (after its listener reconnected, or
@@ -59,7 +64,7 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from rag_api.limits import WS_CLOSE_TOO_MANY_CONNECTIONS
-from rag_api.metrics import EVENT_DELIVERY_SECONDS, EVENTS_DELIVERED, close_code_label
+from rag_api.metrics import EVENT_DELIVERY_SECONDS, EVENTS_DELIVERED, REALTIME_SPILLS, close_code_label
 from rag_api.realtime import frames
 from rag_api.realtime.redaction import Redaction
 from rag_api.realtime.transport import Transport
@@ -81,6 +86,11 @@ TOKEN_EXPIRING_NOTICE = 60.0  # seconds before the token's exp that token_expiri
 # later (replay), after the pool's usual 5 s only fed the storm (docs/benchmarks.md,
 # reconnect storm); the client is waiting anyway.
 HELLO_CHECKOUT_SECONDS = 60.0
+# After a replay begins (a resume, or notices the server lost), how long the live events
+# arriving while it is read do not count against WS_SEND_QUEUE_MAX. At thousands of events
+# per second to one user, reading back a second's outage takes a healthy client a second or
+# two; one that is still more than the bound behind after this is not keeping up.
+REPLAY_GRACE_SECONDS = 10.0
 
 Verifier = Callable[[str], TokenClaims]  # raises AuthError for a token that is not valid
 
@@ -123,6 +133,8 @@ class Connection:
         # resume's history, or events whose notices the server lost (a broker reconnection
         # or refill). The send bound (WS_SEND_QUEUE_MAX) counts only live ids after it.
         self._replay_upto = 0
+        self._grace_until = 0.0  # monotonic time until which live ids do not count either
+        self._grace_timer: asyncio.TimerHandle | None = None
         self._pending: deque[DeliveredEvent] = deque()  # inline events, in id order
         self._control: deque[bytes] = deque()  # pong / error / ping / resync frames
         self._serving = False  # hello sent: the writer may run
@@ -144,7 +156,7 @@ class Connection:
             return
         if self._baseline is not None and event.id > self._announced + 1:
             # A jump: the notices of the ids between were lost (the hub's catch-up is on its way).
-            self._replay_upto = max(self._replay_upto, event.id - 1)
+            self._owe(event.id - 1)
         self._pending.append(event)
         self._announced = max(self._announced, event.id)
         self._check_backlog()
@@ -170,14 +182,33 @@ class Connection:
             return
         self._held = False
         if position is None:
-            self._fill_all = True
+            self._fill_all = True  # what it reads was never announced: it does not count
         elif self._epoch and position.epoch != self._epoch:
             self._stale = True
         else:
             if position.last_id > self._announced:  # ids no notice announced: theirs were lost
-                self._replay_upto = max(self._replay_upto, position.last_id)
+                self._owe(position.last_id)
             self._fill_upto = max(self._fill_upto, position.last_id)
         self._kick()
+
+    def _owe(self, upto: int) -> None:
+        """The server owes the ids up to `upto` (a replay): they, and for
+        REPLAY_GRACE_SECONDS the live events arriving while they are read, do not count
+        against the backlog bound."""
+        self._replay_upto = max(self._replay_upto, upto)
+        self._grace_until = time.monotonic() + REPLAY_GRACE_SECONDS
+        if self._grace_timer is None:
+            self._grace_timer = asyncio.get_running_loop().call_later(REPLAY_GRACE_SECONDS, self._grace_ended)
+
+    def _grace_ended(self) -> None:
+        """The bound applies again, whether or not another event arrives to check it."""
+        self._grace_timer = None
+        left = self._grace_until - time.monotonic()
+        if left > 0:  # another replay began meanwhile
+            self._grace_timer = asyncio.get_running_loop().call_later(left, self._grace_ended)
+            return
+        self._grace_until = 0.0
+        self._check_backlog()
 
     def request_close(self, code: int, reason: str) -> None:
         """Stop delivering now and close with `code` (first request wins)."""
@@ -215,16 +246,23 @@ class Connection:
             self.request_close(frames.CLOSE_SERVER_ERROR, "internal error")
 
     def _check_backlog(self) -> None:
+        pending = self._pending
         if self._baseline is None:
-            behind = len(self._pending)  # before hello: only what is held in memory
+            behind = len(pending)  # before hello: only what is held in memory
+        elif self._grace_until:
+            behind = 0  # catching up with a replay: live ids do not count yet
         else:
-            # Live ids waiting (in memory or in the log), and never more in memory than the bound.
-            behind = max(
-                self._announced - max(self.last_sent, self._baseline, self._replay_upto), len(self._pending)
-            )
+            # Live ids waiting, in memory or in the log.
+            behind = self._announced - max(self.last_sent, self._baseline, self._replay_upto)
         if behind > self._queue_max:
             log.info("realtime_too_slow", user_id=str(self.user_id), behind=behind)
             self.request_close(frames.CLOSE_TOO_SLOW, "send queue full")
+        elif len(pending) > self._queue_max:
+            # Within the bound, so most of this waits behind a replay: keep none of it in
+            # memory; the writer reads it from the log with the replay (`_fill`).
+            self._fill_upto = max(self._fill_upto, pending[-1].id)
+            pending.clear()
+            REALTIME_SPILLS.inc()
 
     # -- the connection's life ------------------------------------------------------
 
@@ -276,6 +314,8 @@ class Connection:
             else:
                 self.last_sent = resume_after
                 self._fill_upto = max(self._fill_upto, last_id)
+                if last_id > resume_after:
+                    self._owe(last_id)
             self._check_backlog()
             if self._close is not None:
                 return
@@ -397,6 +437,9 @@ class Connection:
 
     def _cancel_timers(self) -> None:
         self._cancel_expiry()
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+            self._grace_timer = None
         if self._heartbeat_timer is not None:
             self._heartbeat_timer.cancel()
             self._heartbeat_timer = None
