@@ -471,7 +471,7 @@ async def stream_costs(dsn: str, users: list[dict[str, str]], rounds: int) -> di
             for name in order:
                 for user_id in ids:
                     params: Any = (
-                        {"user_id": user_id, "after": 0, "upto": None, "limit": 200}
+                        {"user_id": user_id, "lo": 1, "hi": 200}  # as EventLog.read_after binds it
                         if name == "after"
                         else (user_id,)
                     )
