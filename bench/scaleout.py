@@ -299,7 +299,9 @@ def scaleout_limits(
     relay = median(relays) if relays else float("nan")
     per_replica = ", ".join(f"{us[key_of('postgres', r)]:.0f} µs with {r}" for r in REPLICAS)
     at_10_percent = 0.10 / (pg / 1e6)
-    ratios = ", ".join(f"{p50[key_of('redis', r)] / p50[key_of('postgres', r)]:.1f}x with {r}" for r in REPLICAS)
+    ratios = ", ".join(
+        f"{p50[key_of('redis', r)] / p50[key_of('postgres', r)]:.1f}x with {r}" for r in REPLICAS
+    )
     relay_text = (
         f"The relay pays about {relay:.0f} µs per event it forwards (decoding the notice, one SPUBLISH per "
         f"user, pipelined), once in the cluster rather than once per replica. "
@@ -329,5 +331,5 @@ def scaleout_limits(
         f"{bell_p50['redis']:.2f} ms: a miss to remove, not a property of Redis. py-spy finds the replica "
         f"that holds the users and runs the relay busy rather than waiting (redis-py's parsing, the "
         f"sockets' writes, the relay), and neither the event loop nor redis-py's C parser moved the "
-        f"figure beyond the noise (docs/realtime.md, \"Scaling out\")."
+        f'figure beyond the noise (docs/realtime.md, "Scaling out").'
     )
