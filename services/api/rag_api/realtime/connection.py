@@ -133,7 +133,7 @@ class Connection:
         # resume's history, or events whose notices the server lost (a broker reconnection
         # or refill). The send bound (WS_SEND_QUEUE_MAX) counts only live ids after it.
         self._replay_upto = 0
-        self._grace_until = 0.0  # monotonic time until which live ids do not count either
+        # Set while live ids do not count either (REPLAY_GRACE_SECONDS after a replay began).
         self._grace_timer: asyncio.TimerHandle | None = None
         self._pending: deque[DeliveredEvent] = deque()  # inline events, in id order
         self._control: deque[bytes] = deque()  # pong / error / ping / resync frames
@@ -196,18 +196,13 @@ class Connection:
         REPLAY_GRACE_SECONDS the live events arriving while they are read, do not count
         against the backlog bound."""
         self._replay_upto = max(self._replay_upto, upto)
-        self._grace_until = time.monotonic() + REPLAY_GRACE_SECONDS
-        if self._grace_timer is None:
-            self._grace_timer = asyncio.get_running_loop().call_later(REPLAY_GRACE_SECONDS, self._grace_ended)
+        if self._grace_timer is not None:  # a replay is under way: the grace restarts
+            self._grace_timer.cancel()
+        self._grace_timer = asyncio.get_running_loop().call_later(REPLAY_GRACE_SECONDS, self._grace_ended)
 
     def _grace_ended(self) -> None:
         """The bound applies again, whether or not another event arrives to check it."""
         self._grace_timer = None
-        left = self._grace_until - time.monotonic()
-        if left > 0:  # another replay began meanwhile
-            self._grace_timer = asyncio.get_running_loop().call_later(left, self._grace_ended)
-            return
-        self._grace_until = 0.0
         self._check_backlog()
 
     def request_close(self, code: int, reason: str) -> None:
@@ -249,7 +244,7 @@ class Connection:
         pending = self._pending
         if self._baseline is None:
             behind = len(pending)  # before hello: only what is held in memory
-        elif self._grace_until:
+        elif self._grace_timer is not None:
             behind = 0  # catching up with a replay: live ids do not count yet
         else:
             # Live ids waiting, in memory or in the log.
