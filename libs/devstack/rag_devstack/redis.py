@@ -1,5 +1,6 @@
 """A local Redis server for tests and `make dev`: the distribution's `redis-server` (or
-`valkey-server`) on a free loopback port, nothing persisted.
+`valkey-server`) on a free loopback port, nothing persisted; and a local Redis Cluster of
+such servers (`LocalRedisCluster`), for the broker's tests in cluster mode.
 
 Not an imitation of Redis: the real server, found on the PATH (`make os-packages` installs
 Debian's `redis-server`), started as a child process. `restart` keeps the port, so clients
@@ -12,7 +13,10 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
+
+import redis
 
 from rag_devstack.postgres import free_port
 
@@ -32,10 +36,17 @@ def find_server_binary() -> str | None:
 class RedisServer:
     """One redis-server process on 127.0.0.1:`port`, its files under `directory`."""
 
-    def __init__(self, directory: Path, port: int | None = None, binary: str | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        port: int | None = None,
+        binary: str | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.directory = directory
         self.port = port or free_port()
         self.binary = binary or find_server_binary()
+        self.extra_args = list(extra_args)
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -72,6 +83,7 @@ class RedisServer:
                 "no",
                 "--daemonize",
                 "no",
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -109,3 +121,118 @@ def _answers_ping(port: int) -> bool:
             return sock.recv(16).startswith(b"+PONG")
     except OSError:
         return False
+
+
+# Every hash slot of a Redis Cluster, spread over its primaries in contiguous ranges.
+CLUSTER_SLOTS = 16384
+
+
+class LocalRedisCluster:
+    """`size` primaries (no replicas) forming one Redis Cluster on loopback ports.
+
+    Each node is a `RedisServer` in cluster mode; `start` introduces them to each other
+    (CLUSTER MEET), gives each an equal range of slots and waits for `cluster_state:ok`.
+    `url` is one node's: a cluster client discovers the others from it, as it would from a
+    managed cluster's configuration endpoint. `nodes[i].restart()` restarts one primary (its
+    node id and slots survive in its nodes file)."""
+
+    def __init__(self, directory: Path, size: int = 3) -> None:
+        # Each node's cluster bus on a port of its own: by default it is the port + 10,000,
+        # which a free port above 55,535 cannot have.
+        self.bus_ports = [free_port() for _ in range(size)]
+        self.nodes = [
+            RedisServer(
+                directory / f"node{i}",
+                extra_args=[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-port",
+                    str(bus_port),
+                    # A restarted node is back well within this, so it is never marked failed.
+                    "--cluster-node-timeout",
+                    "15000",
+                ],
+            )
+            for i, bus_port in enumerate(self.bus_ports)
+        ]
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def start(self, timeout: float = 30) -> str:
+        for node in self.nodes:
+            node.start()
+        clients = [redis.Redis(port=node.port) for node in self.nodes]
+        try:
+            share = CLUSTER_SLOTS // len(self.nodes)
+            for i, client in enumerate(clients):
+                last = CLUSTER_SLOTS - 1 if i == len(clients) - 1 else (i + 1) * share - 1
+                client.cluster("ADDSLOTSRANGE", i * share, last)
+                if i:
+                    client.cluster("MEET", "127.0.0.1", self.nodes[0].port, self.bus_ports[0])
+            deadline = time.monotonic() + timeout
+            while not all(_cluster_ok(c, len(self.nodes)) for c in clients):
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"the local Redis Cluster did not form within {timeout}s")
+                time.sleep(0.1)
+        finally:
+            for client in clients:
+                client.close()
+        return self.url
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def owner_of(self, slot: int) -> RedisServer:
+        """The primary that serves `slot` now (as the first node's map says)."""
+        with redis.Redis(port=self.nodes[0].port) as client:
+            for start, end, primary, *_replicas in client.cluster("SLOTS"):
+                if start <= slot <= end:
+                    return next(node for node in self.nodes if node.port == int(primary[1]))
+        raise LookupError(f"no primary serves slot {slot}")
+
+    def move_slot(self, slot: int, target: RedisServer, timeout: float = 15) -> None:
+        """Give `slot` to `target`, the way a resharding does (IMPORTING, MIGRATING, then
+        NODE on both sides; pub/sub channels are not keys, so there is nothing to copy), and
+        wait until every node agrees."""
+        source = self.owner_of(slot)
+        with redis.Redis(port=source.port) as src, redis.Redis(port=target.port) as dst:
+            source_id, target_id = _node_id(src), _node_id(dst)
+            dst.cluster("SETSLOT", slot, "IMPORTING", source_id)
+            src.cluster("SETSLOT", slot, "MIGRATING", target_id)
+            dst.cluster("SETSLOT", slot, "NODE", target_id)
+            src.cluster("SETSLOT", slot, "NODE", target_id)
+        deadline = time.monotonic() + timeout
+        for node in self.nodes:
+            with redis.Redis(port=node.port) as client:
+                while _slot_owner_port(client, slot) != target.port:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(
+                            f"slot {slot} did not move to port {target.port} within {timeout}s"
+                        )
+                    time.sleep(0.05)
+
+
+def _cluster_ok(client: redis.Redis, size: int) -> bool:
+    info = client.cluster("INFO")
+    if not isinstance(info, dict):  # raw text when redis-py has no parser for it
+        text = info.decode() if isinstance(info, bytes) else str(info)
+        info = dict(line.split(":", 1) for line in text.split() if ":" in line)
+    return str(info.get("cluster_state")) == "ok" and int(info.get("cluster_known_nodes", 0)) == size
+
+
+def _node_id(client: redis.Redis) -> str:
+    found = client.cluster("MYID")
+    return found.decode() if isinstance(found, bytes) else str(found)
+
+
+def _slot_owner_port(client: redis.Redis, slot: int) -> int | None:
+    for start, end, primary, *_replicas in client.cluster("SLOTS"):
+        if start <= slot <= end:
+            return int(primary[1])
+    return None

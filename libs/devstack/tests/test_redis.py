@@ -1,4 +1,5 @@
-"""The local Redis the tests and `make dev` start: the real server, restartable on its port."""
+"""The local Redis the tests and `make dev` start: the real server, restartable on its port;
+and the local Redis Cluster of such servers the broker's cluster tests use."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.crc import key_slot
 
-from rag_devstack.redis import RedisServer, find_server_binary
+from rag_devstack.redis import LocalRedisCluster, RedisServer, find_server_binary
 
 pytestmark = pytest.mark.integration  # it starts a process
 
@@ -35,3 +37,25 @@ def test_without_a_binary_the_error_says_how_to_get_one(tmp_path: Path) -> None:
     server.binary = None  # as on a machine without either server
     with pytest.raises(RuntimeError, match="make os-packages"):
         server.start()
+
+
+def test_a_local_cluster_forms_serves_every_slot_and_moves_one(tmp_path: Path) -> None:
+    cluster = LocalRedisCluster(tmp_path, size=3)
+    cluster.start()
+    try:
+        client = redis.RedisCluster.from_url(cluster.url)
+        # Keys land on every primary, and each primary answers for its own slots only.
+        for i in range(30):
+            client.set(f"key{i}", str(i))
+        assert [client.get(f"key{i}") for i in range(30)] == [str(i).encode() for i in range(30)]
+        assert {cluster.owner_of(key_slot(f"key{i}".encode())).port for i in range(30)} == {
+            node.port for node in cluster.nodes
+        }
+        slot = key_slot(b"moving")
+        home = cluster.owner_of(slot)
+        target = next(node for node in cluster.nodes if node is not home)
+        cluster.move_slot(slot, target)
+        assert cluster.owner_of(slot) is target
+        client.close()
+    finally:
+        cluster.stop()

@@ -13,6 +13,10 @@ relay has just started listening, its LISTEN connection came back, or Redis refu
 publish), the relay publishes a refill message, and every replica reads each local user's
 gap from the log. Redis being down only delays events; publishing resumes, refill first,
 when it is back, and the refill stands for every notice queued until then.
+
+When `REDIS_URL` is a node of a Redis Cluster, the relay publishes through redis-py's
+cluster client, which sends each SPUBLISH to its channel's primary and follows the
+cluster's changes itself; after a failed publish it asks the server again what it is.
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ import asyncio
 import contextlib
 
 import structlog
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import RedisError
 
 from rag_eventbus.listener import Listener
 from rag_eventbus.publish import REALTIME_CHANNEL
+from rag_eventbus.redis_topology import cluster_client, discover
 from rag_eventbus.redis_wire import REDIS_RETRY, REFILL_MESSAGE, refill_channel, split_notice, user_channel
 
 log = structlog.get_logger("rag_eventbus.redis_relay")
@@ -49,7 +54,8 @@ class RedisRelay:
         standby_interval: float = 1.0,
         queue_max: int = QUEUE_MAX,
     ) -> None:
-        self._redis = Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=5)
+        self._url = redis_url
+        self._redis: Redis | RedisCluster | None = None  # made on the first publish
         self._prefix = prefix
         self._queue: asyncio.Queue[str] = asyncio.Queue(queue_max)
         self._pending = asyncio.Event()
@@ -86,7 +92,8 @@ class RedisRelay:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._redis.aclose()
+        if self._redis is not None:
+            await self._redis.aclose()
 
     def _on_notice(self, payload: str) -> None:
         """The listener's handler: queue it, never block."""
@@ -111,7 +118,7 @@ class RedisRelay:
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                await self._send(batch)
+                await self._send(await self._client(), batch)
                 failures = 0
             except Exception as exc:
                 # This batch is gone: the refill published once Redis answers covers it. Any
@@ -119,6 +126,7 @@ class RedisRelay:
                 self.publish_errors += 1
                 self._refill_due = True
                 failures += 1
+                await self._forget_client()  # the next try asks again what the server is
                 log.warning(
                     "redis_relay_publish_failed",
                     error=str(exc),
@@ -129,16 +137,38 @@ class RedisRelay:
                 await asyncio.sleep(REDIS_RETRY.backoff(failures))
                 self._pending.set()
 
-    async def _send(self, batch: list[str]) -> None:
+    async def _client(self) -> Redis | RedisCluster:
+        """The client to publish with, made once the server has said whether it is a cluster's node."""
+        if self._redis is None:
+            plain = Redis.from_url(self._url, socket_connect_timeout=5, socket_timeout=5)
+            try:
+                cluster = (await discover(self._url, plain.connection_pool)).cluster
+            except BaseException:
+                await plain.aclose()
+                raise
+            if cluster:
+                await plain.aclose()
+                self._redis = cluster_client(self._url, socket_connect_timeout=5, socket_timeout=5)
+            else:
+                self._redis = plain
+        return self._redis
+
+    async def _forget_client(self) -> None:
+        client, self._redis = self._redis, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
+    async def _send(self, redis: Redis | RedisCluster, batch: list[str]) -> None:
         if self._refill_due:
             # The refill covers every notice queued before it: their events are committed, so
             # each replica's read of the log after the refill finds them. Sending them too
             # would only burst the backlog of an outage onto the sockets.
-            await self._redis.publish(refill_channel(self._prefix), REFILL_MESSAGE)
+            await redis.publish(refill_channel(self._prefix), REFILL_MESSAGE)
             self._refill_due = False
             self.refills += 1
             return
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = redis.pipeline(transaction=False)
         for payload in batch:
             try:
                 parts = list(split_notice(payload))

@@ -1,9 +1,16 @@
 """An api replica's side of the Redis broker: the channels of the users it holds.
 
-One pub/sub connection per replica. It SSUBSCRIBEs to `<prefix>u:<user>` while the replica
-holds at least one socket of that user (`add` / `remove`, counted) and SUBSCRIBEs to the
-refill channel. Each user message goes to `on_notice` (a `rag_realtime` notice: the hub
-decodes it as it decodes Postgres' notifications).
+One pub/sub connection per Redis server: one for a standalone server, one per primary of a
+Redis Cluster (redis_topology.py: each user's channel lives on its slot's primary). It
+SSUBSCRIBEs to `<prefix>u:<user>` while the replica holds at least one socket of that user
+(`add` / `remove`, counted) and every connection SUBSCRIBEs to the refill channel (a plain
+PUBLISH reaches every node of a cluster; only the first connection acts on it). Each user
+message goes to `on_notice` (a `rag_realtime` notice: the hub decodes it as it decodes
+Postgres' notifications).
+
+The connections are one subscription: when any of them fails, or a cluster moves one of
+its channels elsewhere (a server-sent SUNSUBSCRIBE, a MOVED refusal), all are closed, the
+map is read again and everything is subscribed anew, followed by a refill.
 
 Where messages may have been missed, the owner is told to read from the log instead:
 - `on_refill(cause)` after every (re)connection ("reconnect": whatever was published
@@ -23,18 +30,22 @@ from typing import Any, Literal
 from uuid import UUID
 
 import structlog
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
+from rag_eventbus.redis_topology import REDIS_ERRORS, Topology, discover, server_pool
 from rag_eventbus.redis_wire import REDIS_RETRY, refill_channel, user_channel
 
 log = structlog.get_logger("rag_eventbus.redis_subscriber")
 
 RefillCause = Literal["reconnect", "refill"]
 HEALTH_SECONDS = 15.0  # a quiet connection is pinged this often
+
+
+class _MapChanged(Exception):
+    """A cluster unsubscribed a channel this replica still wants: its slot moved."""
 
 
 class RedisSubscriber:
@@ -49,7 +60,8 @@ class RedisSubscriber:
     ) -> None:
         # No retries inside redis-py: its pub/sub reconnects and resubscribes silently, and a
         # reconnection this class does not see would skip the refill that must follow it.
-        self._redis = Redis.from_url(redis_url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=5)
+        self._url = redis_url
+        self._pool = ConnectionPool.from_url(redis_url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=5)
         self._prefix = prefix
         self._on_notice = on_notice
         self._on_refill = on_refill
@@ -57,7 +69,11 @@ class RedisSubscriber:
         self._refill = refill_channel(prefix).encode()
         self._users: dict[UUID, int] = {}
         self._by_channel: dict[bytes, UUID] = {}
-        self._pubsub: PubSub | None = None
+        # The live subscription: the map, and a pub/sub connection per server of it.
+        self._topology: Topology | None = None
+        self._links: list[PubSub] = []
+        # SUNSUBSCRIBEs sent and not yet confirmed, by channel: any other is the server's.
+        self._unsubscribing: dict[bytes, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._commands: set[asyncio.Task[Any]] = set()
         self._connected = asyncio.Event()
@@ -90,7 +106,7 @@ class RedisSubscriber:
         for command in list(self._commands):
             command.cancel()
         self._connected.clear()
-        await self._redis.aclose()
+        await self._pool.aclose()
 
     def add(self, user_id: UUID) -> None:
         """A socket of `user_id` opened here: subscribe to the user's channel if it is the first."""
@@ -99,7 +115,7 @@ class RedisSubscriber:
         if count == 0:
             channel = user_channel(self._prefix, user_id)
             self._by_channel[channel.encode()] = user_id
-            self._command(lambda ps: ps.ssubscribe(channel))
+            self._subscribe(channel)
 
     def remove(self, user_id: UUID) -> None:
         """A socket of `user_id` closed here: unsubscribe when it was the last."""
@@ -109,59 +125,116 @@ class RedisSubscriber:
             channel = user_channel(self._prefix, user_id)
             self._by_channel.pop(channel.encode(), None)
             if count == 1:
-                self._command(lambda ps: ps.sunsubscribe(channel))
+                self._unsubscribe(channel)
         else:
             self._users[user_id] = count - 1
 
-    def _command(self, send: Callable[[PubSub], Any]) -> None:
-        """Send a (un)subscribe on the live connection; while disconnected, the next
-        connection subscribes to every current user anyway."""
-        pubsub = self._pubsub
-        if pubsub is None or not self.is_connected:
-            return
+    def _subscribe(self, channel: str) -> None:
+        self._command(channel, lambda ps: ps.ssubscribe(channel))
+
+    def _unsubscribe(self, channel: str) -> None:
+        if self._command(channel, lambda ps: ps.sunsubscribe(channel)):
+            key = channel.encode()  # its confirmation is ours, not the cluster's
+            self._unsubscribing[key] = self._unsubscribing.get(key, 0) + 1
+
+    def _command(self, channel: str, send: Callable[[PubSub], Any]) -> bool:
+        """Send a (un)subscribe on the live connection that serves `channel` (False: none is
+        live, and the next subscription subscribes to every current user anyway)."""
+        topology, links = self._topology, self._links
+        if topology is None or not links or not self.is_connected:
+            return False
+        pubsub = links[topology.server_of(channel)]
 
         async def run() -> None:
             try:
                 await send(pubsub)
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("redis_subscribe_failed", error=str(exc))  # the reader reconnects
 
         task = asyncio.create_task(run())
         self._commands.add(task)
         task.add_done_callback(self._commands.discard)
+        return True
 
     async def _run(self) -> None:
         failures = 0
         while True:
-            pubsub = self._redis.pubsub()
+            links: list[PubSub] = []
+            pools: list[ConnectionPool] = []
             try:
-                await pubsub.subscribe(self._refill)
+                topology = await discover(self._url, self._pool)
+                # Standalone: the one server of REDIS_URL; a cluster: each of its primaries.
+                pools = (
+                    [server_pool(self._pool, server) for server in topology.servers]
+                    if topology.cluster
+                    else []
+                )
+                links = [Redis(connection_pool=pool).pubsub() for pool in pools or [self._pool]]
+                for pubsub in links:
+                    await pubsub.subscribe(self._refill)
                 channels = [user_channel(self._prefix, u) for u in self._users]
-                if channels:
-                    await pubsub.ssubscribe(*channels)
-                self._pubsub = pubsub
+                for server, batch in topology.batches(channels):
+                    await links[server].ssubscribe(*batch)
+                self._topology, self._links = topology, links
+                self._unsubscribing.clear()
                 self.connects += 1
                 self._connected.set()
                 failures = 0
-                log.info("redis_subscriber_connected", connects=self.connects, users=len(channels))
+                self._catch_up_on_users(set(channels))
+                log.info(
+                    "redis_subscriber_connected",
+                    connects=self.connects,
+                    users=len(channels),
+                    servers=len(links),
+                    cluster=topology.cluster,
+                )
                 # Whatever was published while this replica was not subscribed is lost.
                 self._safely(self._on_refill, "reconnect")
-                await self._consume(pubsub, initial=set(channels))
+                await self._consume_all(links, initial={c.encode() for c in channels})
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
+            except (*REDIS_ERRORS, _MapChanged) as exc:
                 self.errors += 1
-                log.warning("redis_subscriber_disconnected", error=str(exc))
+                log.warning(
+                    "redis_subscriber_disconnected", error=str(exc), error_type=type(exc).__qualname__
+                )
             finally:
                 self._connected.clear()
-                self._pubsub = None
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                self._topology, self._links = None, []
+                for pubsub in links:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                for pool in pools:
+                    with contextlib.suppress(Exception):
+                        await pool.aclose()
             failures += 1
             await asyncio.sleep(REDIS_RETRY.backoff(failures))
 
-    async def _consume(self, pubsub: PubSub, initial: set[str]) -> None:
-        pending_initial = {c.encode() for c in initial}
+    def _catch_up_on_users(self, subscribed: set[str]) -> None:
+        """Users who came or went while the subscription was being made: (un)subscribe them
+        now that commands reach the connections."""
+        wanted = {user_channel(self._prefix, u) for u in self._users}
+        for channel in wanted - subscribed:
+            self._subscribe(channel)
+        for channel in subscribed - wanted:
+            self._unsubscribe(channel)
+
+    async def _consume_all(self, links: list[PubSub], initial: set[bytes]) -> None:
+        """Read every connection until one fails; its error ends them all."""
+        readers = [
+            asyncio.create_task(self._consume(pubsub, initial, refills=i == 0), name="redis-subscriber-read")
+            for i, pubsub in enumerate(links)
+        ]
+        try:
+            done, _ = await asyncio.wait(readers, return_when=asyncio.FIRST_COMPLETED)
+            for reader in done:
+                reader.result()  # raises what ended it
+        finally:
+            for reader in readers:
+                reader.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+
+    async def _consume(self, pubsub: PubSub, initial: set[bytes], *, refills: bool) -> None:
         while True:
             message = await pubsub.get_message(timeout=HEALTH_SECONDS)
             if message is None:
@@ -170,15 +243,25 @@ class RedisSubscriber:
             kind, channel = message["type"], message["channel"]
             if kind in ("smessage", "message"):
                 if channel == self._refill:
-                    self.refills += 1
-                    self._safely(self._on_refill, "refill")
+                    if refills:  # every connection hears a refill; one acts on it
+                        self.refills += 1
+                        self._safely(self._on_refill, "refill")
                 elif channel in self._by_channel:
                     self._safely(self._on_notice, message["data"])
             elif kind == "ssubscribe":
-                if channel in pending_initial:
-                    pending_initial.discard(channel)  # covered by the connection's refill
+                if channel in initial:
+                    initial.discard(channel)  # covered by the connection's refill
                 elif channel in self._by_channel:
                     self._safely(self._on_subscribed, self._by_channel[channel])
+            elif kind == "sunsubscribe":
+                pending = self._unsubscribing.get(channel, 0)
+                if pending > 1:
+                    self._unsubscribing[channel] = pending - 1
+                elif pending == 1:
+                    del self._unsubscribing[channel]
+                elif channel in self._by_channel:
+                    # Not ours: the cluster moved the channel's slot to another primary.
+                    raise _MapChanged(f"the cluster unsubscribed {channel!r}")
 
     def _safely(self, handler: Callable[..., None], *args: Any) -> None:
         try:

@@ -1,6 +1,10 @@
 """The Redis broker's two halves against a real Postgres and a real Redis: the relay
 (Postgres notifications onto per-user channels, one relay active) and a replica's
-subscriber (only its users' channels, refills where messages may have been lost)."""
+subscriber (only its users' channels, refills where messages may have been lost).
+
+Each test runs on a standalone server and on a Redis Cluster of three primaries (the same
+`REDIS_URL` setting names either); the cluster's own case, a channel's slot moved to another
+primary mid-stream, is at the end."""
 
 from __future__ import annotations
 
@@ -13,13 +17,14 @@ from uuid import UUID
 
 import psycopg
 import pytest
+from redis.crc import key_slot
 
-from rag_devstack.redis import RedisServer
+from rag_devstack.redis import LocalRedisCluster, RedisServer
 from rag_eventbus import EventLog, publish
 from rag_eventbus.publish import decode_notice
 from rag_eventbus.redis_relay import RedisRelay
 from rag_eventbus.redis_subscriber import RedisSubscriber
-from rag_eventbus.redis_wire import split_notice
+from rag_eventbus.redis_wire import split_notice, user_channel
 
 from .conftest import TestEvent, make_audience
 
@@ -120,6 +125,29 @@ def prefix() -> str:
     return f"test:{uuid.uuid4().hex[:8]}:"
 
 
+@pytest.fixture(params=["standalone", "cluster"])
+def any_redis(request: pytest.FixtureRequest) -> str:
+    """The session's standalone Redis, or a node of the session's Redis Cluster."""
+    if request.param == "cluster":
+        cluster: LocalRedisCluster = request.getfixturevalue("redis_cluster")
+        return cluster.url
+    return str(request.getfixturevalue("redis_url"))
+
+
+def node_of(cluster: LocalRedisCluster, prefix: str, user: UUID) -> RedisServer:
+    """The primary that serves `user`'s channel now."""
+    return cluster.owner_of(key_slot(user_channel(prefix, user).encode()))
+
+
+def users_on_every_node(cluster: LocalRedisCluster, prefix: str) -> list[UUID]:
+    """Users whose channels, together, live on every primary."""
+    by_node: dict[int, UUID] = {}
+    while len(by_node) < len(cluster.nodes):
+        user = uuid.uuid4()
+        by_node.setdefault(node_of(cluster, prefix, user).port, user)
+    return list(by_node.values())
+
+
 def test_a_notice_splits_into_each_users_part_in_order() -> None:
     a, b = str(uuid.uuid4()), str(uuid.uuid4())
     inline = f'{{"c":"2026-01-01T00:00:00Z","t":"tp","e":[["{a}",1,"x",{{}}],["{b}",7,"x",{{}}],["{a}",2,"y",{{}}]]}}'
@@ -135,12 +163,12 @@ def test_a_notice_splits_into_each_users_part_in_order() -> None:
 
 
 async def test_a_replica_receives_only_the_users_it_holds_in_order(
-    bus_database_url: str, redis_url: str, prefix: str
+    bus_database_url: str, any_redis: str, prefix: str
 ) -> None:
     held, other = uuid.uuid4(), uuid.uuid4()
     both = make_audience(bus_database_url, [held, other])
     replica = Replica()
-    async with relay(bus_database_url, redis_url, prefix) as r, subscriber(redis_url, prefix, replica) as s:
+    async with relay(bus_database_url, any_redis, prefix) as r, subscriber(any_redis, prefix, replica) as s:
         await r.listener.wait_connected(10)
         s.add(held)
         await eventually(lambda: replica.subscribed == [held])
@@ -150,13 +178,31 @@ async def test_a_replica_receives_only_the_users_it_holds_in_order(
     assert other not in replica.events  # never sent to this replica, not even dropped here
 
 
+async def test_in_a_cluster_users_on_every_primary_receive_their_events(
+    bus_database_url: str, redis_cluster: LocalRedisCluster, prefix: str
+) -> None:
+    users = users_on_every_node(redis_cluster, prefix)
+    audience = make_audience(bus_database_url, users)
+    replica = Replica()
+    url = redis_cluster.url
+    async with relay(bus_database_url, url, prefix) as r, subscriber(url, prefix, replica) as s:
+        await r.listener.wait_connected(10)
+        for user in users:
+            s.add(user)
+        await eventually(lambda: sorted(replica.subscribed) == sorted(users))
+        await publish_to(bus_database_url, audience, 20)
+        await eventually(lambda: all(len(replica.events.get(u, [])) == 20 for u in users))
+    assert all(replica.events[u] == list(range(1, 21)) for u in users)
+    assert (s.connects, s.errors) == (1, 0)  # one subscription throughout: nothing rebuilt on the way
+
+
 async def test_a_user_whose_last_socket_left_is_unsubscribed(
-    bus_database_url: str, redis_url: str, prefix: str
+    bus_database_url: str, any_redis: str, prefix: str
 ) -> None:
     user = uuid.uuid4()
     audience = make_audience(bus_database_url, [user])
     replica = Replica()
-    async with relay(bus_database_url, redis_url, prefix) as r, subscriber(redis_url, prefix, replica) as s:
+    async with relay(bus_database_url, any_redis, prefix) as r, subscriber(any_redis, prefix, replica) as s:
         await r.listener.wait_connected(10)
         s.add(user)
         s.add(user)  # two sockets
@@ -170,11 +216,13 @@ async def test_a_user_whose_last_socket_left_is_unsubscribed(
         await eventually(lambda: r.forwarded == 2)
         await asyncio.sleep(0.2)
     assert replica.events[user] == [1]
+    assert s.errors == 0  # our own unsubscribe is not taken for the cluster's
 
 
 async def test_one_relay_is_active_and_another_takes_over_with_a_refill(
-    bus_database_url: str, redis_url: str, prefix: str
+    bus_database_url: str, any_redis: str, prefix: str
 ) -> None:
+    redis_url = any_redis
     user = uuid.uuid4()
     audience = make_audience(bus_database_url, [user])
     replica = Replica()
@@ -198,17 +246,29 @@ async def test_one_relay_is_active_and_another_takes_over_with_a_refill(
             await eventually(lambda: replica.events.get(user) == [1, 2, 3, 4, 5])
 
 
-async def test_a_redis_restart_costs_a_refill_on_both_sides_and_delivery_resumes(
-    bus_database_url: str, redis_server: RedisServer | None, prefix: str
-) -> None:
-    if redis_server is None:
+@pytest.fixture(params=["standalone", "cluster"])
+def restartable(request: pytest.FixtureRequest, prefix: str) -> tuple[str, Callable[[UUID], RedisServer]]:
+    """(URL, the server to restart for a user): the local standalone server, or the
+    cluster's primary that serves the user's channel."""
+    if request.param == "cluster":
+        cluster: LocalRedisCluster = request.getfixturevalue("redis_cluster")
+        return cluster.url, lambda user: node_of(cluster, prefix, user)
+    server: RedisServer | None = request.getfixturevalue("redis_server")
+    if server is None:
         pytest.skip("needs the local Redis server, which the test restarts (not TEST_REDIS_URL or Docker)")
+    return server.url, lambda _user: server
+
+
+async def test_a_redis_restart_costs_a_refill_on_both_sides_and_delivery_resumes(
+    bus_database_url: str, restartable: tuple[str, Callable[[UUID], RedisServer]], prefix: str
+) -> None:
+    url, server_of = restartable
     user = uuid.uuid4()
     audience = make_audience(bus_database_url, [user])
     replica = Replica(dsn=bus_database_url)
     async with (
-        relay(bus_database_url, redis_server.url, prefix) as r,
-        subscriber(redis_server.url, prefix, replica) as s,
+        relay(bus_database_url, url, prefix) as r,
+        subscriber(url, prefix, replica) as s,
     ):
         await r.listener.wait_connected(10)
         s.add(user)
@@ -216,7 +276,7 @@ async def test_a_redis_restart_costs_a_refill_on_both_sides_and_delivery_resumes
         await publish_to(bus_database_url, audience, 2)
         await eventually(lambda: replica.events.get(user) == [1, 2])
         connects, refills = s.connects, replica.refills
-        await asyncio.to_thread(redis_server.restart, 0.5)
+        await asyncio.to_thread(server_of(user).restart, 0.5)
         await publish_to(bus_database_url, audience, 1)  # published while Redis was away, or just back
         await eventually(lambda: s.connects > connects, timeout=15)
         # The subscriber refilled (its connection is new): what Redis lost is read back.
@@ -225,3 +285,32 @@ async def test_a_redis_restart_costs_a_refill_on_both_sides_and_delivery_resumes
         # Delivery resumes, live or covered by the relay's own refill after its failed publish.
         await publish_to(bus_database_url, audience, 2)
         await eventually(lambda: replica.events.get(user) == [1, 2, 3, 4, 5], timeout=15)
+
+
+async def test_a_channel_whose_slot_moves_to_another_primary_loses_nothing(
+    bus_database_url: str, redis_cluster: LocalRedisCluster, prefix: str
+) -> None:
+    user = uuid.uuid4()
+    audience = make_audience(bus_database_url, [user])
+    replica = Replica(dsn=bus_database_url)
+    url = redis_cluster.url
+    slot = key_slot(user_channel(prefix, user).encode())
+    home = redis_cluster.owner_of(slot)
+    elsewhere = next(node for node in redis_cluster.nodes if node is not home)
+    async with relay(bus_database_url, url, prefix) as r, subscriber(url, prefix, replica) as s:
+        await r.listener.wait_connected(10)
+        s.add(user)
+        await eventually(lambda: replica.subscribed == [user])
+        await publish_to(bus_database_url, audience, 10)
+        await eventually(lambda: replica.events.get(user) == list(range(1, 11)))
+        connects = s.connects
+        try:
+            # The old primary tells its subscribers the channel is gone (SUNSUBSCRIBE); the
+            # subscriber reads the map again and subscribes on the new one, then refills.
+            await asyncio.to_thread(redis_cluster.move_slot, slot, elsewhere)
+            await eventually(lambda: s.connects > connects, timeout=15)
+            # The relay's next SPUBLISH is told MOVED; redis-py's cluster client follows it.
+            await publish_to(bus_database_url, audience, 10)
+            await eventually(lambda: replica.events.get(user) == list(range(1, 21)), timeout=15)
+        finally:
+            await asyncio.to_thread(redis_cluster.move_slot, slot, home)  # the session's map, as it was

@@ -20,6 +20,8 @@ Fixtures:
   (None when `TEST_REDIS_URL` is set or Docker runs one), for tests that restart it;
   `redis_url`: the session's Redis: `TEST_REDIS_URL` if set, else one in Docker through
   testcontainers when an engine answers, else that local server. Never an imitation of Redis.
+  `redis_cluster`: a Redis Cluster of three local primaries (`rag_devstack.redis.LocalRedisCluster`,
+  the same `redis-server` binary in cluster mode), for the broker's cluster mode.
 - `system_factory(**options)`: the whole system as processes on the test's database and bucket
   (`rag_testing.system.start_system`); `system`: one started with the defaults.
 - `anyio_backend`: asyncio.
@@ -44,7 +46,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -54,13 +56,14 @@ from psycopg.conninfo import make_conninfo
 from rag_core.migrate import migrate
 from rag_devstack.backends import docker_answers
 from rag_devstack.postgres import EmbeddedPostgres
-from rag_devstack.redis import RedisServer
+from rag_devstack.redis import LocalRedisCluster, RedisServer
 from rag_devstack.s3 import MotoServer, ensure_bucket
 from rag_devstack.s3 import s3_env as s3_env_for
 from rag_testing import linear_time
 from rag_testing.system import System, start_system
 
 TEMPLATE_DB = "rag_test_template"
+_LocalRedis = TypeVar("_LocalRedis", RedisServer, LocalRedisCluster)
 # A real Postgres, a real S3 or real processes: what makes a test an integration test.
 INTEGRATION_FIXTURES = frozenset(
     {
@@ -72,6 +75,7 @@ INTEGRATION_FIXTURES = frozenset(
         "s3_env",
         "redis_server",
         "redis_url",
+        "redis_cluster",
     }
 )
 REDIS_IMAGE = "redis:7.4-alpine"
@@ -231,13 +235,27 @@ def redis_server() -> Iterator[RedisServer | None]:
     if os.environ.get("TEST_REDIS_URL") or docker_answers():
         yield None
         return
-    root = Path(tempfile.mkdtemp(prefix="rag-test-redis-"))
-    server = RedisServer(root)
-    server.start()
-    try:
+    with _started_in_a_new_directory(RedisServer, "rag-test-redis-") as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalRedisCluster]:
+    """Three primaries on loopback ports, for the session (tests keep apart by channel prefix)."""
+    with _started_in_a_new_directory(LocalRedisCluster, "rag-test-redis-cluster-") as cluster:
+        yield cluster
+
+
+@contextlib.contextmanager
+def _started_in_a_new_directory(make: Callable[[Path], _LocalRedis], prefix: str) -> Iterator[_LocalRedis]:
+    """A local Redis (server or cluster) in a directory of its own, removed with it."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    local = make(root)
+    local.start()
+    try:
+        yield local
     finally:
-        server.stop()
+        local.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 

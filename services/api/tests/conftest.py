@@ -193,13 +193,17 @@ def api_factory(database_url: str, s3_env: dict[str, str], tmp_path: Path) -> It
         system.stop()
 
 
-@pytest.fixture(params=["postgres", "redis"])
+@pytest.fixture(params=["postgres", "redis", "redis-cluster"])
 def broker_api_factory(request: pytest.FixtureRequest, api_factory: ApiFactory) -> ApiFactory:
     """`api_factory` on each realtime broker in turn (EVENTBUS_BROKER): the end-to-end realtime
-    suite runs on both. The Redis one is the session's real Redis, with channels of this test's own."""
+    suite runs on both, the Redis one on a standalone server and on a Redis Cluster of three
+    primaries (the session's real ones), with channels of this test's own."""
     if request.param == "postgres":
         return api_factory
-    redis_url: str = request.getfixturevalue("redis_url")
+    if request.param == "redis-cluster":
+        redis_url: str = request.getfixturevalue("redis_cluster").url
+    else:
+        redis_url = request.getfixturevalue("redis_url")
     prefix = f"test:{uuid.uuid4().hex[:8]}:"
 
     def factory(*, wait_ready: bool = True, **overrides: str) -> Api:
