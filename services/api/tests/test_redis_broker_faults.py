@@ -3,7 +3,7 @@ EVENTBUS_BROKER=redis, a real redis-server (restarted or cut by the test), a pub
 this process streaming 10,000 events, and a real WebSocket client per replica.
 
 Whatever breaks mid-stream (Redis restarts, the replica whose relay forwards is killed,
-every replica's subscription is cut), every client ends with all 10,000 events: ids
+every replica's subscription is cut, the publishing process is killed), every client ends with all 10,000 events: ids
 consecutive from 1, none twice (docs/realtime.md, "Scaling out"), and no socket is closed:
 the burst of live events right after an outage is read from the log with the outage's gap,
 not counted as the client's backlog (docs/realtime.md, "Flow control"). The clients would
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -58,10 +59,10 @@ def redis_replicas(api_factory: Any, server: RedisServer, n: int = 2) -> list[Ap
     return [api_factory(**env) for _ in range(n)]
 
 
-async def stream(dsn: str, workspace: UUID, fault: Callable[[], Awaitable[None]]) -> None:
-    """N events, PER_TX per transaction; `fault` runs after FAULT_AT of them."""
+async def stream(dsn: str, workspace: UUID, fault: Callable[[], Awaitable[None]], total: int = N) -> None:
+    """`total` events, PER_TX per transaction; `fault` runs after FAULT_AT of them."""
     async with await AsyncConnection.connect(dsn) as conn:
-        for start in range(0, N, PER_TX):
+        for start in range(0, total, PER_TX):
             if start == FAULT_AT:
                 await fault()
             batch = [
@@ -224,3 +225,59 @@ async def test_cutting_every_replicas_subscription_mid_stream_loses_nothing(
             assert client.closes == []
     errors = [await metric(api, "rag_api_redis_subscriber_errors") for api in apis]
     assert errors == [1.0, 1.0]  # each replica noticed, reconnected and refilled
+
+
+# A producer of its own process, publishing PER_TX events per transaction until it is killed.
+PUBLISHER = """
+import asyncio, sys, uuid
+from psycopg import AsyncConnection
+from rag_core.events import DocumentStatusUpdated, Event
+from rag_eventbus import publish
+
+async def main(dsn: str, workspace: uuid.UUID, per_tx: int) -> None:
+    async with await AsyncConnection.connect(dsn) as conn:
+        while True:
+            batch = [
+                Event.of(DocumentStatusUpdated(
+                    workspace_id=workspace, document_id=uuid.uuid4(), status="parsing", error=None))
+                for _ in range(per_tx)
+            ]
+            async with conn.transaction():
+                await publish(conn, batch)
+
+asyncio.run(main(sys.argv[1], uuid.UUID(sys.argv[2]), int(sys.argv[3])))
+"""
+
+
+async def test_a_publisher_killed_mid_stream_loses_nothing_it_committed(
+    api_factory: Any, local_redis: RedisServer
+) -> None:
+    """SIGKILL lands anywhere in the producer's loop (before, during or just after a commit):
+    whatever it committed reaches every client, in order, once; whatever it did not, nobody
+    sees. There is no publish after the commit to be lost: the NOTIFY is part of it."""
+    apis, workspace, (owner, member) = await two_clients(api_factory, local_redis)
+    async with (
+        ResumingClient(apis[0].ws_url, apis[0].token(owner)) as on_first,
+        ResumingClient(apis[1].ws_url, apis[1].token(member)) as on_second,
+    ):
+        producer = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", PUBLISHER, apis[0].database_url, str(workspace), str(PER_TX)
+        )
+        try:
+            await on_first.wait_for(FAULT_AT, timeout=60)
+        finally:
+            producer.kill()
+            await producer.wait()
+        committed = apis[0].sql("SELECT coalesce(max(id), 0) FROM events WHERE user_id = %s", (owner,))[0][0]
+        assert FAULT_AT <= committed < N and committed % PER_TX == 0  # whole transactions only
+        # A producer after the crash: delivery goes on, the crashed one's events first.
+        await stream(apis[0].database_url, workspace, fault=_nothing, total=N - committed)
+        for client in (on_first, on_second):
+            await client.wait_for(N, timeout=120)
+            await asyncio.sleep(0.3)
+            assert_ids(client.ids)
+            assert client.closes == []
+
+
+async def _nothing() -> None:
+    return None
