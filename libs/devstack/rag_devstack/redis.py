@@ -128,18 +128,20 @@ CLUSTER_SLOTS = 16384
 
 
 class LocalRedisCluster:
-    """`size` primaries (no replicas) forming one Redis Cluster on loopback ports.
+    """`size` primaries, each with `replicas` replicas, forming one Redis Cluster on loopback ports.
 
     Each node is a `RedisServer` in cluster mode; `start` introduces them to each other
-    (CLUSTER MEET), gives each an equal range of slots and waits for `cluster_state:ok`.
-    `url` is one node's: a cluster client discovers the others from it, as it would from a
-    managed cluster's configuration endpoint. `nodes[i].restart()` restarts one primary (its
-    node id and slots survive in its nodes file)."""
+    (CLUSTER MEET), gives each primary an equal range of slots, attaches the replicas
+    (CLUSTER REPLICATE) and waits for `cluster_state:ok`. `url` is one node's: a cluster
+    client discovers the others from it, as it would from a managed cluster's configuration
+    endpoint. `nodes[i].restart()` restarts a node (its id and slots survive in its nodes
+    file); `fail_over(primary)` promotes one of its replicas, as a managed cluster does."""
 
-    def __init__(self, directory: Path, size: int = 3) -> None:
+    def __init__(self, directory: Path, size: int = 3, replicas: int = 0) -> None:
+        total = size * (1 + replicas)
         # Each node's cluster bus on a port of its own: by default it is the port + 10,000,
         # which a free port above 55,535 cannot have.
-        self.bus_ports = [free_port() for _ in range(size)]
+        self.bus_ports = [free_port() for _ in range(total)]
         self.nodes = [
             RedisServer(
                 directory / f"node{i}",
@@ -157,6 +159,9 @@ class LocalRedisCluster:
             )
             for i, bus_port in enumerate(self.bus_ports)
         ]
+        self.size = size
+        # The replicas of primary i are nodes[size + i * replicas : size + (i + 1) * replicas].
+        self.replicas = replicas
 
     @property
     def url(self) -> str:
@@ -167,18 +172,26 @@ class LocalRedisCluster:
             node.start()
         clients = [redis.Redis(port=node.port) for node in self.nodes]
         try:
-            share = CLUSTER_SLOTS // len(self.nodes)
-            for i, client in enumerate(clients):
-                last = CLUSTER_SLOTS - 1 if i == len(clients) - 1 else (i + 1) * share - 1
+            share = CLUSTER_SLOTS // self.size
+            for i, client in enumerate(clients[: self.size]):
+                last = CLUSTER_SLOTS - 1 if i == self.size - 1 else (i + 1) * share - 1
                 client.cluster("ADDSLOTSRANGE", i * share, last)
-                if i:
-                    client.cluster("MEET", "127.0.0.1", self.nodes[0].port, self.bus_ports[0])
+            for client in clients[1:]:
+                client.cluster("MEET", "127.0.0.1", self.nodes[0].port, self.bus_ports[0])
             deadline = time.monotonic() + timeout
+            ids = [_node_id(c) for c in clients[: self.size]]
+            for i, client in enumerate(clients[self.size :]):
+                primary = ids[i // self.replicas]
+                # A replica can follow its primary once the MEETs have told it of that node.
+                while primary not in str(client.cluster("NODES")):
+                    _wait_or_fail(deadline, timeout, self)
+                client.cluster("REPLICATE", primary)
             while not all(_cluster_ok(c, len(self.nodes)) for c in clients):
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"the local Redis Cluster did not form within {timeout}s")
-                time.sleep(0.1)
+                _wait_or_fail(deadline, timeout, self)
+            # A replica that has not finished its first sync with its primary cannot take
+            # over from it (a manual failover would wait, then give up).
+            while not all(_replica_synced(c) for c in clients[self.size :]):
+                _wait_or_fail(deadline, timeout, self)
         finally:
             for client in clients:
                 client.close()
@@ -187,6 +200,24 @@ class LocalRedisCluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+    def fail_over(self, primary: RedisServer, timeout: float = 30) -> RedisServer:
+        """Promote `primary`'s first replica in its place (CLUSTER FAILOVER on the replica,
+        the manual failover a managed cluster runs for maintenance); the new primary, once
+        every node's map says so."""
+        index = self.nodes.index(primary)
+        if index >= self.size or not self.replicas:
+            raise ValueError("a primary of a cluster started with replicas")
+        replica = self.nodes[self.size + index * self.replicas]
+        with redis.Redis(port=replica.port) as client:
+            client.cluster("FAILOVER")
+        deadline = time.monotonic() + timeout
+        slot = index * (CLUSTER_SLOTS // self.size)  # the first of its slots
+        for node in self.nodes:
+            with redis.Redis(port=node.port) as client:
+                while _slot_owner_port(client, slot) != replica.port:
+                    _wait_or_fail(deadline, timeout, None)
+        return replica
 
     def owner_of(self, slot: int) -> RedisServer:
         """The primary that serves `slot` now (as the first node's map says)."""
@@ -197,9 +228,10 @@ class LocalRedisCluster:
         raise LookupError(f"no primary serves slot {slot}")
 
     def move_slot(self, slot: int, target: RedisServer, timeout: float = 15) -> None:
-        """Give `slot` to `target`, the way a resharding does (IMPORTING, MIGRATING, then
-        NODE on both sides; pub/sub channels are not keys, so there is nothing to copy), and
-        wait until every node agrees."""
+        """Give `slot` to `target` (a primary of a cluster without replicas), the way a
+        resharding does (IMPORTING, MIGRATING, then NODE on both sides and the other primaries;
+        pub/sub channels are not keys, so there is nothing to copy), and wait until every node
+        agrees."""
         source = self.owner_of(slot)
         with redis.Redis(port=source.port) as src, redis.Redis(port=target.port) as dst:
             source_id, target_id = _node_id(src), _node_id(dst)
@@ -207,15 +239,31 @@ class LocalRedisCluster:
             src.cluster("SETSLOT", slot, "MIGRATING", target_id)
             dst.cluster("SETSLOT", slot, "NODE", target_id)
             src.cluster("SETSLOT", slot, "NODE", target_id)
+            # Its claim must outrank the old one everywhere: a fresh, unique config epoch.
+            dst.cluster("BUMPEPOCH")
+        # And every other primary, as redis-cli's resharding does: left to gossip alone, a
+        # node can keep the old owner for a long while. Told again until it agrees.
         deadline = time.monotonic() + timeout
         for node in self.nodes:
             with redis.Redis(port=node.port) as client:
                 while _slot_owner_port(client, slot) != target.port:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(
-                            f"slot {slot} did not move to port {target.port} within {timeout}s"
-                        )
-                    time.sleep(0.05)
+                    if node in self.nodes[: self.size]:
+                        client.cluster("SETSLOT", slot, "NODE", target_id)
+                    _wait_or_fail(deadline, timeout, None)
+                    time.sleep(0.2)
+
+
+def _wait_or_fail(deadline: float, timeout: float, stop_on_failure: LocalRedisCluster | None) -> None:
+    if time.monotonic() > deadline:
+        if stop_on_failure is not None:
+            stop_on_failure.stop()
+        raise RuntimeError(f"the local Redis Cluster did not settle within {timeout}s")
+    time.sleep(0.05)
+
+
+def _replica_synced(client: redis.Redis) -> bool:
+    info = client.info("replication")
+    return info.get("role") == "slave" and info.get("master_link_status") == "up"
 
 
 def _cluster_ok(client: redis.Redis, size: int) -> bool:

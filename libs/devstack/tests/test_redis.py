@@ -59,3 +59,20 @@ def test_a_local_cluster_forms_serves_every_slot_and_moves_one(tmp_path: Path) -
         client.close()
     finally:
         cluster.stop()
+
+
+def test_a_cluster_with_replicas_fails_over_a_primary_to_its_replica(tmp_path: Path) -> None:
+    cluster = LocalRedisCluster(tmp_path, size=3, replicas=1)
+    cluster.start()
+    try:
+        slot = 0  # the first primary's
+        old = cluster.owner_of(slot)
+        assert old is cluster.nodes[0]
+        new = cluster.fail_over(old)
+        assert new is not old and cluster.owner_of(slot) is new
+        client = redis.RedisCluster.from_url(cluster.url)
+        client.set("{slot0}", "v")  # the cluster still serves every slot
+        assert client.get("{slot0}") == b"v"
+        client.close()
+    finally:
+        cluster.stop()

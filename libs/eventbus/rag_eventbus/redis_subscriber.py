@@ -10,7 +10,8 @@ Postgres' notifications).
 
 The connections are one subscription: when any of them fails, or a cluster moves one of
 its channels elsewhere (a server-sent SUNSUBSCRIBE, a MOVED refusal), all are closed, the
-map is read again and everything is subscribed anew, followed by a refill.
+map is read again and everything is subscribed anew, followed by a refill, and on a cluster
+by a second one SETTLE_SECONDS later (a publisher may still reach the old primary meanwhile).
 
 Where messages may have been missed, the owner is told to read from the log instead:
 - `on_refill(cause)` after every (re)connection ("reconnect": whatever was published
@@ -42,6 +43,10 @@ log = structlog.get_logger("rag_eventbus.redis_subscriber")
 
 RefillCause = Literal["reconnect", "refill"]
 HEALTH_SECONDS = 15.0  # a quiet connection is pinged this often
+# After a cluster's map has changed, publishers' clients may still send to the old primary
+# for a moment, and what it accepts then reaches nobody: a second refill this long after
+# the new subscription reads those events back.
+SETTLE_SECONDS = 2.0
 
 
 class _MapChanged(Exception):
@@ -161,6 +166,7 @@ class RedisSubscriber:
         while True:
             links: list[PubSub] = []
             pools: list[ConnectionPool] = []
+            settle: asyncio.Task[None] | None = None
             try:
                 topology = await discover(self._url, self._pool)
                 # Standalone: the one server of REDIS_URL; a cluster: each of its primaries.
@@ -185,11 +191,13 @@ class RedisSubscriber:
                     "redis_subscriber_connected",
                     connects=self.connects,
                     users=len(channels),
-                    servers=len(links),
+                    servers=[f"{host}:{port}" for host, port in topology.servers],
                     cluster=topology.cluster,
                 )
                 # Whatever was published while this replica was not subscribed is lost.
                 self._safely(self._on_refill, "reconnect")
+                if topology.cluster and self.connects > 1:
+                    settle = asyncio.create_task(self._refill_later(), name="redis-subscriber-settle")
                 await self._consume_all(links, initial={c.encode() for c in channels})
             except asyncio.CancelledError:
                 raise
@@ -199,6 +207,8 @@ class RedisSubscriber:
                     "redis_subscriber_disconnected", error=str(exc), error_type=type(exc).__qualname__
                 )
             finally:
+                if settle is not None:
+                    settle.cancel()  # the next subscription refills anyway
                 self._connected.clear()
                 self._topology, self._links = None, []
                 for pubsub in links:
@@ -209,6 +219,10 @@ class RedisSubscriber:
                         await pool.aclose()
             failures += 1
             await asyncio.sleep(REDIS_RETRY.backoff(failures))
+
+    async def _refill_later(self) -> None:
+        await asyncio.sleep(SETTLE_SECONDS)
+        self._safely(self._on_refill, "reconnect")
 
     def _catch_up_on_users(self, subscribed: set[str]) -> None:
         """Users who came or went while the subscription was being made: (un)subscribe them

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -23,7 +25,7 @@ from rag_devstack.redis import LocalRedisCluster, RedisServer
 from rag_eventbus import EventLog, publish
 from rag_eventbus.publish import decode_notice
 from rag_eventbus.redis_relay import RedisRelay
-from rag_eventbus.redis_subscriber import RedisSubscriber
+from rag_eventbus.redis_subscriber import SETTLE_SECONDS, RedisSubscriber
 from rag_eventbus.redis_wire import split_notice, user_channel
 
 from .conftest import TestEvent, make_audience
@@ -35,19 +37,26 @@ pytestmark = pytest.mark.anyio
 class Replica:
     """What an api replica's hub would see: user events, refills, confirmed subscriptions.
 
-    With `dsn`, a refill reads the users' events from the log, as the hub does (ids already
-    seen are skipped: live and read-back events meet in one ordered list per user)."""
+    With `dsn`, a refill, or a live event whose id skips some, reads the users' events from
+    the log, as the hub does (ids already seen are skipped: live and read-back events meet in
+    one ordered list per user)."""
 
     dsn: str | None = None
     events: dict[UUID, list[int]] = field(default_factory=dict)
     ranges: dict[UUID, list[tuple[int, int]]] = field(default_factory=dict)
     refills: int = 0
+    reconnect_refills: int = 0  # the subscriber's own (the rest are the relay's)
     subscribed: list[UUID] = field(default_factory=list)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def on_notice(self, payload: bytes) -> None:
         notice = decode_notice(payload.decode())
         for user, event in notice.events:
+            if self.dsn is not None and self._gap(user, event.id):
+                # As the hub does: ids are consecutive, so a jump means some were lost on
+                # the way; read them from the log (this event comes with them).
+                self._spawn(self._read_back())
+                continue
             self._add(user, event.id)
         for user, first, last in notice.ranges:
             self.ranges.setdefault(user, []).append((first, last))
@@ -57,12 +66,20 @@ class Replica:
         if not seen or event_id > seen[-1]:
             seen.append(event_id)
 
+    def _gap(self, user: UUID, event_id: int) -> bool:
+        seen = self.events.get(user, [])
+        return event_id > (seen[-1] if seen else 0) + 1
+
     def on_refill(self, cause: str) -> None:
         self.refills += 1
+        self.reconnect_refills += cause == "reconnect"
         if self.dsn is not None:
-            task = asyncio.get_running_loop().create_task(self._read_back())
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            self._spawn(self._read_back())
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def _read_back(self) -> None:
         assert self.dsn is not None
@@ -77,11 +94,13 @@ class Replica:
         self.subscribed.append(user)
 
 
-async def eventually(predicate: Callable[[], bool], timeout: float = 10) -> None:
+async def eventually(
+    predicate: Callable[[], bool], timeout: float = 10, state: Callable[[], object] = lambda: ""
+) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not predicate():
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
+            raise AssertionError(f"condition not reached in time {state()}")
         await asyncio.sleep(0.01)
 
 
@@ -287,30 +306,66 @@ async def test_a_redis_restart_costs_a_refill_on_both_sides_and_delivery_resumes
         await eventually(lambda: replica.events.get(user) == [1, 2, 3, 4, 5], timeout=15)
 
 
+async def survives_a_map_change(
+    dsn: str, url: str, prefix: str, user: UUID, change: Callable[[], object]
+) -> None:
+    """10 events, then `change` to the cluster's map (run in a thread), then 10 more: the
+    subscriber rebuilds its subscription from the new map and every event arrives, in order."""
+    audience = make_audience(dsn, [user])
+    replica = Replica(dsn=dsn)
+    async with relay(dsn, url, prefix) as r, subscriber(url, prefix, replica) as s:
+        await r.listener.wait_connected(10)
+        s.add(user)
+        await eventually(lambda: replica.subscribed == [user])
+        await publish_to(dsn, audience, 10)
+        await eventually(lambda: replica.events.get(user) == list(range(1, 11)))
+        connects, refills = s.connects, replica.reconnect_refills
+        # The old primary tells its subscribers the channel is gone (SUNSUBSCRIBE); the
+        # subscriber reads the map again, subscribes on the new one, then refills, and again
+        # SETTLE_SECONDS later (a publisher may still have reached the old primary).
+        await asyncio.to_thread(change)
+        # The relay's next SPUBLISH is told MOVED; redis-py's cluster client follows it.
+        await publish_to(dsn, audience, 10)
+        await eventually(lambda: s.connects > connects, timeout=20)
+        await eventually(
+            lambda: replica.events.get(user) == list(range(1, 21)),
+            timeout=20,
+            state=lambda: (replica.events.get(user), s.connects, s.errors, r.forwarded, r.publish_errors),
+        )
+        await eventually(lambda: replica.reconnect_refills >= refills + 2, timeout=SETTLE_SECONDS + 5)
+
+
 async def test_a_channel_whose_slot_moves_to_another_primary_loses_nothing(
     bus_database_url: str, redis_cluster: LocalRedisCluster, prefix: str
 ) -> None:
     user = uuid.uuid4()
-    audience = make_audience(bus_database_url, [user])
-    replica = Replica(dsn=bus_database_url)
-    url = redis_cluster.url
     slot = key_slot(user_channel(prefix, user).encode())
     home = redis_cluster.owner_of(slot)
     elsewhere = next(node for node in redis_cluster.nodes if node is not home)
-    async with relay(bus_database_url, url, prefix) as r, subscriber(url, prefix, replica) as s:
-        await r.listener.wait_connected(10)
-        s.add(user)
-        await eventually(lambda: replica.subscribed == [user])
-        await publish_to(bus_database_url, audience, 10)
-        await eventually(lambda: replica.events.get(user) == list(range(1, 11)))
-        connects = s.connects
-        try:
-            # The old primary tells its subscribers the channel is gone (SUNSUBSCRIBE); the
-            # subscriber reads the map again and subscribes on the new one, then refills.
-            await asyncio.to_thread(redis_cluster.move_slot, slot, elsewhere)
-            await eventually(lambda: s.connects > connects, timeout=15)
-            # The relay's next SPUBLISH is told MOVED; redis-py's cluster client follows it.
-            await publish_to(bus_database_url, audience, 10)
-            await eventually(lambda: replica.events.get(user) == list(range(1, 21)), timeout=15)
-        finally:
-            await asyncio.to_thread(redis_cluster.move_slot, slot, home)  # the session's map, as it was
+    try:
+        await survives_a_map_change(
+            bus_database_url,
+            redis_cluster.url,
+            prefix,
+            user,
+            lambda: redis_cluster.move_slot(slot, elsewhere),
+        )
+    finally:
+        await asyncio.to_thread(redis_cluster.move_slot, slot, home)  # the session's map, as it was
+
+
+async def test_a_failover_to_a_replica_mid_stream_loses_nothing(
+    bus_database_url: str, tmp_path: Path, prefix: str
+) -> None:
+    """A managed cluster's maintenance: the primary of the user's channel hands over to its
+    replica (CLUSTER FAILOVER)."""
+    cluster = LocalRedisCluster(tmp_path / "cluster", size=3, replicas=1)
+    await asyncio.to_thread(cluster.start)
+    try:
+        user = uuid.uuid4()
+        primary = node_of(cluster, prefix, user)
+        await survives_a_map_change(
+            bus_database_url, cluster.url, prefix, user, lambda: cluster.fail_over(primary)
+        )
+    finally:
+        await asyncio.to_thread(cluster.stop)
