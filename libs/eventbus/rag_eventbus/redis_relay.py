@@ -26,11 +26,10 @@ import contextlib
 
 import structlog
 from redis.asyncio import Redis, RedisCluster
-from redis.exceptions import RedisError
 
 from rag_eventbus.listener import Listener
 from rag_eventbus.publish import REALTIME_CHANNEL
-from rag_eventbus.redis_topology import cluster_client, discover
+from rag_eventbus.redis_topology import REDIS_ERRORS, cluster_client, is_cluster_node
 from rag_eventbus.redis_wire import REDIS_RETRY, REFILL_MESSAGE, refill_channel, split_notice, user_channel
 
 log = structlog.get_logger("rag_eventbus.redis_relay")
@@ -132,7 +131,7 @@ class RedisRelay:
                     error=str(exc),
                     error_type=type(exc).__qualname__,
                     notices=len(batch),
-                    exc_info=not isinstance(exc, RedisError | OSError),
+                    exc_info=not isinstance(exc, REDIS_ERRORS),
                 )
                 await asyncio.sleep(REDIS_RETRY.backoff(failures))
                 self._pending.set()
@@ -142,7 +141,7 @@ class RedisRelay:
         if self._redis is None:
             plain = Redis.from_url(self._url, socket_connect_timeout=5, socket_timeout=5)
             try:
-                cluster = (await discover(self._url, plain.connection_pool)).cluster
+                cluster = await is_cluster_node(plain.connection_pool)  # the map is the client's
             except BaseException:
                 await plain.aclose()
                 raise

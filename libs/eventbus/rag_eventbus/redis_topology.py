@@ -59,14 +59,19 @@ class Topology:
             yield server, group
 
 
-async def discover(url: str, pool: ConnectionPool) -> Topology:
-    """Ask the server behind `pool` (made from `url`) whether it is one node of a cluster,
-    and if so for the cluster's map of primaries and slots."""
+async def is_cluster_node(pool: ConnectionPool) -> bool:
+    """Whether the server behind `pool` is one node of a Redis Cluster (`INFO cluster`)."""
     try:
         info = await Redis(connection_pool=pool).info("cluster")
     except ResponseError:  # a service that refuses INFO (ACLs, some proxies) is not a cluster's node
-        info = {}
-    if not info.get("cluster_enabled"):
+        return False
+    return bool(info.get("cluster_enabled"))
+
+
+async def discover(url: str, pool: ConnectionPool) -> Topology:
+    """The servers behind `pool` (made from `url`): that one, or a cluster's map of primaries
+    and slots."""
+    if not await is_cluster_node(pool):
         kwargs = pool.connection_kwargs
         return Topology(servers=[(str(kwargs["host"]), int(kwargs["port"]))], owners=None)
     cluster = cluster_client(url, socket_connect_timeout=pool.connection_kwargs.get("socket_connect_timeout"))
