@@ -9,15 +9,18 @@ execution time from EXPLAIN ANALYZE and the client's round trip, medians over SA
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from bench.common import Bench, Row, Section, median
-from rag_jobqueue.queries import FAIR_CLAIM, FIFO_CLAIM, compose
+from rag_core.queues import PARSE_QUEUE
+from rag_jobqueue.queries import QueueSQL, claimed
 
 WORKSPACES = 1_000
 QUEUED = 100_000
@@ -109,7 +112,8 @@ def measure(
                 for index in drop:
                     conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(index)))
                 t0 = time.perf_counter()
-                rows = conn.execute(statement, params).fetchall()
+                with conn.cursor(row_factory=dict_row) as cur:
+                    jobs, _ = claimed(cur.execute(statement, params).fetchall())
                 elapsed = (time.perf_counter() - t0) * 1000
             if i < warmup:
                 continue
@@ -120,7 +124,7 @@ def measure(
                 {
                     str(r[0])
                     for r in conn.execute(
-                        "SELECT workspace_id FROM parse_jobs WHERE id = ANY(%s)", ([row[0] for row in rows],)
+                        "SELECT workspace_id FROM parse_jobs WHERE id = ANY(%s)", ([job.id for job in jobs],)
                     )
                 }
             )
@@ -141,7 +145,9 @@ async def run(bench: Bench) -> Section:
     scale = 10 if bench.quick else 1
     workspaces, queued, heavy = WORKSPACES // scale, QUEUED // scale, HEAVY // scale
     samples = 5 if bench.quick else SAMPLES
-    fair, fifo = compose(FAIR_CLAIM, "parse_jobs", "workspace_id"), compose(FIFO_CLAIM, "parse_jobs")
+    # The claim statements alone, without a kind's effects (no documents to update).
+    fair = QueueSQL(PARSE_QUEUE).claim
+    fifo = QueueSQL(dataclasses.replace(PARSE_QUEUE, partition_by=None)).claim
     results: dict[str, dict[str, Any]] = {}
     dsn = bench.database("claimcost")
     try:

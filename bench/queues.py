@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -223,10 +223,9 @@ async def run_ours(
     from psycopg_pool import AsyncConnectionPool
 
     from rag_core.document_jobs import DocumentJobKind, job_event
-    from rag_core.events import Event
     from rag_core.queues import PARSE_QUEUE
     from rag_eventbus import publish
-    from rag_jobqueue import Job, Lease, Worker
+    from rag_jobqueue import NO_EFFECTS, ClaimEffects, Job, Lease, Worker
     from rag_jobqueue.settings import JobSettings
     from rag_observability import configure_logging
 
@@ -243,8 +242,9 @@ async def run_ours(
         def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
             self.pool = pool
 
-        async def on_claimed(self, conn: Any, jobs: Sequence[Job]) -> list[Event]:
-            return await super().on_claimed(conn, jobs) if events else []
+        @property
+        def claim_effects(self) -> ClaimEffects:
+            return super().claim_effects if events else NO_EFFECTS
 
         async def run(self, job: Job, lease: Lease) -> None:
             on_start(str(job.id))

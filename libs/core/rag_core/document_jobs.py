@@ -2,20 +2,21 @@
 
 Each transition of such a job publishes `job.status_updated` and moves the document's
 status (docs/contract.md §5): claimed -> `parsing`/`ingesting`, failed -> `error`. The
-job runtime (rag_jobqueue) calls these hooks inside its transaction for the transition.
+job runtime (rag_jobqueue) calls these hooks inside its transaction for the transition;
+the claim's are SQL (`claim_effects`) that the claim's own statement runs, and build the
+same events as `job_event` and `document_event` (tests/test_document_jobs.py compares them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
 from rag_core.events import DocumentStatus, DocumentStatusUpdated, Event, JobStatusUpdated, JobType
-from rag_jobqueue import Job, PublicMessages, QueueSpec, public_message
+from rag_jobqueue import ClaimEffects, Job, PublicMessages, QueueSpec, public_message
 
 Conn = AsyncConnection[Any]
 
@@ -23,9 +24,37 @@ Conn = AsyncConnection[Any]
 UPDATE_DOCUMENT_STATUS = """
 UPDATE documents SET status = %(status)s, error = %(error)s, updated_at = now() WHERE id = %(id)s
 """
-UPDATE_DOCUMENTS_STATUS = """
-UPDATE documents SET status = %(status)s, error = NULL, updated_at = now() WHERE id = ANY(%(ids)s)
+
+# The claim's effects (rag_jobqueue.effects), over `started`: the documents of the started
+# jobs move to the working status, and each job publishes `job_event` then `document_event`.
+CLAIMED_DOCUMENTS = """
+UPDATE documents d SET status = {status}, error = NULL, updated_at = now()
+FROM started s WHERE d.id = s.document_id
 """
+CLAIMED_EVENTS = """
+SELECT s.id AS job_id, e.n, jsonb_build_object('type', e.type, 'audience', s.workspace_id, 'payload', e.payload) AS event
+FROM started s CROSS JOIN LATERAL (VALUES
+    (1, 'job.status_updated', jsonb_build_object(
+        'job_id', s.id, 'job_type', {job_type}, 'document_id', s.document_id,
+        'workspace_id', s.workspace_id, 'status', s.status, 'attempt', s.attempt,
+        'max_attempts', s.max_attempts, 'error', NULL, 'run_at', {run_at})),
+    (2, 'document.status_updated', jsonb_build_object(
+        'workspace_id', s.workspace_id, 'document_id', s.document_id, 'status', {status}, 'error', NULL))
+) AS e(n, type, payload)
+"""
+# A timestamp as pydantic writes it in JSON: UTC with a `Z`, microseconds only when not 0.
+JSON_TIMESTAMP = """(to_char({ts} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+    || CASE WHEN mod(date_part('microseconds', {ts})::bigint, 1000000) = 0 THEN ''
+       ELSE to_char({ts} AT TIME ZONE 'UTC', '.US') END || 'Z')"""
+
+
+def claim_effects(job_type: JobType, working_status: DocumentStatus) -> ClaimEffects:
+    """The claim's effects of a document job of `job_type` (see CLAIMED_EVENTS)."""
+    status, run_at = sql.Literal(working_status), sql.SQL(JSON_TIMESTAMP).format(ts=sql.SQL("s.run_at"))
+    return ClaimEffects(
+        update=sql.SQL(CLAIMED_DOCUMENTS).format(status=status),
+        events=sql.SQL(CLAIMED_EVENTS).format(job_type=sql.Literal(job_type), run_at=run_at, status=status),
+    )
 
 
 def job_event(
@@ -90,15 +119,9 @@ class DocumentJobKind:
         psycopg.OperationalError: "The database could not be reached.",
     }
 
-    async def on_claimed(self, conn: Conn, jobs: Sequence[Job]) -> list[Event]:
-        await conn.execute(
-            UPDATE_DOCUMENTS_STATUS,
-            {"status": self.working_status, "ids": [j.row["document_id"] for j in jobs]},
-        )
-        events: list[Event] = []
-        for job in jobs:
-            events += [job_event(job, self.job_type), document_event(job, self.working_status)]
-        return events
+    @property
+    def claim_effects(self) -> ClaimEffects:
+        return claim_effects(self.job_type, self.working_status)
 
     async def on_retry(self, conn: Conn, job: Job, error: str) -> list[Event]:
         return [job_event(job, self.job_type)]

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime
 
+import orjson
 import psycopg
 import pytest
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from rag_core.document_jobs import DocumentJobKind
-from rag_core.queues import PARSE_QUEUE, queue_document_job
-from rag_jobqueue import INTERNAL_ERROR, Job, Lease, Worker
+from rag_core.document_jobs import DocumentJobKind, claim_effects, document_event, job_event
+from rag_core.events import DocumentStatus, JobType
+from rag_core.queues import INGEST_QUEUE, PARSE_QUEUE, queue_document_job
+from rag_jobqueue import INTERNAL_ERROR, Job, Lease, QueueSpec, Worker
 from rag_jobqueue.settings import JobSettings
+from rag_testing.jobs import claim_once, enqueue_sync
 from rag_testing.seed import make_workspace
 
 
@@ -75,3 +79,47 @@ async def test_a_claimed_job_marks_its_document_working_and_a_failed_one_marks_i
             )
         ]
     assert statuses == ["parsing", "error"]
+
+
+@pytest.mark.parametrize(
+    ("queue", "job_type", "working_status"),
+    [(PARSE_QUEUE, "parse", "parsing"), (INGEST_QUEUE, "ingest", "ingesting")],
+)
+def test_the_claims_sql_publishes_what_the_python_builders_build(
+    database_url: str, queue: QueueSpec, job_type: JobType, working_status: DocumentStatus
+) -> None:
+    """The claim builds its events in SQL (claim_effects), every other transition in Python
+    (job_event, document_event): for the same job rows both give the same events, byte for
+    byte, including run_at with and without microseconds."""
+    workspace = make_workspace(database_url, [uuid.uuid4()])
+    run_ats = ["2026-01-02 03:04:05+00", "2026-01-02 03:04:05.12+00", "2026-01-02 03:04:05.000005+00"]
+    with psycopg.connect(database_url) as conn:
+        documents = [
+            conn.execute(
+                "INSERT INTO documents (workspace_id, filename, content_type, size_bytes, sha256)"
+                " VALUES (%s, 'f.txt', 'text/plain', 1, %s) RETURNING id",
+                (workspace, f"{i}" * 64),
+            ).fetchone()[0]  # type: ignore[index]
+            for i in range(len(run_ats))
+        ]
+    for document_id, run_at in zip(documents, run_ats, strict=True):
+        enqueue_sync(
+            database_url,
+            queue,
+            {"document_id": document_id, "workspace_id": workspace, "run_at": datetime.fromisoformat(run_at)},
+        )
+    jobs, published = claim_once(database_url, queue, claim_effects(job_type, working_status), limit=10)
+    assert len(jobs) == 3 and all(job.status == "running" and job.attempt == 1 for job in jobs)
+    expected = []
+    for job in sorted(jobs, key=lambda j: j.id):
+        for event in (job_event(job, job_type), document_event(job, working_status)):
+            expected.append((event.type, orjson.loads(orjson.dumps(event.payload))))
+    assert published == expected
+    assert {e[1]["run_at"] for e in published if "run_at" in e[1]} == {
+        "2026-01-02T03:04:05Z",
+        "2026-01-02T03:04:05.120000Z",
+        "2026-01-02T03:04:05.000005Z",
+    }
+    with psycopg.connect(database_url) as conn:
+        statuses = conn.execute("SELECT status FROM documents WHERE id = ANY(%s)", (documents,)).fetchall()
+    assert statuses == [(working_status,)] * 3

@@ -1,6 +1,7 @@
 """Postgres LISTEN/NOTIFY event bus.
 
-- `publish`: number and store events inside the caller's transaction, ring the doorbell.
+- `publish`: number and store events inside the caller's transaction (or statement), ring the
+  doorbell.
 - `listener`: one dedicated LISTEN connection that reconnects by itself.
 - `wakeup`: the workers' doorbell, an `asyncio.Event` set by NOTIFY.
 - `log`: a user's stream position and epoch, replay after an id, retention pruning.
@@ -10,7 +11,14 @@
 
 from rag_eventbus.listener import Listener, ListenerState
 from rag_eventbus.log import EventLog, Replay, ResyncRequired, StreamPosition
-from rag_eventbus.publish import REALTIME_CHANNEL, Notice, decode_notice, publish, publish_and_number
+from rag_eventbus.publish import (
+    REALTIME_CHANNEL,
+    Notice,
+    decode_notice,
+    publish,
+    publish_and_number,
+    publish_within,
+)
 from rag_eventbus.types import DeliveredEvent, Publishable
 from rag_eventbus.wakeup import notify_job, wakeup_listener
 
@@ -29,5 +37,6 @@ __all__ = [
     "notify_job",
     "publish",
     "publish_and_number",
+    "publish_within",
     "wakeup_listener",
 ]

@@ -34,9 +34,9 @@ from uuid import UUID
 import orjson
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
-from rag_eventbus.queries import PUBLISH
+from rag_eventbus.queries import PUBLISH, PUBLISH_WITHIN
 from rag_eventbus.types import DeliveredEvent, Publishable
 
 REALTIME_CHANNEL = "rag_realtime"
@@ -92,6 +92,19 @@ async def publish_and_number(
         return {}
     cur = await conn.execute(PUBLISH, _publish_args(events, traceparent))
     return {user_id: list(range(first, last + 1)) for user_id, first, last in await cur.fetchall()}
+
+
+def publish_within(events: sql.Composable, traceparent: sql.Composable) -> sql.Composed:
+    """A query that publishes as `publish` does, for a caller that makes it part of one
+    statement of its own (a CTE) to save the round trip: the job runtime's claim starts its
+    jobs and publishes their events in one statement (rag_jobqueue.effects).
+
+    `events` is an SQL expression of the jsonb array `publish` would send (objects with
+    `type`, `audience` and `payload`), `traceparent` one of text (NULL for none). The query
+    returns one row, the number of users the events went to; the caller must read it, or
+    Postgres, which runs a SELECT in a WITH only as far as it is read, publishes nothing.
+    """
+    return sql.SQL(PUBLISH_WITHIN).format(events=events, traceparent=traceparent)
 
 
 def _publish_args(events: Sequence[Publishable], traceparent: str | None) -> tuple[str, str | None]:

@@ -7,6 +7,10 @@ from __future__ import annotations
 # statements on generic plans since 0005_run_spans_generic_plans.sql).
 PUBLISH = "SELECT user_id, first_id, last_id FROM eventbus_publish(%s::jsonb, %s::text)"
 
+# The same publish as a part of the caller's own statement (`publish.publish_within`):
+# `{events}` is an expression of the jsonb array PUBLISH takes, `{traceparent}` one of text.
+PUBLISH_WITHIN = "SELECT count(*) AS users FROM eventbus_publish({events}, {traceparent})"
+
 # A user's events with lo <= id <= hi, oldest first, through the user's runs
 # (migrations/0004_audience_streams.sql). The caller bounds hi by the stream's last id, so
 # every id in the range is committed: the runs needed are the one that holds lo and those

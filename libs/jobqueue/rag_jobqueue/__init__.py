@@ -2,12 +2,13 @@
 
 - `queue`: a queue's definition (table, channel, partition column) and its job rows.
 - `queries`: every statement on a job table (claim, rescue, heartbeat, fenced transitions).
-- `kind`: the hooks a worker implements.
+- `kind`: the hooks a worker implements; `effects`: a claim's effects, as SQL.
 - `enqueue`: the one way a job enters a queue.
 - `lease`: the fencing token given to a running job.
 - `worker`: the loop (NOTIFY wake-up + poll, capacity, heartbeats, shutdown).
 """
 
+from rag_jobqueue.effects import NO_EFFECTS, ClaimEffects
 from rag_jobqueue.enqueue import enqueue
 from rag_jobqueue.errors import (
     INTERNAL_ERROR,
@@ -24,6 +25,8 @@ from rag_jobqueue.worker import Worker
 
 __all__ = [
     "INTERNAL_ERROR",
+    "NO_EFFECTS",
+    "ClaimEffects",
     "Job",
     "JobKind",
     "Lease",

@@ -2,11 +2,10 @@
 
 The runtime owns the job row (claim, lease, retry, failure, release); a kind owns
 the work and the rows of its own domain around it, and says which events each
-transition publishes. Every hook that receives a connection runs
-inside the runtime's transaction for that transition, so the job's state, the
-domain rows and the events commit together. Each statement a hook sends is a round trip
-(docs/jobs.md, "Round trips": psycopg's pipeline mode was measured and cost more than it
-saved here).
+transition publishes. The claim's effects are SQL (`claim_effects`), run inside the claim's
+own statement; every hook that receives a connection runs inside the runtime's transaction
+for its transition. Either way the job's state, the domain rows and the events commit
+together. Each statement a hook sends is a round trip (docs/jobs.md, "Round trips").
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from typing import Any, Protocol
 from psycopg import AsyncConnection
 
 from rag_eventbus import Publishable
+from rag_jobqueue.effects import ClaimEffects
 from rag_jobqueue.lease import Lease
 from rag_jobqueue.queue import Job, QueueSpec
 
@@ -34,8 +34,10 @@ class JobKind(Protocol):
         exception is retried with backoff.
         """
 
-    async def on_claimed(self, conn: Conn, jobs: Sequence[Job]) -> Sequence[Publishable]:
-        """Called once per claim with every job it started (one statement for many jobs)."""
+    @property
+    def claim_effects(self) -> ClaimEffects:
+        """What every claim does to the kind's rows and publishes, for the jobs it started
+        (a new attempt or a takeover): SQL the claim's statement runs (effects.py)."""
 
     async def on_retry(self, conn: Conn, job: Job, error: str) -> Sequence[Publishable]: ...
 

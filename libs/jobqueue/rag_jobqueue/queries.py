@@ -5,15 +5,21 @@ the table, `{p}` the queue's partition column. `attempt` counts claims; `locked_
 `attempt` form the fencing token: every update of a running job checks both
 (`{fence}`), so a worker whose lease expired and was taken over cannot overwrite the
 new owner's result.
+
+A claim is one statement (`claim_statement`): it picks the rows, starts them and runs the
+kind's claim effects (effects.py) over `started`, the rows it started, in one round trip.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from psycopg import sql
 
-from rag_jobqueue.queue import QueueSpec
+from rag_eventbus import publish_within
+from rag_jobqueue.effects import NO_EFFECTS, ClaimEffects
+from rag_jobqueue.queue import Job, QueueSpec
 
 # How many due jobs per partition a fair claim considers beyond the `limit` it wants: the
 # rows that concurrent claims hold locked are skipped, and these spares take their place.
@@ -22,22 +28,44 @@ CLAIM_SPARES_PER_PARTITION = 2
 LEASE = sql.SQL("now() + make_interval(secs => %(lease)s)")
 FENCE = sql.SQL("id = %(id)s AND locked_by = %(worker)s AND attempt = %(attempt)s AND status = 'running'")
 
-# The tail of every claim: start the `picked` rows as a new attempt under this worker's lease.
+# The tail of every new claim: start the `picked` rows as a new attempt under this worker's lease.
 START = """
 UPDATE {t} j SET status = 'running', attempt = j.attempt + 1, locked_by = %(worker)s,
     locked_until = {lease}, started_at = now(), finished_at = NULL, updated_at = now()
 FROM picked WHERE j.id = picked.id RETURNING j.*
 """
 
+# Every claim: `{pick}` (a WITH that ends in `picked`) chooses the rows, `{start}` starts
+# them as `started`, `{effects}` are the kind's. It returns one row per started job, or a
+# single row of NULLs when none was, so that `claim_next_due` always comes back: for a new
+# claim that came back short, the seconds until the next queued job is due (NULL: none
+# queued, or not short). `claim_published` reads the publish (see publish_within).
+CLAIM = """
+{pick},
+started AS ({start}){effects}
+SELECT {due} AS claim_next_due, {published} AS claim_published, s.*
+FROM (SELECT) AS one LEFT JOIN started s ON true
+"""
+CLAIM_COLUMNS = ("claim_next_due", "claim_published")
+CLAIM_UPDATE = ",\nclaim_update AS ({update})"
+CLAIM_EVENTS = ",\nclaim_events AS ({events}),\npublished AS ({publish})"
+# The events in (job, n) order, as the jsonb array `publish` takes.
+EVENTS_ARRAY = "(SELECT coalesce(jsonb_agg(c.event ORDER BY c.job_id, c.n), '[]'::jsonb) FROM claim_events c)"
+# The trace context every started job was queued in, if they share one (one upload's files do).
+COMMON_TRACEPARENT = """(SELECT CASE WHEN count(DISTINCT coalesce(traceparent, '')) = 1
+    THEN min(traceparent) END FROM started)"""
+PUBLISHED = "CASE WHEN EXISTS (SELECT FROM started) THEN (SELECT users FROM published) END"
+# The queued rows of this statement's snapshot still include those it started: left out.
+NEXT_DUE = """CASE WHEN (SELECT count(*) FROM started) < %(limit)s THEN (
+    SELECT EXTRACT(EPOCH FROM (min(q.run_at) - now()))::float8 FROM {t} q
+    WHERE q.status = 'queued' AND q.id NOT IN (SELECT id FROM started)) END"""
+
 # Due queued jobs, oldest first; the partial index on queued rows keeps this cheap.
-FIFO_CLAIM = (
-    """
+FIFO_CLAIM = """
 WITH picked AS (
     SELECT id FROM {t} WHERE status = 'queued' AND run_at <= now()
     ORDER BY run_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 )"""
-    + START
-)
 
 # The oldest due job of the partition with the fewest running jobs, in one statement.
 #
@@ -61,8 +89,7 @@ WITH picked AS (
 #   with SKIP LOCKED until `limit` are held. Rows a concurrent claim holds are skipped and
 #   the spares take their place; a claim that still comes back short is retried by the
 #   worker at once (next_due says a job is due).
-FAIR_CLAIM = (
-    """
+FAIR_CLAIM = """
 WITH RECURSIVE firsts AS (
     (SELECT {p} AS part, run_at, id FROM {t} WHERE status = 'queued' ORDER BY {p}, run_at, id LIMIT 1)
     UNION ALL
@@ -92,19 +119,23 @@ picked AS (
     JOIN {t} j ON j.id = c.id WHERE j.status = 'queued' AND j.run_at <= now()
     ORDER BY c.rank, c.running, c.run_at, c.id LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED
 )"""
-    + START
-)
 
-# Running jobs whose lease expired: the owner died or hung. Taking one over is a new claim.
-RESCUE = """
+# Running jobs whose lease expired: the owner died or hung. Taking one over is a new claim,
+# with the next attempt. `{exhausted}` splits them: those with attempts left are started by
+# a claim (RESCUE_LIVE_PICK, with the kind's claim effects), those without are failed by the
+# worker (RESCUE_EXHAUSTED: its owners kept dying on this input).
+RESCUE_PICK = """
 WITH picked AS (
-    SELECT id FROM {t} WHERE status = 'running' AND locked_until < now()
+    SELECT id FROM {t} WHERE status = 'running' AND locked_until < now() AND {exhausted}
     ORDER BY locked_until LIMIT %(limit)s FOR UPDATE SKIP LOCKED
-)
+)"""
+RESCUE_START = """
 UPDATE {t} j SET attempt = j.attempt + 1, locked_by = %(worker)s,
     locked_until = {lease}, started_at = now(), updated_at = now()
 FROM picked WHERE j.id = picked.id RETURNING j.*
 """
+RESCUE_LIVE_PICK = RESCUE_PICK.replace("{exhausted}", "attempt < max_attempts")
+RESCUE_EXHAUSTED = RESCUE_PICK.replace("{exhausted}", "attempt >= max_attempts") + RESCUE_START
 
 HEARTBEAT = """
 UPDATE {t} SET locked_until = {lease}, updated_at = now()
@@ -139,9 +170,6 @@ UPDATE {t} SET status = 'queued', attempt = attempt - 1, run_at = now(), locked_
 WHERE {fence} RETURNING *
 """
 
-# Seconds until the earliest queued job is due (NULL: none queued).
-NEXT_DUE = "SELECT EXTRACT(EPOCH FROM (min(run_at) - now()))::float8 FROM {t} WHERE status = 'queued'"
-
 # What an operator scales and alerts on (depth.py): queued jobs that are due, queued jobs
 # waiting for a later run_at (retries in backoff), running jobs, and the age of the oldest due
 # job. The queued ones come from the partial index on (run_at, id) WHERE status = 'queued'.
@@ -170,6 +198,43 @@ def compose(template: str, table: str, partition: str | None = None) -> sql.Comp
     return sql.SQL(template).format(**parts)
 
 
+def claim_statement(spec: QueueSpec, effects: ClaimEffects, *, rescue: bool = False) -> sql.Composed:
+    """The claim of `spec`'s queue with `effects`: a new claim (FIFO or fair, by the spec), or
+    with `rescue` the takeover of expired leases that have attempts left (no next-due)."""
+
+    def q(template: str) -> sql.Composed:
+        return compose(template, spec.table, spec.partition_by)
+
+    more: list[sql.Composable] = []
+    if effects.update is not None:
+        more.append(sql.SQL(CLAIM_UPDATE).format(update=effects.update))
+    published: sql.Composable = sql.SQL("NULL::bigint")
+    if effects.events is not None:
+        traceparent = sql.SQL(COMMON_TRACEPARENT if spec.traced else "NULL::text")
+        publish = publish_within(sql.SQL(EVENTS_ARRAY), traceparent)
+        more.append(sql.SQL(CLAIM_EVENTS).format(events=effects.events, publish=publish))
+        published = sql.SQL(PUBLISHED)
+    due: sql.Composable = sql.SQL("NULL::float8")
+    if rescue:
+        pick, start = q(RESCUE_LIVE_PICK), q(RESCUE_START)
+    else:
+        pick, start, due = q(FIFO_CLAIM if spec.partition_by is None else FAIR_CLAIM), q(START), q(NEXT_DUE)
+    return sql.SQL(CLAIM).format(
+        pick=pick, start=start, effects=sql.Composed(more), due=due, published=published
+    )
+
+
+def claimed(rows: Sequence[Mapping[str, Any]]) -> tuple[list[Job], float | None]:
+    """A claim's answer (CLAIM, read with a dict row factory): the jobs it started, and the
+    seconds until the next queued job is due (None: none queued, or the claim was full)."""
+    jobs = [
+        Job.from_row({k: v for k, v in row.items() if k not in CLAIM_COLUMNS})
+        for row in rows
+        if row["id"] is not None
+    ]
+    return jobs, rows[0]["claim_next_due"] if rows else None
+
+
 def insert(table: str, values: Mapping[str, object]) -> sql.Composed:
     """INSERT of one job row with the columns of `values`, as named placeholders."""
     return sql.SQL(INSERT).format(
@@ -182,17 +247,17 @@ def insert(table: str, values: Mapping[str, object]) -> sql.Composed:
 class QueueSQL:
     """The statements for one queue's table, composed once."""
 
-    def __init__(self, spec: QueueSpec) -> None:
+    def __init__(self, spec: QueueSpec, effects: ClaimEffects = NO_EFFECTS) -> None:
         def q(template: str) -> sql.Composed:
             return compose(template, spec.table, spec.partition_by)
 
-        self.claim = q(FIFO_CLAIM if spec.partition_by is None else FAIR_CLAIM)
-        self.rescue = q(RESCUE)
+        self.claim = claim_statement(spec, effects)
+        self.rescue = claim_statement(spec, effects, rescue=True)
+        self.rescue_exhausted = q(RESCUE_EXHAUSTED)
         self.heartbeat = q(HEARTBEAT)
         self.check_fence = q(CHECK_FENCE)
         self.succeed = q(SUCCEED)
         self.retry = q(RETRY)
         self.fail = q(FAIL)
         self.release = q(RELEASE)
-        self.next_due = q(NEXT_DUE)
         self.depth = q(DEPTH)

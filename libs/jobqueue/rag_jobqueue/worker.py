@@ -29,7 +29,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import psycopg
@@ -43,7 +43,7 @@ from rag_jobqueue.depth import sample_depth_forever
 from rag_jobqueue.errors import LeaseLost, PermanentJobError, with_reference
 from rag_jobqueue.kind import JobKind
 from rag_jobqueue.lease import Lease
-from rag_jobqueue.queries import QueueSQL
+from rag_jobqueue.queries import QueueSQL, claimed
 from rag_jobqueue.queue import Job
 from rag_jobqueue.settings import JobSettings
 from rag_observability.tracing import SpanKind, mark_failed, span
@@ -86,7 +86,7 @@ class Worker:
         self._job_retry = job_retry_policy(settings)
         self.concurrency = concurrency or settings.worker_concurrency
         self.worker_id = worker_id or default_worker_id(self.queue.name)
-        self._sql = QueueSQL(self.queue)
+        self._sql = QueueSQL(self.queue, kind.claim_effects)
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._inflight: dict[uuid.UUID, tuple[asyncio.Task[None], Lease]] = {}
@@ -177,6 +177,7 @@ class Worker:
         due_in: float | None = None
         if time.monotonic() - self._last_rescue >= self._rescue_interval:
             self._last_rescue = time.monotonic()
+            await self._fail_exhausted(free)
             jobs += (await self._claim(self._sql.rescue, free, takeover=True))[0]
         if len(jobs) < free:
             claimed, due_in = await self._claim(self._sql.claim, free - len(jobs), takeover=False)
@@ -189,45 +190,42 @@ class Worker:
         return len(jobs), due_in
 
     async def _claim(self, statement: Any, limit: int, *, takeover: bool) -> tuple[list[Job], float | None]:
-        """Claim, publish `running` (or fail jobs out of attempts), in one transaction; also
-        (for a new claim that came back short) the seconds until the next queued job is due.
-
-        Not in psycopg's pipeline mode: measured, the worker did more jobs per second without
-        it (docs/jobs.md, "Round trips"). The next-due read is only made when the claim came
-        back short (a full claim claims again at once, so it would not be used)."""
+        """Claim, run the kind's claim effects and publish them: one statement, in autocommit,
+        so one round trip (queries.claim_statement). Also, for a new claim that came back
+        short, the seconds until the next queued job is due."""
         params = {"limit": limit, "worker": self.worker_id, "lease": self.settings.job_lease_seconds}
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.pool.connection() as conn, _autocommit(conn):
             async with conn.cursor(row_factory=dict_row) as cur:
                 await cur.execute(statement, params)
                 rows = await cur.fetchall()
-            due_in = None
-            if not takeover and len(rows) < limit:
-                due = await conn.execute(self._sql.next_due)
-                due_in = _seconds(await due.fetchone())
-            if not rows:
-                return [], due_in
-            started: list[Job] = []
-            events: list[Publishable] = []
-            for row in rows:
-                job = Job.from_row(row)
-                if job.attempt > job.max_attempts:
-                    # Its owners kept dying (a crash or OOM on this input): stop here.
-                    error = with_reference(
-                        f"Processing was interrupted {job.max_attempts} times; giving up.", job.id
-                    )
-                    failed = await self._transition(conn, self._sql.fail, job, error=error)
-                    if failed is not None:
-                        events += await self.kind.on_failed(conn, failed, error)
-                    continue
-                started.append(job)
-            if started:
-                events += await self.kind.on_claimed(conn, started)
-            await publish(conn, events, traceparent=_common_traceparent(started))
+        started, due_in = claimed(rows)
         kind = "takeover" if takeover else "new"
         metrics.JOBS_CLAIMED.labels(queue=self.queue.name, kind=kind).inc(len(started))
         if takeover and started:
             log.warning("jobs_taken_over", queue=self.queue.name, jobs=[str(j.id) for j in started])
         return started, due_in
+
+    async def _fail_exhausted(self, limit: int) -> None:
+        """Fail the expired jobs that have no attempt left: their owners kept dying (a crash
+        or an OOM on this input), so they are not run again. Rare, so in Python: the error
+        names each job, and the kind's `on_failed` publishes its events."""
+        params = {"limit": limit, "worker": self.worker_id, "lease": self.settings.job_lease_seconds}
+        async with self.pool.connection() as conn, conn.transaction():
+            async with conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(self._sql.rescue_exhausted, params)
+                rows = await cur.fetchall()
+            events: list[Publishable] = []
+            for row in rows:
+                job = Job.from_row(row)
+                error = with_reference(
+                    f"Processing was interrupted {job.max_attempts} times; giving up.", job.id
+                )
+                failed = await self._transition(conn, self._sql.fail, job, error=error)
+                if failed is not None:
+                    events += await self.kind.on_failed(conn, failed, error)
+            await publish(conn, events)
+        if rows:
+            log.warning("jobs_given_up", queue=self.queue.name, jobs=[str(row["id"]) for row in rows])
 
     # -- running ---------------------------------------------------------------
 
@@ -399,16 +397,15 @@ class Worker:
                 log.error("job_release_failed", job_id=str(job.id), error=str(exc))
 
 
-def _seconds(row: tuple[Any, ...] | None) -> float | None:
-    """NEXT_DUE's answer: seconds until the earliest queued job is due (None: none queued)."""
-    return None if row is None or row[0] is None else float(row[0])
-
-
-def _common_traceparent(jobs: list[Job]) -> str | None:
-    """The trace context all `jobs` were queued in, if they share one (one upload's files do):
-    the claim publishes their `running` events in one call, which stores one context."""
-    found = {job.row.get("traceparent") for job in jobs}
-    return found.pop() if len(found) == 1 else None
+@contextlib.asynccontextmanager
+async def _autocommit(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[None]:
+    """`conn` in autocommit for one statement that is its own transaction: no BEGIN and
+    COMMIT of its own to wait for. Set back before the pool takes the connection back."""
+    await conn.set_autocommit(True)
+    try:
+        yield
+    finally:
+        await conn.set_autocommit(False)
 
 
 async def _wait_any(awaitables: list[Awaitable[Any]], timeout: float, names: list[str] | None = None) -> str:

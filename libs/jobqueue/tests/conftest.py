@@ -19,10 +19,10 @@ from uuid import UUID
 
 import psycopg
 import pytest
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
 from rag_eventbus.schema import install
-from rag_jobqueue import Job, QueueSpec, enqueue, public_message
+from rag_jobqueue import ClaimEffects, Job, QueueSpec, enqueue, public_message
 
 QUEUE = QueueSpec(table="test_jobs", channel="test_jobs", name="test", partition_by="tenant")
 FIFO = dataclasses.replace(QUEUE, partition_by=None)
@@ -81,6 +81,16 @@ def job_event(job: Job, error: str | None = None) -> JobEvent:
     return JobEvent(job.row["tenant"], payload)
 
 
+# `job_event` of every started job, in SQL: what the claim publishes.
+CLAIMED_EVENTS = ClaimEffects(
+    events=sql.SQL("""
+SELECT s.id AS job_id, 1 AS n, jsonb_build_object(
+    'type', 'job.status_updated', 'audience', s.tenant,
+    'payload', jsonb_build_object('job_id', s.id, 'status', s.status, 'attempt', s.attempt, 'error', NULL)
+) AS event FROM started s""")
+)
+
+
 class TestKind:
     """Hooks that publish one job event per transition (`on_failed` with the error)."""
 
@@ -88,9 +98,7 @@ class TestKind:
 
     queue = QUEUE
     timeout_seconds: float | None = None
-
-    async def on_claimed(self, conn: AsyncConnection[Any], jobs: Sequence[Job]) -> list[JobEvent]:
-        return [job_event(job) for job in jobs]
+    claim_effects = CLAIMED_EVENTS
 
     async def on_retry(self, conn: AsyncConnection[Any], job: Job, error: str) -> list[JobEvent]:
         return [job_event(job)]

@@ -21,7 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from rag_eventbus import publish
 from rag_jobqueue import Job, Lease, Worker
-from rag_jobqueue.queries import QueueSQL
+from rag_jobqueue.queries import QueueSQL, claimed
 from rag_jobqueue.queue import QueueSpec
 from rag_jobqueue.settings import JobSettings
 
@@ -64,7 +64,7 @@ def queues(jobs_database_url: str) -> Iterator[Queues]:
 def claim(conn: psycopg.Connection[Any], limit: int, spec: QueueSpec = QUEUE) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(QueueSQL(spec).claim, {"limit": limit, "worker": "test", "lease": 30})
-        return cur.fetchall()
+        return [job.row for job in claimed(cur.fetchall())[0]]
 
 
 def claim_now(dsn: str, limit: int, spec: QueueSpec = QUEUE) -> list[dict[str, Any]]:

@@ -48,7 +48,7 @@ async def test_the_stored_context_is_the_producers_and_the_run_and_its_events_co
         seen.append(current_traceparent())
 
     # One job per claim: a claim of jobs from different traces stores none for its events.
-    async with running_worker(jobs_database_url, record, worker_concurrency=1):
+    async with running_worker(jobs_database_url, record, queue=TRACED, worker_concurrency=1):
         await wait_until(all_status(jobs_database_url, "success"))
     assert sorted(seen, key=str) == [expected, None, None]
     # Each job's claim (`running`) and success events carry the context of that job.

@@ -16,7 +16,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from rag_eventbus import publish
-from rag_jobqueue import INTERNAL_ERROR, Job, Lease, LeaseLost, PermanentJobError, Worker
+from rag_jobqueue import INTERNAL_ERROR, Job, Lease, LeaseLost, PermanentJobError, QueueSpec, Worker
 from rag_jobqueue.queries import QueueSQL
 from rag_jobqueue.settings import JobSettings
 from rag_jobqueue.worker import job_retry_policy
@@ -103,10 +103,11 @@ def failed_event_error(dsn: str) -> str:
 
 @contextlib.asynccontextmanager
 async def running_worker(
-    dsn: str, behaviour: Behaviour | None = None, **overrides: Any
+    dsn: str, behaviour: Behaviour | None = None, *, queue: QueueSpec = QUEUE, **overrides: Any
 ) -> AsyncIterator[tuple[Worker, RecordingKind, asyncio.Event]]:
     async with AsyncConnectionPool(dsn, min_size=1, max_size=6, open=False) as pool:
         kind = RecordingKind(pool, behaviour)
+        kind.queue = queue
         worker = Worker(kind, pool, dsn, settings(**overrides))
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop))

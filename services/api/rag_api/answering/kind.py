@@ -18,12 +18,11 @@ exactly the concatenation of the deltas (nothing is stripped).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 import structlog
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
@@ -36,7 +35,7 @@ from rag_core.events import Citation, Event, MessageStatus, MessageStatusUpdated
 from rag_core.queues import ANSWER_QUEUE
 from rag_embedding import Embedder, EmbeddingError
 from rag_eventbus import publish
-from rag_jobqueue import Job, Lease, PermanentJobError, PublicMessages, public_message
+from rag_jobqueue import ClaimEffects, Job, Lease, PermanentJobError, PublicMessages, public_message
 
 log = structlog.get_logger("rag_api.answering")
 
@@ -52,6 +51,26 @@ ANSWER_ERRORS: PublicMessages = {
     EmbeddingError: "The answer could not be generated: the embedding service could not be reached.",
     psycopg.OperationalError: "The answer could not be generated: the database could not be reached.",
 }
+
+# The claim's effects (rag_jobqueue.effects): a first attempt stays `pending` until its first
+# delta; a retry or a takeover discards whatever an earlier attempt streamed, as
+# `_reset(conn, job, "streaming")` does: the message emptied, a `streaming` event at offset 0
+# with an empty delta (tests/answering/test_claim_effects.py compares the two).
+CLAIM_EFFECTS = ClaimEffects(
+    update=sql.SQL("""
+UPDATE messages m SET status = 'streaming', content = '', citations = '[]'::jsonb, error = NULL,
+    updated_at = now()
+FROM started s WHERE s.attempt > 1 AND m.id = s.message_id
+"""),
+    events=sql.SQL("""
+SELECT s.id AS job_id, 1 AS n, jsonb_build_object(
+    'type', 'message.status_updated', 'audience', s.workspace_id,
+    'payload', jsonb_build_object(
+        'workspace_id', s.workspace_id, 'message_id', s.message_id,
+        'conversation_id', s.conversation_id, 'status', 'streaming', 'delta', '', 'offset', 0)
+) AS event FROM started s WHERE s.attempt > 1
+"""),
+)
 
 # Sets the whole message: the resets (content '') and the failure.
 SET_MESSAGE = """
@@ -74,6 +93,7 @@ Conn = AsyncConnection[Any]
 
 class AnswerKind:
     queue = ANSWER_QUEUE
+    claim_effects = CLAIM_EFFECTS
 
     def __init__(
         self,
@@ -147,11 +167,6 @@ class AnswerKind:
         if status == "streaming":
             return _event(job, "streaming", delta="", offset=0)
         return _event(job, status, content="", error=error)
-
-    async def on_claimed(self, conn: Conn, jobs: Sequence[Job]) -> list[Event]:
-        # A first attempt stays `pending` until its first delta. A retry or a takeover
-        # discards whatever an earlier attempt streamed: offset 0, empty delta.
-        return [await self._reset(conn, job, "streaming") for job in jobs if job.attempt > 1]
 
     async def on_retry(self, conn: Conn, job: Job, error: str) -> list[Event]:
         return [await self._reset(conn, job, "pending")]
