@@ -4,7 +4,8 @@ Instruments, in the worker's process only: the moment the listener rings the wor
 wake-up event, the claim transaction (start, end) and every statement executed inside
 it (psycopg cursor executes, the fetches that wait for results, BEGIN, COMMIT). Each handler
 start then reports those times with its own, so the bench can split commit → start into its
-parts. Each statement of the claim is a round trip of its own (no pipeline mode).
+parts. A claim is one statement, one round trip (rag_jobqueue.effects); a rescue that fails
+jobs out of attempts adds a transaction of its own.
 """
 
 from __future__ import annotations
@@ -28,9 +29,8 @@ def _label(query: Any) -> str:
         text = " ".join(str(part) for part in text) if isinstance(text, list) else str(text)
     words = " ".join(text.split())
     for needle, label in (
-        ("WITH picked", "claim UPDATE … SKIP LOCKED"),
-        ("WITH RECURSIVE firsts", "fair claim UPDATE … SKIP LOCKED"),
-        ("EXTRACT(EPOCH FROM (min(run_at)", "next due (SELECT min(run_at))"),
+        ("WITH picked", "claim statement (FIFO)"),
+        ("WITH RECURSIVE firsts", "claim statement (fair claim, effects, publish)"),
         ("UPDATE documents", "UPDATE documents (status)"),
         ("FROM workspace_members", "SELECT recipients"),
         ("INSERT INTO user_streams", "INSERT user_streams (ids)"),
