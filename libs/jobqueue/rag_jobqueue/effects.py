@@ -25,7 +25,8 @@ class ClaimEffects:
     just started, with every column of the job table (status `running`, the new attempt).
 
     - `update`: one data-modifying statement on the kind's own rows (`UPDATE documents ...
-      FROM started ...`), or None.
+      FROM started ...`, without a RETURNING: the runtime adds its own), or None. It runs
+      before the publish, as it did in a transaction (queries.AFTER_UPDATE).
     - `events`: a query of the events to publish, one row each, with columns `job_id`, `n`
       (the event's place among its job's events) and `event`, the jsonb `{"type",
       "audience", "payload"}` that `rag_eventbus.publish` stores; or None. They are

@@ -47,10 +47,18 @@ SELECT {due} AS claim_next_due, {published} AS claim_published, s.*
 FROM (SELECT) AS one LEFT JOIN started s ON true
 """
 CLAIM_COLUMNS = ("claim_next_due", "claim_published")
-CLAIM_UPDATE = ",\nclaim_update AS ({update})"
+CLAIM_UPDATE = ",\nclaim_update AS ({update} RETURNING 1)"
 CLAIM_EVENTS = ",\nclaim_events AS ({events}),\npublished AS ({publish})"
+# Locks in the order of the transaction this statement replaced: the job rows (`started`), the
+# domain rows, then the bus's streams. A data-modifying WITH nobody reads runs after the main
+# query, so after the publish; reading it inside the publish's argument makes it run first. A
+# transaction that locks a document and then publishes (the api's) then never waits on a claim
+# that holds the streams while it waits on that document: no deadlock.
+AFTER_UPDATE = ", (SELECT count(*) FROM claim_update) AS updated"
 # The events in (job, n) order, as the jsonb array `publish` takes.
-EVENTS_ARRAY = "(SELECT coalesce(jsonb_agg(c.event ORDER BY c.job_id, c.n), '[]'::jsonb) FROM claim_events c)"
+EVENTS_ARRAY = (
+    "(SELECT coalesce(jsonb_agg(c.event ORDER BY c.job_id, c.n), '[]'::jsonb) FROM claim_events c{after})"
+)
 # The trace context every started job was queued in, if they share one (one upload's files do).
 COMMON_TRACEPARENT = """(SELECT CASE WHEN count(DISTINCT coalesce(traceparent, '')) = 1
     THEN min(traceparent) END FROM started)"""
@@ -211,7 +219,8 @@ def claim_statement(spec: QueueSpec, effects: ClaimEffects, *, rescue: bool = Fa
     published: sql.Composable = sql.SQL("NULL::bigint")
     if effects.events is not None:
         traceparent = sql.SQL(COMMON_TRACEPARENT if spec.traced else "NULL::text")
-        publish = publish_within(sql.SQL(EVENTS_ARRAY), traceparent)
+        after = sql.SQL(AFTER_UPDATE if effects.update is not None else "")
+        publish = publish_within(sql.SQL(EVENTS_ARRAY).format(after=after), traceparent)
         more.append(sql.SQL(CLAIM_EVENTS).format(events=effects.events, publish=publish))
         published = sql.SQL(PUBLISHED)
     due: sql.Composable = sql.SQL("NULL::float8")

@@ -1,7 +1,7 @@
 """The parse job: original in S3 -> text -> parsed text in S3 -> document parsed + an ingest job.
 
 The runtime (rag_jobqueue) claims the job and publishes `running` + document `parsing`
-(DocumentJobKind.on_claimed); retries, failures and releases are its business too. This
+(DocumentJobKind.claim_effects, in the claim's own statement); retries, failures and releases are its business too. This
 kind does the work and the completing transaction, which holds, all or nothing:
 
     parse job success (fenced by lease.finish), document parsed (+ page_count),
