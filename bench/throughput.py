@@ -182,7 +182,7 @@ def throughput_limits(med: dict[tuple[str, int], float]) -> str:
         f"and the completion the kind writes in its own transaction (BEGIN, the fenced UPDATE to "
         f"`success`, `publish`, COMMIT) for every job. The same one-statement claim serves "
         f"`ours-noevents`, so the events' share stays: it is the server's work in `eventbus_publish` "
-        f"(about 1 ms per call at one member, section 4b, twice per job: the claim's and the "
+        f"(about 1 ms per call at one member, the publish-cost section, twice per job: the claim's and the "
         f"completion's) on the same two cores as both processes. The worker process is CPU-bound "
         f"(py-spy above) in psycopg's per-statement work and the event bus's (building, serialising "
         f"and publishing events); the job logic is nothing. The peers do less per job and amortise it: "
