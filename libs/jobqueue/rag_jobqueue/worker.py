@@ -180,8 +180,8 @@ class Worker:
             await self._fail_exhausted(free)
             jobs += (await self._claim(self._sql.rescue, free, takeover=True))[0]
         if len(jobs) < free:
-            claimed, due_in = await self._claim(self._sql.claim, free - len(jobs), takeover=False)
-            jobs += claimed
+            fresh, due_in = await self._claim(self._sql.claim, free - len(jobs), takeover=False)
+            jobs += fresh
         for job in jobs:
             lease = Lease(job, self.worker_id, self._sql)
             task = asyncio.create_task(self._execute(job, lease), name=f"{self.queue.name}:{job.id}")
@@ -193,10 +193,9 @@ class Worker:
         """Claim, run the kind's claim effects and publish them: one statement, in autocommit,
         so one round trip (queries.claim_statement). Also, for a new claim that came back
         short, the seconds until the next queued job is due."""
-        params = {"limit": limit, "worker": self.worker_id, "lease": self.settings.job_lease_seconds}
         async with self.pool.connection() as conn, _autocommit(conn):
             async with conn.cursor(row_factory=dict_row) as cur:
-                await cur.execute(statement, params)
+                await cur.execute(statement, self._claim_params(limit))
                 rows = await cur.fetchall()
         started, due_in = claimed(rows)
         kind = "takeover" if takeover else "new"
@@ -205,14 +204,17 @@ class Worker:
             log.warning("jobs_taken_over", queue=self.queue.name, jobs=[str(j.id) for j in started])
         return started, due_in
 
+    def _claim_params(self, limit: int) -> dict[str, Any]:
+        """What every statement that takes jobs under this worker's lease is given."""
+        return {"limit": limit, "worker": self.worker_id, "lease": self.settings.job_lease_seconds}
+
     async def _fail_exhausted(self, limit: int) -> None:
         """Fail the expired jobs that have no attempt left: their owners kept dying (a crash
         or an OOM on this input), so they are not run again. Rare, so in Python: the error
         names each job, and the kind's `on_failed` publishes its events."""
-        params = {"limit": limit, "worker": self.worker_id, "lease": self.settings.job_lease_seconds}
         async with self.pool.connection() as conn, conn.transaction():
             async with conn.cursor(row_factory=dict_row) as cur:
-                await cur.execute(self._sql.rescue_exhausted, params)
+                await cur.execute(self._sql.rescue_exhausted, self._claim_params(limit))
                 rows = await cur.fetchall()
             events: list[Publishable] = []
             for row in rows:
