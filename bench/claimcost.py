@@ -106,7 +106,7 @@ def measure(
             with conn.transaction(force_rollback=True):
                 for index in drop:
                     conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(index)))
-                explain = sql.SQL("EXPLAIN (ANALYZE, BUFFERS) ") + statement
+                explain = b"EXPLAIN (ANALYZE, BUFFERS) " + statement
                 plan = "\n".join(r[0] for r in conn.execute(explain, params).fetchall())
             with conn.transaction(force_rollback=True):
                 for index in drop:
